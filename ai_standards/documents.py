@@ -19,7 +19,7 @@ __all__ = ['PAGE_SEP', 'MIN_CHARS_PER_PAGE', 'DOC_SUFFIXES', 'DocumentError', 'D
            'read_text_pages', 'Manifest', 'read_manifest', 'load_document', 'iter_jsonl_documents', 'IngestReport',
            'find_documents', 'read_documents']
 
-# %% ../nbs/01_documents.ipynb #c006
+# %% ../nbs/01_documents.ipynb #c007
 class DocumentError(Exception):
     "A file that cannot be read as a standards document; `path` and `reason` say which and why."
     def __init__(self, path, reason:str):
@@ -27,7 +27,7 @@ class DocumentError(Exception):
         super().__init__(f"{path}: {reason}")
     def __reduce__(self): return (DocumentError, (self.path, self.reason))  # crosses process boundaries intact
 
-# %% ../nbs/01_documents.ipynb #c009
+# %% ../nbs/01_documents.ipynb #c010
 PAGE_SEP = '\n\n'
 
 @dataclass
@@ -51,7 +51,7 @@ class Document:
         for p in self.pages: offs.append(pos); pos += len(p) + len(PAGE_SEP)
         return offs
 
-# %% ../nbs/01_documents.ipynb #c012
+# %% ../nbs/01_documents.ipynb #c013
 _BULLET_CTRL = '\x1f\x83\x95\x07'
 _CTRL = re.compile(r'[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u00ad\u200b\ufeff\ufffe]')
 _PUA = re.compile(r'[\ue000-\uf8ff]')
@@ -63,7 +63,7 @@ def normalize_chars(text:str) -> str:
     for c in _BULLET_CTRL: text = text.replace(c, '•')
     return _CTRL.sub('', unicodedata.normalize('NFKC', text))
 
-# %% ../nbs/01_documents.ipynb #c015
+# %% ../nbs/01_documents.ipynb #c016
 _SPACED = re.compile(r'^(?:\S ){3,}\S(?:\s{2,}(?:\S ){0,}\S)*$')
 
 def unspace_letters(line:str) -> str:
@@ -72,7 +72,7 @@ def unspace_letters(line:str) -> str:
     if not _SPACED.match(s): return line
     return ' '.join(w.replace(' ', '') for w in re.split(r'\s{2,}', s))
 
-# %% ../nbs/01_documents.ipynb #c018
+# %% ../nbs/01_documents.ipynb #c019
 _PAGENUM = re.compile(r'^(?:page\s+)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s+of\s+\d{1,4})?$|^-\s*\d{1,4}\s*-$', re.I)
 
 def _furniture_key(line:str) -> str: return re.sub(r'\d+', '#', re.sub(r'\s+', ' ', line.strip().lower()))
@@ -97,7 +97,7 @@ def strip_running_lines(pages:list[str], # page texts, one string per page
         out.append('\n'.join(l for i,l in enumerate(ls) if i not in drop))
     return out
 
-# %% ../nbs/01_documents.ipynb #c021
+# %% ../nbs/01_documents.ipynb #c022
 _STARTS_UNIT = re.compile(r'''^(?:\d{1,2}(?:\.\d{1,3})*\.?\s+\S   # 3.2.1 Title / 1. Item
     |[A-Z]{2,3}-\d+                                              # AC-2
     |\(?[a-z0-9]{1,3}\)\s|[a-z]\.\s                              # (a) a) a.
@@ -124,19 +124,19 @@ def join_lines(text:str, # one page of text, one visual line per line
         last = len(l)
     return '\n'.join(out)
 
-# %% ../nbs/01_documents.ipynb #c024
+# %% ../nbs/01_documents.ipynb #c025
 def normalize_whitespace(text:str) -> str:
     "Collapse spaces and dot leaders within lines and runs of blank lines."
     lines = [re.sub(r' {2,}', ' ', re.sub(r'(?: ?\.){4,}', ' ... ', l)).strip() for l in text.split('\n')]
     return re.sub(r'\n{3,}', '\n\n', '\n'.join(lines)).strip()
 
-# %% ../nbs/01_documents.ipynb #c027
+# %% ../nbs/01_documents.ipynb #c028
 def clean_pages(pages:list[str]) -> list[str]:
     "Clean raw page texts of one document: characters, letter-spacing, headers/footers, paragraphs, whitespace."
     pages = ['\n'.join(unspace_letters(l) for l in normalize_chars(p).split('\n')) for p in pages]
     return [normalize_whitespace(join_lines(p)) for p in strip_running_lines(pages)]
 
-# %% ../nbs/01_documents.ipynb #c030
+# %% ../nbs/01_documents.ipynb #c031
 def file_sha256(path:Path|str) -> str:
     "Hex sha256 of a file's bytes, read in 1 MiB blocks."
     h = hashlib.sha256()
@@ -144,14 +144,14 @@ def file_sha256(path:Path|str) -> str:
         for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
-# %% ../nbs/01_documents.ipynb #c031
+# %% ../nbs/01_documents.ipynb #c032
 def _check_file(path:Path) -> bytes:
     "Raise a `DocumentError` for a missing or empty file; return its first KiB."
     if not path.exists(): raise DocumentError(path, 'no such file')
     if path.stat().st_size == 0: raise DocumentError(path, 'empty file (0 bytes)')
     with open(path, 'rb') as f: return f.read(1024)
 
-# %% ../nbs/01_documents.ipynb #c032
+# %% ../nbs/01_documents.ipynb #c033
 def read_pdf_pages(path:Path|str) -> tuple[list[str], dict]:
     "Raw text of each page of a PDF, and its metadata, with PDFium."
     import pypdfium2 as pdfium
@@ -172,7 +172,7 @@ def read_pdf_pages(path:Path|str) -> tuple[list[str], dict]:
         return pages, pdf.get_metadata_dict(skip_empty=True)
     finally: pdf.close()
 
-# %% ../nbs/01_documents.ipynb #c033
+# %% ../nbs/01_documents.ipynb #c034
 def read_text_pages(path:Path|str) -> list[str]:
     "Pages of a text or Markdown file (form feeds separate pages); UTF-8, else cp1252 with a warning."
     path = Path(path); _check_file(path)
@@ -184,7 +184,7 @@ def read_text_pages(path:Path|str) -> list[str]:
     if not text.strip(): raise DocumentError(path, 'no text (the file holds only whitespace)')
     return text.split('\f')
 
-# %% ../nbs/01_documents.ipynb #c035
+# %% ../nbs/01_documents.ipynb #c036
 @dataclass
 class Manifest:
     "File → (category, title) rows of a manifest CSV."
@@ -196,7 +196,7 @@ class Manifest:
         except ValueError: rel = None
         return self.rows.get(rel) or self.rows.get(Path(file).name)
 
-# %% ../nbs/01_documents.ipynb #c036
+# %% ../nbs/01_documents.ipynb #c037
 def read_manifest(path:Path|str) -> Manifest:
     "Read a manifest CSV mapping files to their category (and optionally title)."
     path = Path(path)
@@ -212,7 +212,7 @@ def read_manifest(path:Path|str) -> Manifest:
         out[Path(r[fcol]).as_posix()] = row; out.setdefault(Path(r[fcol]).name, row)
     return Manifest(path, out)
 
-# %% ../nbs/01_documents.ipynb #c039
+# %% ../nbs/01_documents.ipynb #c040
 MIN_CHARS_PER_PAGE = 20
 
 def _md_title(pages:list[str]) -> str|None:
@@ -236,7 +236,7 @@ def load_document(path:Path|str, # a .pdf, .txt or .md file
     sha = file_sha256(path)
     return Document(sha[:16], str(path), sha, title.strip(), pages, label, kind, meta)
 
-# %% ../nbs/01_documents.ipynb #c041
+# %% ../nbs/01_documents.ipynb #c042
 def iter_jsonl_documents(path:Path|str, # a .jsonl file, one JSON object a line
                          label_field:str|None=None, # field holding the label; default: `label`, then `category`
                          text_field:str='text', # field holding the text
@@ -264,7 +264,7 @@ def iter_jsonl_documents(path:Path|str, # a .jsonl file, one JSON object a line
             yield Document(f'{path.stem}:{rid}', str(path), sha, str(rec.get('title') or rid), [text],
                            None if label is None else str(label), 'jsonl', meta)
 
-# %% ../nbs/01_documents.ipynb #c045
+# %% ../nbs/01_documents.ipynb #c046
 DOC_SUFFIXES = {'.pdf': 'pdf', '.txt': 'text', '.md': 'text', '.jsonl': 'jsonl'}
 
 @dataclass
@@ -283,7 +283,7 @@ class IngestReport:
                 f'{len(self.failures)} failure(s)')
         return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures])
 
-# %% ../nbs/01_documents.ipynb #c048
+# %% ../nbs/01_documents.ipynb #c049
 def find_documents(paths:Iterable, # files and folders
                    report:IngestReport|None=None, # where to record paths that do not exist or have an unknown type
                   ) -> list[tuple[Path, Path|None]]:
@@ -301,7 +301,7 @@ def find_documents(paths:Iterable, # files and folders
             report.fail(err)
     return found
 
-# %% ../nbs/01_documents.ipynb #c050
+# %% ../nbs/01_documents.ipynb #c051
 def _folder_label(file:Path, root:Path|None) -> str|None:
     "The category folder a file sits in below the root it was found under."
     if root is None: return None
@@ -314,7 +314,7 @@ def _load_or_error(path:str, label, title):
     except DocumentError as e: return e
     except Exception as e: return DocumentError(path, f'unexpected error: {type(e).__name__}: {e}')
 
-# %% ../nbs/01_documents.ipynb #c051
+# %% ../nbs/01_documents.ipynb #c052
 def _ordered_map(fn, jobs:list, workers:int):
     "Yield `fn(*job)` for each job in order, running up to `workers` processes a few jobs ahead."
     if workers <= 1 or len(jobs) <= 1:
@@ -328,7 +328,7 @@ def _ordered_map(fn, jobs:list, workers:int):
             if len(futs) >= 2 * workers: yield futs.pop(0).result()
         for f in futs: yield f.result()
 
-# %% ../nbs/01_documents.ipynb #c053
+# %% ../nbs/01_documents.ipynb #c054
 def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of them
                    manifest:Path|str|None=None, # CSV mapping files to categories (and titles)
                    label_field:str|None=None, # JSONL field holding the label (default: `label`, then `category`)
@@ -352,7 +352,7 @@ def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of t
         if f.suffix.lower() == '.jsonl': jsonl.append((f, label))
         else: jobs.append((str(f), label or _folder_label(f, root), title))
     report.files += len(found)
-    bar = tqdm(total=len(found), unit='file', desc='reading', disable=not progress)
+    bar = tqdm(total=len(found), unit='file', desc='reading', disable=not progress or not found)
     def emit(doc):
         report.documents += 1; report.pages += doc.n_pages
         return doc
@@ -369,4 +369,3 @@ def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of t
             except DocumentError as e: report.fail(e)
             bar.update(1)
     finally: bar.close()
-    logger.info(report.summary())

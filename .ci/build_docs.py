@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Build README.md and the docs site from the notebooks, with or without Quarto.
+
+    python .ci/build_docs.py readme        # README.md from nbs/index.ipynb
+    python .ci/build_docs.py check-readme  # exit 1 when README.md is not what nbs/index.ipynb renders to
+"""
+import json, re, shutil, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def processed_notebooks(force:bool=False) -> Path:
+    "Run nbdev's notebook processing (directives, front matter, show_doc) into `_proc/`; return that folder."
+    from nbdev.config import get_config
+    from nbdev.serve import proc_nbs
+    cfg = get_config(path=ROOT)
+    proc_nbs(str(cfg.nbs_path), n_workers=0, force=force)
+    return cfg.config_path/'_proc'
+
+def _page_links(md:str) -> str:
+    "Point links to module pages (`documents.html`) at their notebooks, which GitHub renders."
+    def repl(m):
+        nbs = sorted((ROOT/'nbs').glob(f'[0-9]*_{m[1]}.ipynb'))
+        return f'](nbs/{nbs[0].name})' if nbs else m[0]
+    return re.sub(r'\]\(([a-z_]+)\.html\)', repl, md)
+
+def _outputs(cell) -> list:
+    out = []
+    for o in cell.get('outputs', []):
+        text = ''.join(o.get('text', '')) or ''.join(o.get('data', {}).get('text/plain', ''))
+        text = re.sub(r'\x1b\[[0-9;]*m', '', text)
+        if text.strip(): out.append('```\n' + text.rstrip('\n') + '\n```')
+    return out
+
+def render_readme() -> str:
+    "README text from the processed index notebook: title and summary, prose, code with its outputs."
+    nb = json.loads((processed_notebooks()/'index.ipynb').read_text())
+    parts = []
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'raw' and src.startswith('---'):
+            fm = dict(re.findall(r'^(title|description): (.*(?:\n  .*)*)', src, re.M))
+            parts.append(f"# {fm.get('title', 'ai_standards')}\n\n> {' '.join(fm.get('description', '').split())}")
+        elif c['cell_type'] == 'markdown': parts.append(_page_links(src))
+        elif c['cell_type'] == 'code' and src.strip():
+            if parts and parts[-1].startswith('```python\n'): parts[-1] = parts[-1][:-4] + '\n' + src + '\n```'  # imports + code: one block
+            else: parts.append('```python\n' + src + '\n```')
+            parts += _outputs(c)
+    return '\n\n'.join(parts) + '\n'
+
+def main(cmd:str='readme') -> int:
+    if cmd == 'readme': (ROOT/'README.md').write_text(render_readme()); print('wrote README.md'); return 0
+    if cmd == 'check-readme':
+        ok = (ROOT/'README.md').read_text() == render_readme()
+        print('README.md is up to date' if ok else 'README.md is stale: run python .ci/build_docs.py readme')
+        return 0 if ok else 1
+    print(__doc__); return 2
+
+if __name__ == '__main__': sys.exit(main(*sys.argv[1:]))

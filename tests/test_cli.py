@@ -1,0 +1,26 @@
+"The ai-standards command as a user runs it: exit codes, one-line errors, JSON output."
+import json
+from conftest import cli
+
+def test_demo(tmp_path):
+    r = cli('demo', '--out', tmp_path/'demo', '--json')
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s['documents'] == 30 and s['failures'] == [] and s['chunks'] > 100
+    assert (tmp_path/'demo'/'processed_documents.json').exists()
+
+def test_chunk_jsonl_out(tmp_path, sample_pdfs):
+    r = cli('chunk', sample_pdfs/'privacy', '--manifest', sample_pdfs/'manifest.csv', '--out', tmp_path/'c.jsonl', '--json')
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in open(tmp_path/'c.jsonl')]
+    assert len(rows) == json.loads(r.stdout)['chunks'] and {x['label'] for x in rows} == {'privacy'}
+
+def test_errors_are_one_line(tmp_path):
+    r = cli('chunk', tmp_path/'nothing-here')
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [f'ai-standards chunk: error: no documents could be read from {tmp_path/"nothing-here"}; nothing-here: no such file or folder']
+
+def test_usage_errors_exit_2():
+    assert cli('chunk').returncode == 2
+    assert cli('no-such-command').returncode == 2
+    r = cli('--help'); assert r.returncode == 0 and 'demo' in r.stdout
