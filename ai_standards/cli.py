@@ -10,7 +10,7 @@ from pathlib import Path
 from loguru import logger
 
 # %% auto #0
-__all__ = ['CLIError', 'cmd_chunk', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['CLIError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -58,20 +58,65 @@ def cmd_chunk(args):
     return 1 if report.failures and args.strict else 0
 
 # %% ../nbs/09_cli.ipynb #c014
+def _store(args):
+    "The VectorStore named by --db / --chroma-url / --collection."
+    from ai_standards.vectordb import VectorStore
+    return VectorStore(args.db, url=args.chroma_url, collection=args.collection)
+
+# %% ../nbs/09_cli.ipynb #c015
+def _ingest_text(s:dict) -> str:
+    "The ingest summary as a few readable lines."
+    lines = [f"{s['documents']} documents, {s['pages']} pages -> chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, "
+             f"removed {s['chunks_removed']}; {s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
+    return '\n'.join(lines + [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']])
+
+# %% ../nbs/09_cli.ipynb #c016
+def cmd_ingest(args):
+    "Documents → chunks → embeddings → Chroma; print what was added, kept and removed."
+    from ai_standards.models import Embedder
+    from ai_standards.vectordb import ingest
+    store = _store(args)
+    embedder = store.embedder_for(device=args.device) if store.count() else Embedder(args.model, device=args.device, backend=args.backend)
+    s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest, label_field=args.label_field)
+    if not s['documents'] and s['failures']: raise CLIError('no documents could be read: ' + '; '.join(f"{Path(f['file']).name}: {f['reason']}" for f in s['failures'][:3]))
+    _emit(args, s, _ingest_text(s))
+    return 1 if s['failures'] and args.strict else 0
+
+# %% ../nbs/09_cli.ipynb #c017
+def _hits_text(hits:list[dict]) -> str:
+    "Search hits as a numbered, cited list."
+    if not hits: return 'no results'
+    out = []
+    for n, h in enumerate(hits, 1):
+        pages = f"p.{h['page_start']}" + (f"-{h['page_end']}" if h.get('page_end') != h['page_start'] else '')
+        clause = f" §{h['clause']}" if h.get('clause') else ''
+        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')} {pages}{clause} {h.get('heading') or ''} ({h.get('normative_level')}, {h.get('label')})\n"
+                   f"   {' '.join(h['text'].split())[:240]}")
+    return '\n'.join(out)
+
+def cmd_search(args):
+    "Semantic search over an ingested collection, with citations."
+    hits = _store(args).search(args.query, k=args.k, label=args.label, document=args.document, requirements_only=args.requirements_only)
+    _emit(args, hits, _hits_text(hits))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #c019
 def cmd_demo(args):
     "Run the pipeline on the built-in sample corpus and say where everything is."
     from ai_standards.sample import render_sample_pdfs
-    from ai_standards.documents import IngestReport
-    from ai_standards.chunking import process_documents
+    from ai_standards.vectordb import VectorStore, ingest
     out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
-    report = IngestReport()
-    processed = process_documents([pdfs], report=report, progress=not args.json)
-    (out/'processed_documents.json').write_text(json.dumps(processed, ensure_ascii=False))
-    s = _chunk_summary(processed, report) | dict(sample_pdfs=str(pdfs), processed_documents=str(out/'processed_documents.json'))
-    _emit(args, s, _summary_text(s) + f"\n\nsample PDFs:         {pdfs}\nprocessed documents: {out/'processed_documents.json'}")
-    return 1 if report.failures else 0
+    store = VectorStore(out/'chroma_db')
+    ing = ingest([pdfs], store, progress=not args.json)
+    query = 'How quickly must a personal data breach be notified?'
+    hits = store.search(query, k=3)
+    s = dict(ingest=ing, search=dict(query=query, hits=hits), sample_pdfs=str(pdfs), database=str(out/'chroma_db'))
+    text = (_ingest_text(ing) + f'\n\nsearch: {query!r}\n' + _hits_text(hits) +
+            f"\n\nsample PDFs: {pdfs}\ndatabase:    {out/'chroma_db'}  (try: ai-standards search \"backup testing\" --db {out/'chroma_db'})")
+    _emit(args, s, text)
+    return 1 if ing['failures'] else 0
 
-# %% ../nbs/09_cli.ipynb #c016
+# %% ../nbs/09_cli.ipynb #c021
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."
     p = argparse.ArgumentParser(prog='ai-standards', description='Standards documents in: clean clause-aware chunks, embeddings, '
@@ -92,9 +137,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
     c.add_argument('--json', action='store_true', help='print the summary as JSON')
     c.set_defaults(func=cmd_chunk)
+    def store_args(sp):
+        sp.add_argument('--db', default='chroma_db', help='folder of the embedded Chroma database (default: %(default)s)')
+        sp.add_argument('--chroma-url', help='a Chroma server instead of --db, e.g. http://localhost:8000')
+        sp.add_argument('--collection', default='standards_embeddings', help='collection name (default: %(default)s)')
+        sp.add_argument('--json', action='store_true', help='print the result as JSON')
+    i = sub.add_parser('ingest', help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
+    i.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
+    store_args(i)
+    i.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
+    i.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
+    i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested folders')
+    i.add_argument('--model', help='embedding model: local folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
+    i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'onnx-int8'], help='embedding backend (default: %(default)s)')
+    i.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
+    i.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
+    i.set_defaults(func=cmd_ingest)
+    q = sub.add_parser('search', help='semantic search over ingested documents, with citations')
+    q.add_argument('query', help='what to look for, in plain words')
+    store_args(q)
+    q.add_argument('--k', type=int, default=5, help='number of results (default: %(default)s)')
+    q.add_argument('--label', help='only chunks with this label')
+    q.add_argument('--document', help='only chunks of this document (file name or doc id)')
+    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
+    q.set_defaults(func=cmd_search)
     return p
 
-# %% ../nbs/09_cli.ipynb #c017
+# %% ../nbs/09_cli.ipynb #c022
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `ai-standards` command."
     args = build_parser().parse_args(argv)
@@ -105,6 +174,10 @@ def main(argv:list[str]|None=None) -> int:
     except KeyboardInterrupt: print('interrupted', file=sys.stderr); return 1
     except Exception as e:
         if args.verbose: traceback.print_exc()
-        msg = str(e) if isinstance(e, CLIError) else f'{type(e).__name__}: {e}'
+        ours = isinstance(e, CLIError) or type(e).__module__.startswith('ai_standards')  # our errors already read as sentences
+        msg = str(e) if ours else f'{type(e).__name__}: {e}'
         print(f'ai-standards {args.command}: error: {msg}', file=sys.stderr)
         return 1
+
+# %% ../nbs/09_cli.ipynb #c023
+if __name__ == '__main__' and 'ipykernel' not in sys.modules: sys.exit(main())  # python -m ai_standards.cli

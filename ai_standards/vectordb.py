@@ -75,7 +75,7 @@ def _retry(self:VectorStore, fn, *args, **kwargs):
             if attempt == self.retries - 1:
                 raise VectorStoreError(f'Chroma server at {self.url} is unreachable after {self.retries} tries ({type(e).__name__}: {e})') from None
             wait = min(8.0, 0.25 * 2 ** attempt)
-            logger.warning(f'Chroma server at {self.url} unreachable ({type(e).__name__}); retrying in {wait:.1f}s'); time.sleep(wait)
+            logger.info(f'Chroma server at {self.url} unreachable ({type(e).__name__}); retrying in {wait:.1f}s'); time.sleep(wait)
 VectorStore._retry = _retry
 
 # %% ../nbs/04_vectordb.ipynb #c016
@@ -114,7 +114,7 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
     ids = [str(m.get('id') or '') for m in metadata]
     if not all(ids): raise VectorStoreError('every metadata dict needs an "id" (the chunk id)')
     self._record_model(embedder, emb.shape[1])
-    metas = [sanitize_metadata({k: v for k, v in m.items() if k not in ('id', 'text')}) for m in metadata]
+    metas = [sanitize_metadata({k: v for k, v in m.items() if k != 'text'}) for m in metadata]  # keeps `id`: Chroma refuses empty metadata
     for i in range(0, len(ids), self.max_batch):
         s = slice(i, i + self.max_batch)
         self._retry(self.collection.upsert, ids=ids[s], embeddings=emb[s], documents=list(texts[s]), metadatas=metas[s])
@@ -171,7 +171,7 @@ def search(self:VectorStore, query:str, # what to look for, in plain words
     q = embedder.generate_embeddings([query])
     where = _where(label, document, 'requirement' if requirements_only else normative_level)
     r = self._retry(self.collection.query, query_embeddings=q, n_results=k, where=where, include=['documents', 'metadatas', 'distances'])
-    return [dict(id=i, score=round(1 - d, 4), text=t, **m) for i, t, m, d in zip(r['ids'][0], r['documents'][0], r['metadatas'][0], r['distances'][0])]
+    return [dict(m or {}, id=i, score=round(1 - d, 4), text=t) for i, t, m, d in zip(r['ids'][0], r['documents'][0], r['metadatas'][0], r['distances'][0])]
 VectorStore.search = search
 
 # %% ../nbs/04_vectordb.ipynb #c029
