@@ -128,6 +128,8 @@ class Chunker:
                 ):
         self.tokenizer = load_tokenizer(model)
         self.max_tokens, self.overlap, self.min_tokens = max_tokens, overlap, min_tokens
+        tok_hash = hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()[:12]
+        self.signature = f'{tok_hash}/{max_tokens}/{overlap}/{min_tokens}'  # same signature, same chunks for the same text
         self.budget = max_tokens - self.tokenizer.num_special_tokens_to_add(False)
         if not 0 <= overlap < self.budget // 2: raise ValueError(f'overlap must be between 0 and {self.budget//2 - 1}, got {overlap}')
 

@@ -66,7 +66,7 @@ def _store(args):
 # %% ../nbs/09_cli.ipynb #c015
 def _ingest_text(s:dict) -> str:
     "The ingest summary as a few readable lines."
-    lines = [f"{s['documents']} documents, {s['pages']} pages -> chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, "
+    lines = [f"{s['documents']} documents read ({s['pages']} pages), {s['files_unchanged']} files unchanged -> chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, "
              f"removed {s['chunks_removed']}; {s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
     return '\n'.join(lines + [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']])
 
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
     i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested folders')
     i.add_argument('--model', help='embedding model: local folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
-    i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'onnx-int8'], help='embedding backend (default: %(default)s)')
+    i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'torch-bf16', 'onnx-int8'], help='embedding backend (default: %(default)s)')
     i.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
     i.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
     i.set_defaults(func=cmd_ingest)

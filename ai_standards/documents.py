@@ -274,13 +274,14 @@ class IngestReport:
     documents:int=0
     pages:int=0
     failures:list=field(default_factory=list) # (path, reason) pairs
+    skipped:int=0 # files a `skip` callback said need no reading (e.g. unchanged since the last ingest)
     def fail(self, err:DocumentError):
         "Record and log one failure."
         self.failures.append((err.path, err.reason)); logger.warning(f'skipped {err.path}: {err.reason}')
     def summary(self) -> str:
         "A few lines a person can read: counts, then each failure with its reason."
         head = (f'{self.files} file(s) read: {self.documents} document(s), {self.pages} page(s); '
-                f'{len(self.failures)} failure(s)')
+                f'{len(self.failures)} failure(s)' + (f'; {self.skipped} unchanged file(s) skipped' if self.skipped else ''))
         return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures])
 
 # %% ../nbs/01_documents.ipynb #c049
@@ -335,11 +336,15 @@ def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of t
                    workers:int|None=None, # processes for PDF/text extraction (default: CPU count)
                    progress:bool=True, # show a progress bar
                    report:IngestReport|None=None, # collects counts and failures; a fresh one if None
+                   skip=None, # optional callable: skip(path) -> True for files that need no reading
                   ) -> Iterator[Document]:
     "Stream cleaned `Document`s from files and folders; bad files are reported and skipped."
     report = IngestReport() if report is None else report
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     found = find_documents(paths, report)
+    if skip:
+        kept = [(f, r) for f, r in found if not skip(f)]
+        report.skipped += len(found) - len(kept); found = kept
     explicit = read_manifest(manifest) if manifest else None
     auto = {p: read_manifest(p/'manifest.csv') for p in map(Path, paths) if not explicit and (Path(p)/'manifest.csv').is_file()}
     def meta(f, root):

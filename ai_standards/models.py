@@ -5,7 +5,7 @@
 # %% ../nbs/03_models.ipynb #c001
 from __future__ import annotations
 import hashlib, json, os, sqlite3, threading, time, warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np
 from loguru import logger
@@ -13,8 +13,9 @@ from tqdm import tqdm
 from .chunking import default_model_path
 
 # %% auto #0
-__all__ = ['QUALITY_TEXTS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint', 'default_cache_dir', 'text_hash',
-           'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder', 'Embedder', 'generate_embeddings', 'load_classifier']
+__all__ = ['QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint', 'default_cache_dir',
+           'text_hash', 'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder', 'Embedder', 'generate_embeddings',
+           'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c007
 def pick_device(device:str|None=None) -> str:
@@ -176,21 +177,24 @@ QUALITY_TEXTS = [
 ]
 
 # %% ../nbs/03_models.ipynb #c028
+BACKENDS = ('auto', 'torch', 'torch-bf16', 'onnx-int8')
+
 class Embedder:
     "Batched, cached, L2-normalized sentence embeddings on CPU or GPU."
     def __init__(self, model:str|Path|None=None, # local folder or HF id; default: packaged all-MiniLM-L6-v2
                  device:str|None=None, # 'cpu', 'cuda', 'cuda:1'...; default: CUDA when available
-                 backend:str='auto', # 'auto', 'torch' or 'onnx-int8'
+                 backend:str='auto', # 'auto', 'torch', 'torch-bf16' or 'onnx-int8'
                  precision:str='auto', # torch on CUDA: 'fp16' (auto), 'bf16' or 'fp32'
                  batch_size:int=32, # texts per forward pass
                  cache:bool|Path|str=True, # on-disk embedding cache: True (default file), a path, or False
                 ):
-        if backend not in ('auto', 'torch', 'onnx-int8'): raise ValueError(f"backend must be 'auto', 'torch' or 'onnx-int8', not {backend!r}")
+        if backend not in BACKENDS: raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
         self.model_path, self.device = resolve_model(model), pick_device(device)
         self.backend_request, self.precision, self.batch_size = backend, precision, batch_size
         self.fingerprint = model_fingerprint(self.model_path)
         self.cache = None if cache is False else EmbeddingCache(default_cache_dir()/'embeddings.sqlite' if cache is True else Path(cache))
         self._st = self._onnx = None
+        self.backend = None
         self.backend = self._choose_backend()
         self.stats = dict(texts=0, unique=0, cached=0, embedded=0, seconds=0.0)
 
@@ -226,24 +230,44 @@ def _onnx_encoder(self:Embedder) -> OnnxEncoder:
         self._onnx = OnnxEncoder(folder/'model_int8.onnx', self.model_path, self.sentence_transformer.max_seq_length)
     return self._onnx
 
+def _probe_bf16(self:Embedder) -> dict:
+    "Time fp32 and bf16 on the quality sentences (best of 3) and compare their vectors; cached per model and CPU."
+    import platform, torch
+    cpu = hashlib.sha256(f'{platform.processor()}{os.cpu_count()}{torch.get_num_threads()}'.encode()).hexdigest()[:8]
+    f = default_cache_dir()/'probes'/f'bf16-{self.fingerprint}-{cpu}.json'
+    if f.exists(): return json.loads(f.read_text())
+    texts = QUALITY_TEXTS * 4
+    def run(bf16):
+        best = None
+        for _ in range(3):
+            t = time.perf_counter(); v = self._encode_torch(texts, False, bf16=bf16); dt = time.perf_counter() - t
+            best = dt if best is None else min(best, dt)
+        return v, best
+    v32, t32 = run(False); v16, t16 = run(True)
+    res = dict(fp32_seconds=round(t32, 3), bf16_seconds=round(t16, 3), min_cosine=float((v32 * v16).sum(1).min()))
+    f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(res))
+    return res
+
 def _choose_backend(self:Embedder) -> str:
     "The backend to use: see the table above."
     if self.backend_request == 'onnx-int8': self._onnx_encoder(); return 'onnx-int8'
-    if self.backend_request == 'torch' or not self.device.startswith('cpu') or not _mean_pooling(self.model_path): return 'torch'
-    try: self._onnx_encoder(); return 'onnx-int8'
-    except Exception as e:
-        logger.warning(f'int8 ONNX path unavailable for {self.model_path} ({e}); using fp32 torch'); return 'torch'
-Embedder._onnx_encoder, Embedder._choose_backend = _onnx_encoder, _choose_backend
+    if self.backend_request != 'auto': return self.backend_request
+    if not self.device.startswith('cpu'): return 'torch'
+    p = self._probe_bf16()
+    return 'torch-bf16' if p['bf16_seconds'] < 0.85 * p['fp32_seconds'] and p['min_cosine'] >= 0.99 else 'torch'
+Embedder._onnx_encoder, Embedder._probe_bf16, Embedder._choose_backend = _onnx_encoder, _probe_bf16, _choose_backend
 
 # %% ../nbs/03_models.ipynb #c031
-def _encode_torch(self:Embedder, texts:list[str], progress:bool) -> np.ndarray:
-    "sentence-transformers encode; fp16/bf16 autocast on CUDA; CUDA errors fall back to CPU."
+def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=None) -> np.ndarray:
+    "sentence-transformers encode; bf16 autocast when asked, fp16 on CUDA by default; CUDA errors fall back to CPU."
     import torch
     st = self.sentence_transformer
+    bf16 = self.backend == 'torch-bf16' if bf16 is None else bf16
     def run():
-        dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get('fp16' if self.precision == 'auto' else self.precision)
-        ctx = torch.autocast('cuda', dtype=dtype) if self.device.startswith('cuda') and dtype else torch.inference_mode()
-        with ctx:
+        cuda = self.device.startswith('cuda')
+        dtype = torch.bfloat16 if bf16 else {'fp16': torch.float16, 'bf16': torch.bfloat16}.get('fp16' if self.precision == 'auto' and cuda else self.precision)
+        ctx = torch.autocast('cuda' if cuda else 'cpu', dtype=dtype) if dtype else nullcontext()
+        with ctx, torch.inference_mode():
             return st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                              show_progress_bar=progress).astype(np.float32)
     try: return run()

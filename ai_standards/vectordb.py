@@ -11,13 +11,14 @@ from typing import Iterable
 from urllib.parse import urlparse
 import numpy as np
 from loguru import logger
-from .documents import IngestReport
+from .documents import IngestReport, file_sha256
 from .chunking import Chunker, iter_processed_documents
-from .models import Embedder
+from .models import Embedder, BACKENDS
 
 # %% auto #0
 __all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_embeddings_in_db',
-           'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'ingest']
+           'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'file_hashes', 'update_file_hash',
+           'chunker_signature', 'record_chunker', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -87,7 +88,7 @@ def _record_model(self:VectorStore, embedder:Embedder|None, dim:int):
     "Record the model on first write; refuse vectors whose dimension differs from what the collection holds."
     info = self.model_info()
     if not info and self.count() == 0:
-        meta = {'model_dim': dim} | ({'model_path': embedder.model_path, 'model_fingerprint': embedder.fingerprint,
+        meta = dict(self.collection.metadata or {}) | {'model_dim': dim} | ({'model_path': embedder.model_path, 'model_fingerprint': embedder.fingerprint,
                                      'model_backend': embedder.backend} if embedder else {})
         self._retry(self.collection.modify, metadata=meta); info = self.model_info()
     if info.get('dim') not in (None, dim):
@@ -142,7 +143,7 @@ VectorStore.ids_where, VectorStore.delete_ids, VectorStore.sources = ids_where, 
 def embedder_for(self:VectorStore, **kwargs) -> Embedder:
     "An `Embedder` for the model recorded in the collection (the default model when none is recorded)."
     info = self.model_info()
-    backend = info.get('backend', 'auto') if info.get('backend') in ('torch', 'onnx-int8') else 'auto'
+    backend = info['backend'] if info.get('backend') in BACKENDS else 'auto'
     return Embedder(info.get('path'), backend=kwargs.pop('backend', backend), **kwargs)
 VectorStore.embedder_for = embedder_for
 
@@ -175,33 +176,60 @@ def search(self:VectorStore, query:str, # what to look for, in plain words
 VectorStore.search = search
 
 # %% ../nbs/04_vectordb.ipynb #c029
-def _chunk_meta(doc:dict, c:dict, source:str) -> dict:
-    "Metadata stored with a chunk: its provenance and the document's identity."
+def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str) -> dict:
+    "Metadata stored with a chunk: its provenance and the identity of its document and file."
     return {k: c[k] for k in ('id', 'doc_id', 'title', 'label', 'chunk_index', 'n_tokens', 'char_start', 'char_end',
                               'page_start', 'page_end', 'clause', 'heading', 'normative_level')} | \
-           dict(source=source, file=Path(source).name, doc_sha256=doc['sha256'], kind=doc['kind'])
+           dict(source=source, file=Path(source).name, doc_sha256=doc['sha256'], file_sha256=file_hash, kind=doc['kind'])
 
 # %% ../nbs/04_vectordb.ipynb #c030
 def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dict]) -> dict:
     "Make the store hold exactly the chunks of `docs` (all from one file) for `source`; counts of what changed."
     chunks = {c['id']: (d, c) for d in docs for c in d['chunks']}
-    have = store.ids_where({'source': source})
+    have, file_hash = store.ids_where({'source': source}), file_sha256(source)
     new = [i for i in chunks if i not in have]
     for i in range(0, len(new), 256):
         part = [chunks[j] for j in new[i:i+256]]
         texts = [c['text'] for _, c in part]
-        store.store_embeddings_in_db(embedder.generate_embeddings(texts), texts, [_chunk_meta(d, c, source) for d, c in part], embedder)
+        store.store_embeddings_in_db(embedder.generate_embeddings(texts), texts, [_chunk_meta(d, c, source, file_hash) for d, c in part], embedder)
+    if have & set(chunks) and new: store.update_file_hash(have & set(chunks), file_hash)
     removed = store.delete_ids(have - set(chunks))
     return dict(added=len(new), unchanged=len(chunks) - len(new), removed=removed)
 
 # %% ../nbs/04_vectordb.ipynb #c031
+def file_hashes(self:VectorStore) -> dict[str, tuple[str, int]]:
+    "{source: (file sha256 when its chunks were stored, number of chunks)} for every source in the collection."
+    got = self._retry(self.collection.get, include=['metadatas'])
+    out = {}
+    for m in got['metadatas']:
+        if m and m.get('source'):
+            h, n = out.get(m['source'], (m.get('file_sha256'), 0))
+            out[m['source']] = (h if h == m.get('file_sha256') else None, n + 1)  # mixed hashes: not known to be unchanged
+    return out
+
+def update_file_hash(self:VectorStore, ids:set, file_hash:str):
+    "Record a file's new hash on chunks it still produces unchanged."
+    ids = sorted(ids)
+    for i in range(0, len(ids), self.max_batch):
+        self._retry(self.collection.update, ids=ids[i:i+self.max_batch], metadatas=[{'file_sha256': file_hash}] * len(ids[i:i+self.max_batch]))
+
+def chunker_signature(self:VectorStore) -> str|None: return (self.collection.metadata or {}).get('chunker')
+
+def record_chunker(self:VectorStore, signature:str):
+    "Remember the chunker settings that produced the stored chunks."
+    meta = dict(self.collection.metadata or {}); meta['chunker'] = signature
+    self._retry(self.collection.modify, metadata=meta)
+VectorStore.file_hashes, VectorStore.update_file_hash = file_hashes, update_file_hash
+VectorStore.chunker_signature, VectorStore.record_chunker = chunker_signature, record_chunker
+
+# %% ../nbs/04_vectordb.ipynb #c032
 def _writer_lock(store:VectorStore):
     "An exclusive lock on an embedded database folder (a server serializes writes itself)."
     if store.url: return nullcontext()
     from filelock import FileLock
     return FileLock(str(store.path/'.ai_standards.lock'))
 
-# %% ../nbs/04_vectordb.ipynb #c032
+# %% ../nbs/04_vectordb.ipynb #c033
 def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            store:VectorStore, # where the chunks go
            embedder:Embedder|None=None, # default: the collection's model, else all-MiniLM-L6-v2
@@ -216,21 +244,30 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
     chunker = chunker or Chunker(embedder.model_path)
     report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0), set(), time.time()
     with _writer_lock(store):
+        same_chunker = store.count() > 0 and store.chunker_signature() == chunker.signature
+        known = store.file_hashes() if same_chunker else {}
+        def unchanged(f:Path) -> bool:
+            "A file whose bytes match what its stored chunks came from needs no reading, chunking or embedding."
+            src = str(f.resolve()); h, n = known.get(src, (None, 0))
+            if h is None or h != file_sha256(f): return False
+            seen.add(src); counts['unchanged'] += n
+            return True
         group, current = [], None
         def flush():
             if group:
                 for k, v in _sync_source(store, embedder, current, group).items(): counts[k] += v
-        for doc in iter_processed_documents(paths, chunker, report, progress=progress, **kwargs):
+        for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=unchanged, **kwargs):
             src = str(Path(doc['source']).resolve())
             if src != current: flush(); group, current = [], src
             group.append(doc); seen.add(src)
         flush()
+        if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
         if prune:
             roots = [str(Path(p).resolve()) for p in paths]
             gone = {s for s in store.sources() if s not in seen and any(s == r or s.startswith(r.rstrip('/') + '/') for r in roots)
                     and not Path(s).exists()}
             for s in sorted(gone): counts['removed'] += store.delete_ids(store.ids_where({'source': s}))
-    return dict(documents=report.documents, pages=report.pages, chunks_added=counts['added'], chunks_unchanged=counts['unchanged'],
+    return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped, chunks_added=counts['added'], chunks_unchanged=counts['unchanged'],
                 chunks_removed=counts['removed'], chunks_in_collection=store.count(), seconds=round(time.time() - t0, 2),
                 embedded=embedder.stats['embedded'], collection=store.name, store=store.where,
                 failures=[dict(file=p, reason=r) for p, r in report.failures])

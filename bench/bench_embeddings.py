@@ -12,8 +12,9 @@ VARIANTS = {
     'SentenceTransformer.encode fp32, batch 32 (reference)': dict(kind='st'),
     'SentenceTransformer.encode, bf16 autocast on CPU': dict(kind='st', bf16=True),
     "Embedder(backend='torch') fp32": dict(kind='embedder', backend='torch'),
-    "Embedder() default on CPU = int8 ONNX": dict(kind='embedder', backend='auto'),
-    "Embedder() int8 ONNX, batch 64": dict(kind='embedder', backend='auto', batch_size=64),
+    "Embedder() default (auto: bf16 when the probe finds it faster)": dict(kind='embedder', backend='auto'),
+    "Embedder(backend='onnx-int8')": dict(kind='embedder', backend='onnx-int8'),
+    "Embedder(backend='onnx-int8'), batch 64": dict(kind='embedder', backend='onnx-int8', batch_size=64),
 }
 
 def load_texts():

@@ -6,8 +6,9 @@ def test_demo(tmp_path):
     r = cli('demo', '--out', tmp_path/'demo', '--json')
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s['documents'] == 30 and s['failures'] == [] and s['chunks'] > 100
-    assert (tmp_path/'demo'/'processed_documents.json').exists()
+    assert s['ingest']['documents'] == 30 and s['ingest']['failures'] == [] and s['ingest']['chunks_added'] > 200
+    assert s['search']['hits'][0]['file'] == 'PRIV-203.pdf'
+    assert (tmp_path/'demo'/'chroma_db').is_dir()
 
 def test_chunk_jsonl_out(tmp_path, sample_pdfs):
     r = cli('chunk', sample_pdfs/'privacy', '--manifest', sample_pdfs/'manifest.csv', '--out', tmp_path/'c.jsonl', '--json')
