@@ -82,7 +82,7 @@ def test_sigkill_midway_then_rerun_gives_clean_result(tmp_path, nist_data):
     db, cache = tmp_path/'db', tmp_path/'cache'
     env = {**os.environ, 'AI_STANDARDS_CACHE': str(cache)}  # a cold embedding cache, so the kill lands mid-embedding
     cmd = [sys.executable, '-m', 'ai_standards.cli', 'ingest', str(nist_data/'pdfs'), '--db', str(db), '--json']
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     def embedded():
         try:
             with sqlite3.connect(cache/'embeddings.sqlite', timeout=1) as c: return c.execute('SELECT count(*) FROM vec').fetchone()[0]
@@ -90,7 +90,7 @@ def test_sigkill_midway_then_rerun_gives_clean_result(tmp_path, nist_data):
     deadline = time.time() + 300
     while embedded() < 600 and proc.poll() is None and time.time() < deadline: time.sleep(0.5)
     assert proc.poll() is None, 'the ingest finished before it could be killed'
-    proc.send_signal(signal.SIGKILL); proc.wait()
+    os.killpg(proc.pid, signal.SIGKILL); proc.wait()  # the whole job dies at once, workers included, as in a crash
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     expected = {c['id'] for d in process_documents([nist_data/'pdfs'], progress=False) for c in d['chunks']}
