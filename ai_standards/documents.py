@@ -316,8 +316,20 @@ def _load_or_error(path:str, label, title):
     except Exception as e: return DocumentError(path, f'unexpected error: {type(e).__name__}: {e}')
 
 # %% ../nbs/01_documents.ipynb #c052
+def _spawn_safe() -> bool:
+    "False when the main module is a script without an `if __name__ == '__main__':` guard (spawned workers would re-run it)."
+    import sys
+    f = getattr(sys.modules.get('__main__'), '__file__', None)
+    if not f or not str(f).endswith('.py'): return True  # notebooks, REPL, python -c, console scripts
+    try: src = Path(f).read_text(errors='ignore')
+    except OSError: return True
+    return '__name__' in src and '__main__' in src
+
 def _ordered_map(fn, jobs:list, workers:int):
     "Yield `fn(*job)` for each job in order, running up to `workers` processes a few jobs ahead."
+    if workers > 1 and len(jobs) > 1 and not _spawn_safe():
+        logger.info("reading in one process: put the calling code under `if __name__ == '__main__':` to read files in parallel")
+        workers = 1
     if workers <= 1 or len(jobs) <= 1:
         for j in jobs: yield fn(*j)
         return
