@@ -131,14 +131,21 @@ def _plt():
     import matplotlib.pyplot as plt
     return plt
 
+def _heatmap(m:np.ndarray, labels:list, cmap:str, title:str):
+    "A square heatmap with class names on both axes and a colour bar."
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(0.45 * len(labels) + 3, 0.45 * len(labels) + 2.5))
+    im = ax.imshow(m, cmap=cmap); fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha='right', fontsize=8); ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig, ax
+
 def plot_confusion(result:dict, title:str='Confusion matrix'):
     "Heatmap of a confusion matrix with label names (rows: true, columns: predicted)."
-    plt = _plt(); cm = np.array(result['confusion_matrix']); labels = result['labels']
-    fig, ax = plt.subplots(figsize=(0.45 * len(labels) + 3, 0.45 * len(labels) + 2.5))
-    im = ax.imshow(cm, cmap='Blues'); fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha='right', fontsize=8); ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    cm = np.array(result['confusion_matrix'])
+    fig, ax = _heatmap(cm, result['labels'], 'Blues', title)
     for i, j in zip(*np.nonzero(cm)): ax.text(j, i, cm[i, j], ha='center', va='center', fontsize=7, color='white' if cm[i, j] > cm.max() / 2 else 'black')
-    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(title); fig.tight_layout()
+    ax.set_xlabel('predicted'); ax.set_ylabel('true'); fig.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c024
@@ -157,11 +164,9 @@ def plot_f1_bars(results:dict, # name -> evaluate_model result
 # %% ../nbs/06_evaluation.ipynb #c025
 def plot_class_similarity(sim:dict, title:str='Mean cosine similarity between classes'):
     "Heatmap of the class-by-class mean similarity (diagonal: intra-class)."
-    plt = _plt(); m = np.array(sim['class_similarity']); c = sim['classes']
-    fig, ax = plt.subplots(figsize=(0.45 * len(c) + 3, 0.45 * len(c) + 2.5))
-    im = ax.imshow(m, cmap='viridis'); fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(len(c)), c, rotation=60, ha='right', fontsize=8); ax.set_yticks(range(len(c)), c, fontsize=8)
-    ax.set_title(f"{title}\n(gap {sim['overall']['gap']:.3f}, silhouette {sim['silhouette']:.3f})", fontsize=10); fig.tight_layout()
+    fig, _ = _heatmap(np.array(sim['class_similarity']), sim['classes'], 'viridis',
+                      f"{title}\n(gap {sim['overall']['gap']:.3f}, silhouette {sim['silhouette']:.3f})")
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c026
