@@ -14,8 +14,8 @@ from .chunking import default_model_path
 
 # %% auto #0
 __all__ = ['QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint', 'default_cache_dir',
-           'text_hash', 'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder', 'Embedder', 'generate_embeddings',
-           'load_classifier']
+           'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder', 'Embedder',
+           'generate_embeddings', 'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c007
 def pick_device(device:str|None=None) -> str:
@@ -62,6 +62,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get('AI_STANDARDS_CACHE') or Path.home()/'.cache'/'ai_standards')
 
 def text_hash(text:str) -> str: return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+def write_atomic(path:Path, text:str):
+    "Write a file so that concurrent readers see the old content or the new, never a part."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp'); tmp.write_text(text); os.replace(tmp, path)
 
 # %% ../nbs/03_models.ipynb #c017
 class EmbeddingCache:
@@ -224,7 +229,7 @@ def _onnx_encoder(self:Embedder) -> OnnxEncoder:
             enc = OnnxEncoder(path, self.model_path, self.sentence_transformer.max_seq_length)
             ref = self.sentence_transformer.encode(QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
             cos = (enc.encode(QUALITY_TEXTS) * ref).sum(1)
-            report.write_text(json.dumps(dict(min_cosine=float(cos.min()), mean_cosine=float(cos.mean()), export_seconds=round(time.time()-t, 1))))
+            write_atomic(report, json.dumps(dict(min_cosine=float(cos.min()), mean_cosine=float(cos.mean()), export_seconds=round(time.time()-t, 1))))
         q = json.loads(report.read_text())
         if q['min_cosine'] < 0.99: raise RuntimeError(f"int8 ONNX embeddings too far from fp32 (min cosine {q['min_cosine']:.4f} < 0.99)")
         self._onnx = OnnxEncoder(folder/'model_int8.onnx', self.model_path, self.sentence_transformer.max_seq_length)
@@ -245,7 +250,7 @@ def _probe_bf16(self:Embedder) -> dict:
         return v, best
     v32, t32 = run(False); v16, t16 = run(True)
     res = dict(fp32_seconds=round(t32, 3), bf16_seconds=round(t16, 3), min_cosine=float((v32 * v16).sum(1).min()))
-    f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(res))
+    write_atomic(f, json.dumps(res))  # two processes may probe at once on a fresh machine
     return res
 
 def _choose_backend(self:Embedder) -> str:

@@ -186,7 +186,8 @@ def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str) -> dict:
 def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dict]) -> dict:
     "Make the store hold exactly the chunks of `docs` (all from one file) for `source`; counts of what changed."
     chunks = {c['id']: (d, c) for d in docs for c in d['chunks']}
-    have, file_hash = store.ids_where({'source': source}), file_sha256(source)
+    have = store.ids_where({'source': source})
+    file_hash = docs[0]['sha256'] if docs[0]['kind'] != 'jsonl' else file_sha256(source)  # a JSONL record's sha256 is the record's
     new = [i for i in chunks if i not in have]
     for i in range(0, len(new), 256):
         part = [chunks[j] for j in new[i:i+256]]
