@@ -17,7 +17,7 @@ from .models import Embedder, BACKENDS
 
 # %% auto #0
 __all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_embeddings_in_db',
-           'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'file_hashes', 'update_file_hash',
+           'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'update_file_hash',
            'chunker_signature', 'record_chunker', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
@@ -123,6 +123,18 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
 VectorStore.store_embeddings_in_db = store_embeddings_in_db
 
 # %% ../nbs/04_vectordb.ipynb #c021
+def file_hashes(self:VectorStore) -> dict[str, tuple[str, int]]:
+    "{source: (file sha256 when its chunks were stored, number of chunks)} for every source in the collection."
+    got = self._retry(self.collection.get, include=['metadatas'])
+    out = {}
+    for m in got['metadatas']:
+        if m and m.get('source'):
+            h, n = out.get(m['source'], (m.get('file_sha256'), 0))
+            out[m['source']] = (h if h == m.get('file_sha256') else None, n + 1)  # mixed hashes: not known to be unchanged
+    return out
+
+VectorStore.file_hashes = file_hashes
+
 def ids_where(self:VectorStore, where:dict) -> set[str]:
     "Ids of the chunks matching a Chroma `where` filter."
     return set(self._retry(self.collection.get, where=where, include=[])['ids'])
@@ -135,8 +147,7 @@ def delete_ids(self:VectorStore, ids:Iterable[str]) -> int:
 
 def sources(self:VectorStore) -> set[str]:
     "Every source file with chunks in the collection."
-    got = self._retry(self.collection.get, include=['metadatas'])
-    return {m.get('source') for m in got['metadatas'] if m and m.get('source')}
+    return set(self.file_hashes())
 VectorStore.ids_where, VectorStore.delete_ids, VectorStore.sources = ids_where, delete_ids, sources
 
 # %% ../nbs/04_vectordb.ipynb #c024
@@ -198,16 +209,6 @@ def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dic
     return dict(added=len(new), unchanged=len(chunks) - len(new), removed=removed)
 
 # %% ../nbs/04_vectordb.ipynb #c031
-def file_hashes(self:VectorStore) -> dict[str, tuple[str, int]]:
-    "{source: (file sha256 when its chunks were stored, number of chunks)} for every source in the collection."
-    got = self._retry(self.collection.get, include=['metadatas'])
-    out = {}
-    for m in got['metadatas']:
-        if m and m.get('source'):
-            h, n = out.get(m['source'], (m.get('file_sha256'), 0))
-            out[m['source']] = (h if h == m.get('file_sha256') else None, n + 1)  # mixed hashes: not known to be unchanged
-    return out
-
 def update_file_hash(self:VectorStore, ids:set, file_hash:str):
     "Record a file's new hash on chunks it still produces unchanged."
     ids = sorted(ids)
@@ -220,7 +221,7 @@ def record_chunker(self:VectorStore, signature:str):
     "Remember the chunker settings that produced the stored chunks."
     meta = dict(self.collection.metadata or {}); meta['chunker'] = signature
     self._retry(self.collection.modify, metadata=meta)
-VectorStore.file_hashes, VectorStore.update_file_hash = file_hashes, update_file_hash
+VectorStore.update_file_hash = update_file_hash
 VectorStore.chunker_signature, VectorStore.record_chunker = chunker_signature, record_chunker
 
 # %% ../nbs/04_vectordb.ipynb #c032
