@@ -3,6 +3,7 @@
 
     python .ci/build_docs.py readme        # README.md from nbs/index.ipynb
     python .ci/build_docs.py check-readme  # exit 1 when README.md is not what nbs/index.ipynb renders to
+    python .ci/build_docs.py site          # the docs site in _docs/: nbdev_docs with Quarto, else nbdev processing + smalldocs
 """
 import json, re, shutil, subprocess, sys
 from pathlib import Path
@@ -22,6 +23,7 @@ def _page_links(md:str) -> str:
     def repl(m):
         nbs = sorted((ROOT/'nbs').glob(f'[0-9]*_{m[1]}.ipynb'))
         return f'](nbs/{nbs[0].name})' if nbs else m[0]
+    md = re.sub(r'\]\(tutorials/([a-z_]+)\.html\)', r'](nbs/tutorials/\1.ipynb)', md)
     return re.sub(r'\]\(([a-z_]+)\.html\)', repl, md)
 
 def _outputs(cell) -> list:
@@ -48,7 +50,42 @@ def render_readme() -> str:
             parts += _outputs(c)
     return '\n\n'.join(parts) + '\n'
 
+def _apply_output_files(proc:Path):
+    "Rename processed notebooks to their `output-file` page names (nbdev sets them; smalldocs names pages after files)."
+    renames = {}
+    for nb in sorted(proc.rglob('*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        m = re.search(r'^output-file: (\S+)\.html$', ''.join(cells[0]['source']), re.M) if cells else None
+        if m and nb.stem != m[1]:
+            nb.rename(nb.with_name(m[1] + '.ipynb')); renames[nb.relative_to(proc).as_posix()] = nb.with_name(m[1] + '.ipynb').relative_to(proc).as_posix()
+    for yml in (proc/'sidebar.yml',):
+        if yml.exists():
+            text = yml.read_text()
+            for a, b in renames.items(): text = text.replace(a, b)
+            yml.write_text(text)
+
+def build_site() -> Path:
+    "The docs site in `_docs/`: `nbdev_docs` where Quarto is installed, otherwise the same processed notebooks through smalldocs."
+    import os
+    os.chdir(ROOT)  # nbdev finds settings.ini from the working directory
+    bin_ = Path(sys.executable).parent
+    if shutil.which('quarto'):
+        subprocess.run([bin_/'nbdev_docs'], check=True); return ROOT/'_docs'
+    import nbdev.doclinks
+    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    refresh_quarto_yml()  # nbs/nbdev.yml: title, site url, output-dir _docs
+    nbdev.doclinks._build_modidx()
+    nbdev_sidebar.__wrapped__(path=ROOT/'nbs')  # nbs/sidebar.yml
+    shutil.rmtree(ROOT/'_proc', ignore_errors=True)
+    proc = processed_notebooks(force=True)
+    _apply_output_files(proc)
+    shutil.rmtree(proc/'_docs', ignore_errors=True)
+    subprocess.run([bin_/'smalldocs', 'render', str(proc)], check=True)
+    shutil.rmtree(ROOT/'_docs', ignore_errors=True); shutil.move(str(proc/'_docs'), str(ROOT/'_docs'))
+    return ROOT/'_docs'
+
 def main(cmd:str='readme') -> int:
+    if cmd == 'site': print(f'site written to {build_site()}'); return 0
     if cmd == 'readme': (ROOT/'README.md').write_text(render_readme()); print('wrote README.md'); return 0
     if cmd == 'check-readme':
         ok = (ROOT/'README.md').read_text() == render_readme()

@@ -10,7 +10,8 @@ from pathlib import Path
 from loguru import logger
 
 # %% auto #0
-__all__ = ['CLIError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['CLIError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_train', 'cmd_classify', 'cmd_evaluate', 'cmd_info',
+           'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -101,22 +102,152 @@ def cmd_search(args):
     return 0
 
 # %% ../nbs/09_cli.ipynb #c019
-def cmd_demo(args):
-    "Run the pipeline on the built-in sample corpus and say where everything is."
-    from ai_standards.sample import render_sample_pdfs
-    from ai_standards.vectordb import VectorStore, ingest
-    out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
-    store = VectorStore(out/'chroma_db')
-    ing = ingest([pdfs], store, progress=not args.json)
-    query = 'How quickly must a personal data breach be notified?'
-    hits = store.search(query, k=3)
-    s = dict(ingest=ing, search=dict(query=query, hits=hits), sample_pdfs=str(pdfs), database=str(out/'chroma_db'))
-    text = (_ingest_text(ing) + f'\n\nsearch: {query!r}\n' + _hits_text(hits) +
-            f"\n\nsample PDFs: {pdfs}\ndatabase:    {out/'chroma_db'}  (try: ai-standards search \"backup testing\" --db {out/'chroma_db'})")
-    _emit(args, s, text)
-    return 1 if ing['failures'] else 0
+def _results_text(res:dict) -> str:
+    "The results table and where everything is."
+    lines = [f"{res['n']} {res['level']}s of the {res['evaluated_on']} split:", f"  {'model':34} accuracy  macro-F1"]
+    lines += [f"  {r['model']:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for r in res['results']]
+    e = res.get('embedding') or {}
+    if not e.get('skipped') and 'knn_macro_f1_before' in e:
+        lines.append(f"  embeddings kNN macro-F1 (validation): base {e['knn_macro_f1_before']:.3f} -> fine-tuned {e['knn_macro_f1_after']:.3f}")
+    if res.get('weights'): lines.append(f"  ensemble weights (tuned on validation): {res['weights']}")
+    lines += ['', f"report:   {res['report']}", f"models:   {res['models_dir']}", f"database: {res['database']}", f"run:      {res['run_dir']}",
+              f"time:     {sum(res['seconds'].values()):.0f}s (" + ', '.join(f'{k} {v:.0f}s' for k, v in res['seconds'].items()) + ')']
+    return '\n'.join(lines)
 
-# %% ../nbs/09_cli.ipynb #c021
+# %% ../nbs/09_cli.ipynb #c020
+def _trainer_for(args):
+    "An AIStandardsTrainer configured by --config and the command's flags (flags win)."
+    from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig, read_config
+    cfg = read_config(args.config) if args.config else PipelineConfig()
+    out = Path(args.out)
+    over = dict(models_dir=str(out), progress=not args.json,
+                run_dir=str(args.run_dir) if args.run_dir else cfg.run_dir if args.config else str(out.parent/f'{out.name}.run'))
+    for k in ('manifest', 'label_field', 'device', 'chroma_url'):
+        if getattr(args, k, None) is not None: over[k] = str(getattr(args, k))
+    if args.db: over['db_path'] = str(args.db)
+    t = AIStandardsTrainer(cfg, **over)
+    if args.epochs is not None: t.config.classifier.epochs = args.epochs
+    if args.embedding_epochs is not None: t.config.embedding.epochs = args.embedding_epochs
+    return t
+
+def cmd_train(args):
+    "Documents → the eight-step pipeline → saved models, report and a results table."
+    from ai_standards.documents import IngestReport
+    t, report = _trainer_for(args), IngestReport()
+    res = t.train(args.paths, restart=args.restart, report=report)
+    res = res | dict(failures=[dict(file=p, reason=r) for p, r in report.failures])
+    _emit(args, res, _results_text(res) + ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in res['failures']))
+    return 1 if report.failures and args.strict else 0
+
+# %% ../nbs/09_cli.ipynb #c022
+_DOC_SUFFIXES = ('.pdf', '.txt', '.md', '.markdown', '.jsonl')
+
+def _classify_text(res:list[dict], chunks:int) -> str:
+    "Per document: label, probability, alternatives; then its first `chunks` chunks with clause and page."
+    out = []
+    for r in res:
+        if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
+        alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
+        truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
+        out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  [{r['n_chunks']} chunk(s); next: {alts}]")
+        for c in r['chunks'][:chunks]:
+            where = f"p.{c['page']}" + (f" §{c['clause']}" if c['clause'] else '')
+            out.append(f"    {where:14} {c['label']} {c['probability']:.2f} ({c['normative_level']}) {' '.join(c['text'].split())[:80]}")
+        if len(r['chunks']) > chunks: out.append(f"    ... {len(r['chunks']) - chunks} more chunk(s) (--chunks N, or --json)")
+    return '\n'.join(out)
+
+def cmd_classify(args):
+    "Label documents and texts with a saved model; per document and per chunk."
+    from ai_standards.documents import IngestReport
+    from ai_standards.pipeline import AIStandardsTrainer
+    missing = [x for x in args.inputs if x.lower().endswith(_DOC_SUFFIXES) and not Path(x).exists()]
+    if missing: raise CLIError(f'{missing[0]}: no such file (quote a text to classify it as text)')
+    t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
+    res = t.classify(args.inputs, top_k=args.top, report=report)
+    if not res: raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures[:3]))
+    _emit(args, dict(documents=res, failures=[dict(file=p, reason=r) for p, r in report.failures]),
+          _classify_text(res, args.chunks) + ''.join(f'\n  FAILED {p}: {r}' for p, r in report.failures))
+    return 1 if report.failures else 0
+
+# %% ../nbs/09_cli.ipynb #c024
+def _evaluate_text(m:dict, folder) -> str:
+    lines = [f"{m['n']} {m['level']}s: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}", f"  {'model':34} accuracy  macro-F1"]
+    lines += [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for n, r in m['models'].items()]
+    if m.get('unknown_labels'): lines.append(f"  labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}")
+    return '\n'.join(lines + ([f'report: {folder}'] if folder else []))
+
+def cmd_evaluate(args):
+    "Accuracy, P/R/F1, confusion matrix and baselines of a saved model on labeled data."
+    import tempfile, shutil
+    from ai_standards.documents import IngestReport
+    from ai_standards.pipeline import AIStandardsTrainer, _base_model
+    from ai_standards.training import create_training_data
+    from ai_standards.evaluation import evaluation_report, TransformerPredictor
+    from ai_standards.chunking import process_documents
+    t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
+    docs = process_documents(args.data, t.get_chunker(), report, manifest=args.manifest, label_field=args.label_field or t.config.label_field, progress=False)
+    if not docs: raise CLIError('no documents could be read: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures[:3]))
+    data = create_training_data(docs, embed=False, split_field=t.config.split_field)
+    test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
+    train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
+    folder = Path(args.report) if args.report else Path(tempfile.mkdtemp(prefix='ai_standards_eval_'))
+    emb = {'base': _base_model(t)} | ({'fine-tuned': t.embedding_model} if t.embedding_model is not None else {})
+    extra = {'classifier alone': TransformerPredictor(t.classifier['model'], t.classifier['tokenizer'])} if t.ensemble is not None else {}
+    try:
+        m = evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb, (t.metrics or {}).get('classifier'),
+                              args.level or t.config.evaluation_level, f'{Path(args.model_dir).name} on {", ".join(Path(p).name for p in args.data)}',
+                              extra, t.config.model)
+    finally:
+        if not args.report: shutil.rmtree(folder, ignore_errors=True)
+    m = m | dict(failures=[dict(file=p, reason=r) for p, r in report.failures])
+    if args.json: print(json.dumps({k: v for k, v in m.items() if k not in ('ids', 'y_true', 'y_pred')} if not args.report else m, indent=1, default=float))
+    else: print(_evaluate_text(m, args.report))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #c026
+def _fmt_bytes(n:int) -> str: return f'{n/1e6:.1f} MB' if n >= 1e5 else f'{n/1e3:.1f} kB'
+
+def cmd_info(args):
+    "What a model folder holds, after checking every file against its manifest."
+    from ai_standards.persistence import check_model_folder
+    folder = Path(args.model_dir); m = check_model_folder(folder, checksums=not args.quick)
+    metrics = json.loads((folder/'metrics.json').read_text()); config = json.loads((folder/'config.json').read_text())
+    ens = json.loads((folder/'ensemble.json').read_text()) if (folder/'ensemble.json').exists() else None
+    sizes = {}
+    for rel, f in m['files'].items(): sizes[rel.split('/')[0]] = sizes.get(rel.split('/')[0], 0) + f['bytes']
+    s = dict(model_dir=str(folder.absolute()), checked='sizes' if args.quick else 'sizes and sha256', created=m['created'], format_version=m['format_version'],
+             versions=m['versions'], labels=m['labels'], components=m['components'], ensemble_weights=ens and ens['weights'],
+             evaluation=metrics.get('evaluation'), database=config.get('db_path') or config.get('chroma_url'), files=len(m['files']), bytes=sizes)
+    text = [f"{s['model_dir']}: {s['files']} files match the manifest ({s['checked']})", f"created {s['created']} with " +
+            ', '.join(f'{k} {v}' for k, v in m['versions'].items() if v), f"{len(s['labels'])} labels: {', '.join(s['labels'])}",
+            'parts: ' + ', '.join(f'{k} ({_fmt_bytes(v)})' for k, v in sizes.items())]
+    if ens: text.append(f"default predictor: ensemble {ens['weights']}")
+    if s['evaluation']: text += ['evaluation (held-out split):'] + [f"  {n:34} accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}" for n, r in s['evaluation'].items()]
+    if s['database']: text.append(f"database: {s['database']}")
+    _emit(args, s, '\n'.join(text))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #c028
+def cmd_demo(args):
+    "Train, evaluate and save models on the built-in sample corpus, search it, and say where everything is."
+    from ai_standards.sample import render_sample_pdfs
+    from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig
+    from ai_standards.training import ClassifierConfig, EmbeddingConfig
+    out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
+    cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'), progress=not args.json,
+                         classifier=ClassifierConfig(epochs=args.epochs), embedding=EmbeddingConfig(epochs=1))
+    t = AIStandardsTrainer(cfg); res = t.train([pdfs])
+    query = 'How quickly must a personal data breach be notified?'
+    hits = t.search(query, k=3)
+    sample = t.classify(['Backups of critical systems shall be restored and tested at least quarterly.'])[0]
+    s = res | dict(search=dict(query=query, hits=hits), classify=sample, sample_pdfs=str(pdfs))
+    text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits) +
+            f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({sample['probability']:.2f})" +
+            f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   ai-standards search \"backup testing\" --db {out/'chroma_db'}")
+    _emit(args, s, text)
+    return 0
+
+# %% ../nbs/09_cli.ipynb #c030
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."
     p = argparse.ArgumentParser(prog='ai-standards', description='Standards documents in: clean clause-aware chunks, embeddings, '
@@ -125,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     d = sub.add_parser('demo', help='run the pipeline on the built-in sample corpus')
     d.add_argument('--out', default='ai_standards_demo', help='folder for everything the demo writes (default: %(default)s)')
+    d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
     d.add_argument('--json', action='store_true', help='print the summary as JSON')
     d.set_defaults(func=cmd_demo)
     c = sub.add_parser('chunk', help='read documents and cut them into clause-aware chunks')
@@ -161,15 +293,57 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
     q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
     q.set_defaults(func=cmd_search)
+    t = sub.add_parser('train', help='train a classifier and embedding model, evaluate, save (resumable)',
+                       description='Read documents, then run the eight steps: prepare, embed, store, classifier, embedding, evaluate, persist, '
+                                   'report. Run the same command again to resume after an interruption.')
+    t.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
+    t.add_argument('--out', required=True, metavar='MODEL_DIR', help='the model folder to write')
+    t.add_argument('--config', type=Path, help='pipeline settings (.json or .toml); flags override them')
+    t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
+    t.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
+    t.add_argument('--label-field', help='JSONL field holding the label (e.g. family)')
+    t.add_argument('--epochs', type=float, help='classifier epochs (default: 4)')
+    t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1)')
+    t.add_argument('--db', type=Path, help='embedded Chroma folder (default: RUN_DIR/chroma_db)')
+    t.add_argument('--chroma-url', help='a Chroma server instead of --db')
+    t.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
+    t.add_argument('--restart', action='store_true', help='start over instead of resuming')
+    t.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
+    t.add_argument('--json', action='store_true', help='print the results as JSON')
+    t.set_defaults(func=cmd_train)
+    k = sub.add_parser('classify', help='label documents or texts with a saved model')
+    k.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
+    k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT', help='a PDF, text or JSONL file, or a text in quotes')
+    k.add_argument('--top', type=int, default=3, help='labels listed per document (default: %(default)s)')
+    k.add_argument('--chunks', type=int, default=5, help='chunks shown per document (default: %(default)s; all with --json)')
+    k.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
+    k.add_argument('--json', action='store_true', help='print the results as JSON')
+    k.set_defaults(func=cmd_classify)
+    e = sub.add_parser('evaluate', help='score a saved model on labeled data, with baselines and a report')
+    e.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
+    e.add_argument('data', nargs='+', type=Path, metavar='DATA', help='a labeled JSONL file, or a folder of documents with labels')
+    e.add_argument('--label-field', help="JSONL field holding the label (default: the model's)")
+    e.add_argument('--manifest', type=Path, help='CSV mapping files to categories')
+    e.add_argument('--level', choices=['chunk', 'document'], help="score chunks or documents (default: the model's setting)")
+    e.add_argument('--report', type=Path, metavar='DIR', help='write metrics.json, predictions, plots, report.md and report.html here')
+    e.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
+    e.add_argument('--json', action='store_true', help='print metrics.json')
+    e.set_defaults(func=cmd_evaluate)
+    n = sub.add_parser('info', help='describe a model folder and check it against its manifest')
+    n.add_argument('model_dir', metavar='MODEL_DIR')
+    n.add_argument('--quick', action='store_true', help='check sizes only, not checksums')
+    n.add_argument('--json', action='store_true', help='print the description as JSON')
+    n.set_defaults(func=cmd_info)
     return p
 
-# %% ../nbs/09_cli.ipynb #c022
+# %% ../nbs/09_cli.ipynb #c031
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `ai-standards` command."
     args = build_parser().parse_args(argv)
     logger.remove()  # skipped files are listed in each command's summary, so their log lines are only shown with --verbose
     logger.add(sys.stderr, format='{level}: {message}', filter={'': 'DEBUG' if args.verbose else 'WARNING',
-                                                              'ai_standards.documents': 'DEBUG' if args.verbose else 'ERROR'})
+                                                              'ai_standards.documents': 'DEBUG' if args.verbose else 'ERROR',
+                                                              'ai_standards.pipeline': 'DEBUG' if args.verbose else 'INFO'})
     try: return args.func(args)
     except KeyboardInterrupt: print('interrupted', file=sys.stderr); return 1
     except Exception as e:
@@ -179,5 +353,5 @@ def main(argv:list[str]|None=None) -> int:
         print(f'ai-standards {args.command}: error: {msg}', file=sys.stderr)
         return 1
 
-# %% ../nbs/09_cli.ipynb #c023
+# %% ../nbs/09_cli.ipynb #c032
 if __name__ == '__main__' and 'ipykernel' not in sys.modules: sys.exit(main())  # python -m ai_standards.cli

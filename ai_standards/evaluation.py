@@ -268,14 +268,19 @@ def evaluation_report(training_data:dict, # from `create_training_data`
                       training_metrics:dict|None=None, # the classifier's training metrics, for the curves
                       level:str='chunk', # 'chunk' or 'document'
                       title:str='ai_standards', # shown at the top of the report
+                      extra_models:dict|None=None, # more predictors scored on the same rows, e.g. {'classifier alone': ...}
+                      baseline_model:str|None=None, # embedding model of the frozen-embedding baseline; default: packaged all-MiniLM-L6-v2
                      ) -> dict:
     "Evaluate the classifier and the baselines on the same split; similarity, retrieval, plots, report folder. Returns metrics."
     splits = splits or (classifier.get('splits') and tuple(classifier['splits'][k] for k in ('train', 'validation', 'test')) if isinstance(classifier, dict) else None) \
              or split_training_data(training_data)
     tr, va, te = splits; test_rows = te or va
     train, test = subset(training_data, tr), subset(training_data, test_rows)
-    models = {'model': as_predictor(classifier), 'TF-IDF + LR': tfidf_baseline(train['texts'], train['labels']),
-              'frozen embeddings + LR': EmbeddingBaseline().fit(train['texts'], train['labels'])}
+    models = {'model': as_predictor(classifier)} | {n: as_predictor(m) for n, m in (extra_models or {}).items()}
+    if len(set(train['labels'])) > 1:  # baselines need training rows of at least two classes
+        models |= {'TF-IDF + LR': tfidf_baseline(train['texts'], train['labels']),
+                   'frozen embeddings + LR': EmbeddingBaseline(Embedder(baseline_model)).fit(train['texts'], train['labels'])}
+    else: logger.warning('no training rows in this data: the report has no baselines')
     results = {n: evaluate_model(m, test, level) for n, m in models.items()}
     main = results['model']
     figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(results))
@@ -286,7 +291,7 @@ def evaluation_report(training_data:dict, # from `create_training_data`
         figures[f'class_similarity_{name}'.replace(' ', '_').replace('-', '_')] = plot_class_similarity(sims[name], f'Class similarity: {name}')
     if emb: figures['projection'] = plot_projection(emb, test['labels'])
     if training_metrics or (isinstance(classifier, dict) and classifier.get('metrics')): figures['training_curves'] = plot_training(training_metrics or classifier['metrics'])
-    retrieval = retrieval_metrics(embedding_models, training_data, tr, test_rows) if embedding_models else {}
+    retrieval = retrieval_metrics(embedding_models, training_data, tr, test_rows) if embedding_models and tr else {}
     metrics = dict(main, title=title, created=time.strftime('%Y-%m-%d %H:%M:%S'), split=dict(train=len(tr), validation=len(va), test=len(te)),
                    models={n: {k: v for k, v in r.items() if k not in ('ids', 'y_true', 'y_pred', 'confusion_matrix')} for n, r in results.items()},
                    similarity=sims, retrieval=retrieval)

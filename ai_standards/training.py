@@ -15,7 +15,8 @@ from .models import Embedder, load_classifier, pick_device, resolve_model, quiet
 # %% auto #0
 __all__ = ['TrainingDataError', 'create_training_data', 'split_training_data', 'ClassifierConfig', 'train_classification_model',
            'predict_proba', 'aggregate_by', 'similarity_gap', 'knn_scores', 'label_retrieval', 'plain_retrieval',
-           'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model']
+           'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model', 'LinearHead', 'TfidfHead',
+           'EnsembleClassifier', 'fit_ensemble']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -56,33 +57,40 @@ def create_training_data(processed_documents:list[dict], # the hand-off format o
 # %% ../nbs/05_training.ipynb #c016
 _TEST, _VAL = {'test'}, {'validation', 'val', 'dev', 'valid'}
 
+def _group_split(data:dict, rows:list[int], share:float, seed:int, purpose:str) -> tuple[list[int], list[int]]:
+    "Split `rows` into (kept, held out) by document group, stratified by label; about `share` of the groups held out."
+    from sklearn.model_selection import StratifiedGroupKFold
+    groups = defaultdict(set)
+    for i in rows: groups[data['labels'][i]].add(data['metadata'][i]['group'])
+    few = {l: len(g) for l, g in groups.items() if len(g) < 2}
+    if few:
+        raise TrainingDataError('too few documents to split: ' + ', '.join(f"class {l!r} has {n} document group(s)" for l, n in sorted(few.items())) +
+                                f'; each class needs at least 2 for a {purpose} split. Add documents for those classes or leave them out.')
+    y = [data['labels'][i] for i in rows]; g = [data['metadata'][i]['group'] for i in rows]
+    n_folds = min(max(2, round(1 / share)), max(2, min(len(s) for s in groups.values())))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # sklearn warns when the least populated class has fewer groups than folds
+        keep, out = next(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(rows, y, g))
+    return [rows[i] for i in keep], [rows[i] for i in out]
+
 def split_training_data(data:dict, # from `create_training_data`
                         val_size:float=0.2, # share of training groups used for validation when none is given
                         seed:int=42,
+                        test_size:float=0.0, # share of groups held out for testing when the data gives no test split (0: none)
                        ) -> tuple[list[int], list[int], list[int]]:
     "(train, validation, test) row indices: a given split, else a stratified group split of the non-test rows."
-    from sklearn.model_selection import StratifiedGroupKFold
     if len(data['texts']) != len(data['labels']) or len(data['labels']) != len(data['metadata']):
         raise TrainingDataError(f"texts ({len(data['texts'])}), labels ({len(data['labels'])}) and metadata ({len(data['metadata'])}) differ in length")
     split = [str(m.get('split') or '').lower() for m in data['metadata']]
     test = [i for i, s in enumerate(split) if s in _TEST]
     val = [i for i, s in enumerate(split) if s in _VAL]
     rest = [i for i, s in enumerate(split) if s not in _TEST | _VAL]
+    if not test and test_size: rest, test = _group_split(data, rest, test_size, seed + 1, 'test'); test.sort()
     if val: return rest, val, test
-    groups = defaultdict(set)
-    for i in rest: groups[data['labels'][i]].add(data['metadata'][i]['group'])
-    n_folds = max(2, round(1 / val_size))
-    few = {l: len(g) for l, g in groups.items() if len(g) < 2}
-    if few:
-        raise TrainingDataError('too few documents to split: ' + ', '.join(f"class {l!r} has {n} document group(s)" for l, n in sorted(few.items())) +
-                                '; each class needs at least 2 for a validation split. Add documents for those classes or leave them out.')
-    y = [data['labels'][i] for i in rest]; g = [data['metadata'][i]['group'] for i in rest]
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # sklearn warns when the least populated class has fewer groups than folds
-        tr, va = next(StratifiedGroupKFold(n_splits=min(n_folds, max(2, min(len(s) for s in groups.values()))), shuffle=True, random_state=seed).split(rest, y, g))
-    return [rest[i] for i in tr], [rest[i] for i in va], test
+    tr, va = _group_split(data, rest, val_size, seed, 'validation')
+    return tr, va, test
 
-# %% ../nbs/05_training.ipynb #c020
+# %% ../nbs/05_training.ipynb #c022
 @dataclass
 class ClassifierConfig:
     "Settings for `train_classification_model` (all have working defaults)."
@@ -98,15 +106,16 @@ class ClassifierConfig:
     logging_steps:int=10
     seed:int=42
     device:str|None=None # default: CUDA when available
+    progress:bool=False # the Trainer's progress bar
 
-# %% ../nbs/05_training.ipynb #c021
+# %% ../nbs/05_training.ipynb #c023
 def _class_weights(label_ids:list[int], n:int) -> list[float]:
     "Inverse-frequency weights, normalized to mean 1 over the classes present."
     counts = np.bincount(label_ids, minlength=n).astype(float)
     w = np.where(counts > 0, counts.sum() / (n * np.maximum(counts, 1)), 0.0)
     return (w / w[counts > 0].mean()).tolist()
 
-# %% ../nbs/05_training.ipynb #c024
+# %% ../nbs/05_training.ipynb #c026
 def _weighted_trainer_class():
     "A `Trainer` whose loss is class-weighted cross-entropy (defined lazily: transformers imports slowly)."
     import torch
@@ -122,7 +131,7 @@ def _weighted_trainer_class():
             return (loss, outputs) if return_outputs else loss
     return WeightedTrainer
 
-# %% ../nbs/05_training.ipynb #c025
+# %% ../nbs/05_training.ipynb #c027
 def _metrics(eval_pred) -> dict:
     "Accuracy and macro-F1 of a Trainer evaluation."
     from sklearn.metrics import accuracy_score, f1_score
@@ -130,7 +139,7 @@ def _metrics(eval_pred) -> dict:
     pred = np.asarray(logits).argmax(-1)
     return dict(accuracy=float(accuracy_score(labels, pred)), macro_f1=float(f1_score(labels, pred, average='macro')))
 
-# %% ../nbs/05_training.ipynb #c026
+# %% ../nbs/05_training.ipynb #c028
 def _dataset(tokenizer, texts, label_ids, max_length):
     "A tokenized `datasets.Dataset` of texts and label ids."
     import datasets
@@ -141,7 +150,7 @@ def _dataset(tokenizer, texts, label_ids, max_length):
     finally:
         if was: datasets.enable_progress_bars()
 
-# %% ../nbs/05_training.ipynb #c027
+# %% ../nbs/05_training.ipynb #c029
 def _precision_flags(device:str) -> dict:
     "bf16 on GPUs that support it, else fp16; full precision on CPU."
     import torch
@@ -152,7 +161,7 @@ def _last_checkpoint(output_dir:Path) -> str|None:
     from transformers.trainer_utils import get_last_checkpoint
     return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
 
-# %% ../nbs/05_training.ipynb #c028
+# %% ../nbs/05_training.ipynb #c030
 def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights, resume:bool, device:str):
     "Train with OOM back-off: halve the batch (keeping the effective batch) and resume; at batch 1, go to the CPU."
     import torch
@@ -172,17 +181,18 @@ def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights,
             if bs > 1: bs, accum = bs // 2, accum * 2; logger.warning(f'CUDA out of memory: retrying with batch {bs} x {accum} accumulation')
             else: logger.warning('CUDA out of memory even at batch 1: continuing on the CPU'); device = 'cpu'; model.to('cpu')
 
-# %% ../nbs/05_training.ipynb #c029
+# %% ../nbs/05_training.ipynb #c031
 def train_classification_model(training_data:dict, # from `create_training_data`
                                output_dir:str|Path='runs/classifier', # checkpoints, logs and the final model
                                config:ClassifierConfig|None=None, # training settings
                                resume:bool=True, # continue from the last checkpoint in output_dir, if any
+                               splits:tuple|None=None, # (train, validation, test) rows; default: `split_training_data`
                               ) -> dict:
     "Fine-tune the classifier; return the trained model, tokenizer, label map, splits and training metrics."
     import torch
     from transformers import set_seed
     cfg, out = config or ClassifierConfig(), Path(output_dir)
-    tr, va, te = split_training_data(training_data, seed=cfg.seed)
+    tr, va, te = splits or split_training_data(training_data, seed=cfg.seed)
     labels = training_data['label_map']['labels']; ids = training_data['label_ids']
     device = pick_device(cfg.device); set_seed(cfg.seed)
     model, tokenizer = load_classifier(cfg.model, labels, device)
@@ -193,7 +203,7 @@ def train_classification_model(training_data:dict, # from `create_training_data`
                    per_device_eval_batch_size=cfg.eval_batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio,  # a float is a ratio in transformers 5
                    weight_decay=cfg.weight_decay, logging_steps=cfg.logging_steps, eval_strategy='epoch',
                    save_strategy='epoch', save_total_limit=2, load_best_model_at_end=True, metric_for_best_model='macro_f1',
-                   greater_is_better=True, report_to='none', seed=cfg.seed, disable_tqdm=True, **_precision_flags(device))
+                   greater_is_better=True, report_to='none', seed=cfg.seed, disable_tqdm=not cfg.progress, **_precision_flags(device))
     t0 = time.time()
     with quiet_hf(): trainer, used = _fit(_weighted_trainer_class(), args_kw, model, tokenizer, train_ds, val_ds, weights, resume, device)
     secs = time.time() - t0
@@ -208,7 +218,7 @@ def train_classification_model(training_data:dict, # from `create_training_data`
     return dict(model=trainer.model, tokenizer=tokenizer, label_map=training_data['label_map'], config=asdict(cfg),
                 splits=dict(train=tr, validation=va, test=te), metrics=metrics)
 
-# %% ../nbs/05_training.ipynb #c034
+# %% ../nbs/05_training.ipynb #c036
 def predict_proba(model, tokenizer, texts:list[str], batch_size:int=64, max_length:int=256) -> np.ndarray:
     "Softmax class probabilities of a sequence classifier for `texts`, shape (n, classes)."
     import torch
@@ -219,7 +229,7 @@ def predict_proba(model, tokenizer, texts:list[str], batch_size:int=64, max_leng
             out.append(torch.softmax(model(**enc).logits.float(), -1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), np.float32)
 
-# %% ../nbs/05_training.ipynb #c035
+# %% ../nbs/05_training.ipynb #c037
 def aggregate_by(keys:list, proba:np.ndarray) -> tuple[list, np.ndarray]:
     "Mean probabilities per key (e.g. document id), keys in first-seen order."
     order, rows = [], defaultdict(list)
@@ -228,7 +238,7 @@ def aggregate_by(keys:list, proba:np.ndarray) -> tuple[list, np.ndarray]:
         rows[k].append(p)
     return order, np.stack([np.mean(rows[k], 0) for k in order]) if order else np.zeros((0, proba.shape[1]))
 
-# %% ../nbs/05_training.ipynb #c039
+# %% ../nbs/05_training.ipynb #c041
 def similarity_gap(embeddings:np.ndarray, # (n, dim), L2-normalized
                    labels:list, # n labels
                   ) -> dict:
@@ -243,7 +253,7 @@ def similarity_gap(embeddings:np.ndarray, # (n, dim), L2-normalized
     intra = intra_pairs.sum() / max(1.0, n_intra.sum())
     return dict(intra=float(intra), inter=float(inter), gap=float(intra - inter))
 
-# %% ../nbs/05_training.ipynb #c041
+# %% ../nbs/05_training.ipynb #c043
 def knn_scores(train_emb:np.ndarray, train_labels:list, test_emb:np.ndarray, test_labels:list, k:int=5) -> dict:
     "Accuracy and macro-F1 of a k-nearest-neighbour (cosine) classifier on frozen embeddings."
     from sklearn.neighbors import KNeighborsClassifier
@@ -251,7 +261,7 @@ def knn_scores(train_emb:np.ndarray, train_labels:list, test_emb:np.ndarray, tes
     pred = KNeighborsClassifier(n_neighbors=min(k, len(train_labels)), metric='cosine').fit(train_emb, train_labels).predict(test_emb)
     return dict(accuracy=float(accuracy_score(test_labels, pred)), macro_f1=float(f1_score(test_labels, pred, average='macro')))
 
-# %% ../nbs/05_training.ipynb #c043
+# %% ../nbs/05_training.ipynb #c045
 def _ir(model, queries:dict, corpus:dict, relevant:dict, name:str) -> dict:
     "MRR@10, nDCG@10 and accuracy@1 of `model` on one retrieval task."
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
@@ -277,7 +287,7 @@ def plain_retrieval(model, data:dict, rows:list[int]) -> dict:
     relevant = {f'q{n}': ids for n, ids in enumerate(sections.values())}
     return _ir(model, queries, {str(i): data['texts'][i] for i in rows}, relevant, 'plain')
 
-# %% ../nbs/05_training.ipynb #c044
+# %% ../nbs/05_training.ipynb #c046
 def embedding_figures(model, data:dict, train:list[int], val:list[int]) -> dict:
     "kNN accuracy/macro-F1, similarity gap, same-label MRR@10 and plain retrieval of `model` on the validation rows."
     enc = lambda rows: model.encode([data['texts'][i] for i in rows], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
@@ -286,7 +296,7 @@ def embedding_figures(model, data:dict, train:list[int], val:list[int]) -> dict:
     return dict(knn=knn_scores(etr, ytr, eva, yva), similarity=similarity_gap(eva, yva),
                 label_retrieval=label_retrieval(model, data, val, train), plain_retrieval=plain_retrieval(model, data, val))
 
-# %% ../nbs/05_training.ipynb #c046
+# %% ../nbs/05_training.ipynb #c048
 @dataclass
 class EmbeddingConfig:
     "Settings for `fine_tune_embedding_model`."
@@ -301,8 +311,9 @@ class EmbeddingConfig:
     guard:bool=True # interpolate towards the base model if plain retrieval got worse
     seed:int=42
     device:str|None=None # default: CUDA when available
+    progress:bool=False # the Trainer's progress bar
 
-# %% ../nbs/05_training.ipynb #c047
+# %% ../nbs/05_training.ipynb #c049
 def _retrieval_pairs(data:dict, rows:list[int]):
     "(heading or title, chunk text) pairs from training rows: plain retrieval practice that guards against forgetting."
     from datasets import Dataset
@@ -310,7 +321,7 @@ def _retrieval_pairs(data:dict, rows:list[int]):
     pairs = [(q, t) for q, t in pairs if q and q.strip() != t.strip()]
     return Dataset.from_dict(dict(anchor=[q for q, _ in pairs], positive=[t for _, t in pairs])) if pairs else None
 
-# %% ../nbs/05_training.ipynb #c048
+# %% ../nbs/05_training.ipynb #c050
 def _loss_and_data(model, cfg:EmbeddingConfig, data:dict, rows:list[int]):
     "Losses and training datasets for `cfg.loss` (dicts: sentence-transformers' multi-dataset training), and the batch sampler."
     from datasets import Dataset
@@ -334,7 +345,7 @@ def _loss_and_data(model, cfg:EmbeddingConfig, data:dict, rows:list[int]):
     return {'labels': loss, 'retrieval': losses.MultipleNegativesRankingLoss(model)}, {'labels': ds, 'retrieval': retrieval}, \
            (BatchSamplers.BATCH_SAMPLER if cfg.loss == 'batch_all_triplet' else sampler)
 
-# %% ../nbs/05_training.ipynb #c049
+# %% ../nbs/05_training.ipynb #c051
 def _interpolate(base, tuned, alpha:float):
     "A copy of `tuned` with weights (1-alpha)*base + alpha*tuned."
     import copy, torch
@@ -343,7 +354,7 @@ def _interpolate(base, tuned, alpha:float):
         out.load_state_dict({k: (1 - alpha) * b[k] + alpha * v if v.is_floating_point() else v for k, v in tuned.state_dict().items()})
     return out
 
-# %% ../nbs/05_training.ipynb #c050
+# %% ../nbs/05_training.ipynb #c052
 def _guard(base, tuned, data:dict, val:list[int], base_plain:dict) -> tuple:
     "Keep plain retrieval no worse than the base: the tuned model, or the largest safe interpolation towards the base."
     target = base_plain['ndcg@10']
@@ -353,7 +364,7 @@ def _guard(base, tuned, data:dict, val:list[int], base_plain:dict) -> tuple:
         if plain['ndcg@10'] >= target: return m, dict(alpha=alpha, plain_ndcg10=plain['ndcg@10'], base_plain_ndcg10=target)
     return base, dict(alpha=0.0, plain_ndcg10=target, base_plain_ndcg10=target)
 
-# %% ../nbs/05_training.ipynb #c051
+# %% ../nbs/05_training.ipynb #c053
 def fine_tune_embedding_model(training_data:dict, # from `create_training_data`
                               output_dir:str|Path='runs/embedding', # checkpoints and the final model folder (`model/`)
                               config:EmbeddingConfig|None=None, # training settings
@@ -375,7 +386,7 @@ def fine_tune_embedding_model(training_data:dict, # from `create_training_data`
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio, batch_sampler=sampler, save_strategy='epoch', save_total_limit=1, logging_steps=5,
-        report_to='none', seed=cfg.seed, disable_tqdm=True, use_cpu=not device.startswith('cuda'), **_precision_flags(device))
+        report_to='none', seed=cfg.seed, disable_tqdm=not cfg.progress, use_cpu=not device.startswith('cuda'), **_precision_flags(device))
     t0 = time.time()
     with quiet_hf():
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=loss)
@@ -388,3 +399,93 @@ def fine_tune_embedding_model(training_data:dict, # from `create_training_data`
     return dict(model=tuned, path=str(out/'model'), config=asdict(cfg), before=before, after=after, guard=guard,
                 metrics=dict(train_loss=[dict(step=h['step'], loss=h['loss']) for h in trainer.state.log_history if 'loss' in h],
                              seconds=round(secs, 1), train_examples=len(ds)), splits=dict(train=tr, validation=va, test=te))
+
+# %% ../nbs/05_training.ipynb #c061
+class LinearHead:
+    "Class probabilities of a fitted linear model from its coefficients: softmax (multinomial) or sigmoid (two classes)."
+    def __init__(self, coef:np.ndarray, intercept:np.ndarray): self.coef, self.intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
+    @classmethod
+    def fit(cls, X, y:list[int], C:float=10.0):
+        from sklearn.linear_model import LogisticRegression
+        lr = LogisticRegression(max_iter=3000, C=C).fit(X, y)
+        coef, b = lr.coef_, lr.intercept_
+        n = int(max(y)) + 1  # expand to all classes in id order (a class absent from training gets -inf scores)
+        full, fb = np.zeros((n, coef.shape[1])), np.full(n, -1e9)
+        if len(lr.classes_) == 2: full[lr.classes_[1]], fb[lr.classes_[1]], fb[lr.classes_[0]] = coef[0], b[0], 0.0
+        else: full[lr.classes_], fb[lr.classes_] = coef, b
+        return cls(full, fb)
+    def predict_proba(self, X) -> np.ndarray:
+        from scipy.special import softmax
+        return softmax(np.asarray(X @ self.coef.T) + self.intercept, axis=1)
+
+# %% ../nbs/05_training.ipynb #c065
+class TfidfHead:
+    "TF-IDF (word 1-2 grams, sublinear tf) + a linear head; rebuilt from its vocabulary and idf."
+    def __init__(self, vocabulary:dict, idf:np.ndarray, head:LinearHead):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary={k: int(v) for k, v in vocabulary.items()})
+        self.vectorizer.idf_ = np.asarray(idf); self.head = head
+    @classmethod
+    def fit(cls, texts:list[str], y:list[int]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True); X = v.fit_transform(texts)
+        return cls(v.vocabulary_, v.idf_, LinearHead.fit(X, y))
+    def predict_proba(self, texts:list[str]) -> np.ndarray: return self.head.predict_proba(self.vectorizer.transform(texts))
+
+# %% ../nbs/05_training.ipynb #c066
+class EnsembleClassifier:
+    "Weighted sum of class probabilities: fine-tuned classifier, embedding head, TF-IDF head (`predict`, `predict_proba`, `classes_`)."
+    def __init__(self, classes:list[str], # label names in id order
+                 weights:dict, # component name -> weight: 'classifier', 'embedding', 'tfidf'
+                 classifier=None, tokenizer=None, # the fine-tuned sequence classifier
+                 embedding_model=None, embedding_head:LinearHead|None=None, # a SentenceTransformer and its head
+                 tfidf:TfidfHead|None=None):
+        self.classes_, self.weights = list(classes), {k: float(v) for k, v in weights.items() if v}
+        self.classifier, self.tokenizer, self.embedding_model, self.embedding_head, self.tfidf = classifier, tokenizer, embedding_model, embedding_head, tfidf
+    def component_proba(self, texts:list[str], names=None) -> dict:
+        "Each component's probabilities for `texts`."
+        out, texts = {}, list(texts)
+        for n in names or self.weights:
+            if n == 'classifier': out[n] = predict_proba(self.classifier, self.tokenizer, texts)
+            elif n == 'embedding':
+                e = self.embedding_model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+                out[n] = self.embedding_head.predict_proba(e)
+            elif n == 'tfidf': out[n] = self.tfidf.predict_proba(texts)
+        return out
+    def predict_proba(self, texts:list[str]) -> np.ndarray:
+        if not len(texts): return np.zeros((0, len(self.classes_)))
+        return sum(self.weights[n] * p for n, p in self.component_proba(texts).items()) / sum(self.weights.values())
+    def predict(self, texts:list[str]) -> list[str]: return [self.classes_[j] for j in self.predict_proba(texts).argmax(1)]
+
+# %% ../nbs/05_training.ipynb #c068
+def _simplex(step:float=0.1):
+    n = round(1 / step)
+    return [(a * step, b * step, (n - a - b) * step) for a in range(n, -1, -1) for b in range(n - a, -1, -1)]
+
+def fit_ensemble(training_data:dict, # from `create_training_data`
+                 classifier:dict, # from `train_classification_model`
+                 embedding_model=None, # SentenceTransformer for the embedding head (e.g. the fine-tuned one); None: no embedding head
+                 splits:tuple|None=None, # (train, validation, test); default: the classifier's
+                 level:str='document', # tune on 'document' or 'chunk' macro-F1
+                 step:float=0.1, # grid step of the weight search
+                ) -> EnsembleClassifier:
+    "Fit the embedding and TF-IDF heads on the training rows and choose the weights on validation macro-F1."
+    from sklearn.metrics import f1_score
+    tr, va, _ = splits or tuple(classifier['splits'][k] for k in ('train', 'validation', 'test'))
+    d = training_data; texts = lambda rows: [d['texts'][i] for i in rows]
+    ytr = [d['label_ids'][i] for i in tr]
+    head = LinearHead.fit(embedding_model.encode(texts(tr), batch_size=64, normalize_embeddings=True, convert_to_numpy=True), ytr) if embedding_model is not None else None
+    ens = EnsembleClassifier(d['label_map']['labels'], dict(classifier=1, embedding=1 if head else 0, tfidf=1), classifier['model'], classifier['tokenizer'],
+                             embedding_model, head, TfidfHead.fit(texts(tr), ytr))
+    probs = ens.component_proba(texts(va)); y = [d['label_ids'][i] for i in va]
+    if level == 'document':
+        keys = [d['metadata'][i]['doc_id'] for i in va]; first = {}
+        for k, l in zip(keys, y): first.setdefault(k, l)
+        for n in probs: order, probs[n] = aggregate_by(keys, probs[n])
+        y = [first[k] for k in order]
+    score = lambda w: f1_score(y, sum(w[n] * probs[n] for n in probs if w.get(n)).argmax(1), average='macro')
+    grid = [dict(classifier=a, embedding=b, tfidf=c) for a, b, c in _simplex(step) if head or b == 0]
+    best = max(grid, key=lambda w: (round(score(w), 6), w['classifier']))
+    ens.weights = {k: round(v, 3) for k, v in best.items() if v}
+    ens.validation = dict(level=level, ensemble_macro_f1=float(score(best)), **{f'{n}_macro_f1': float(score({n: 1})) for n in probs})
+    return ens

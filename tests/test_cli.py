@@ -6,9 +6,14 @@ def test_demo(tmp_path):
     r = cli('demo', '--out', tmp_path/'demo', '--json')
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert s['ingest']['documents'] == 30 and s['ingest']['failures'] == [] and s['ingest']['chunks_added'] > 200
+    assert [x['model'] for x in s['results']][0] == 'ensemble (default predictor)'
+    assert {'TF-IDF + LR', 'frozen embeddings + LR', 'classifier alone'} <= {x['model'] for x in s['results']}
     assert s['search']['hits'][0]['file'] == 'PRIV-203.pdf'
-    assert (tmp_path/'demo'/'chroma_db').is_dir()
+    assert (tmp_path/'demo'/'chroma_db').is_dir() and (tmp_path/'demo'/'models'/'manifest.json').exists()
+    assert s['report'].endswith('report.html')
+    labels = json.loads((tmp_path/'demo'/'models'/'label_map.json').read_text())['labels']
+    assert len(labels) == 10 and s['classify']['label'] in labels
+    for step in ('step 1/8 prepare', 'step 4/8 classifier', 'step 8/8 report'): assert step in r.stderr
 
 def test_chunk_jsonl_out(tmp_path, sample_pdfs):
     r = cli('chunk', sample_pdfs/'privacy', '--manifest', sample_pdfs/'manifest.csv', '--out', tmp_path/'c.jsonl', '--json')

@@ -5,12 +5,12 @@ import pytest
 from conftest import ROOT
 
 BIN = Path(sys.executable).parent
-NOTEBOOKS = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
+NOTEBOOKS = sorted(p.relative_to(ROOT/'nbs').as_posix() for p in [*(ROOT/'nbs').glob('*.ipynb'), *(ROOT/'nbs').glob('tutorials/*.ipynb')])
 
 def test_export_in_sync(tmp_path):
     "nbdev_export on a copy of the notebooks writes exactly the committed ai_standards/*.py."
     shutil.copy(ROOT/'settings.ini', tmp_path)
-    shutil.copytree(ROOT/'nbs', tmp_path/'nbs', ignore=shutil.ignore_patterns('_work', '.ipynb_checkpoints', '_quarto.yml'))
+    shutil.copytree(ROOT/'nbs', tmp_path/'nbs', ignore=shutil.ignore_patterns('_work', '.ipynb_checkpoints', '_quarto.yml', 'nbdev.yml', 'sidebar.yml'))
     subprocess.run([BIN/'nbdev_export'], cwd=tmp_path, check=True, capture_output=True)
     made = {p.name for p in (tmp_path/'ai_standards').glob('*.py')}
     have = {p.name for p in (ROOT/'ai_standards').glob('*.py')}
