@@ -23,7 +23,10 @@ def _page_links(md:str) -> str:
     def repl(m):
         nbs = sorted((ROOT/'nbs').glob(f'[0-9]*_{m[1]}.ipynb'))
         return f'](nbs/{nbs[0].name})' if nbs else m[0]
-    md = re.sub(r'\]\(tutorials/([a-z_]+)\.html\)', r'](nbs/tutorials/\1.ipynb)', md)
+    def tut(m):
+        nbs = sorted((ROOT/'nbs'/'tutorials').glob(f'*{m[1]}.ipynb'))
+        return f'](nbs/tutorials/{nbs[0].name})' if nbs else m[0]
+    md = re.sub(r'\]\(tutorials/([a-z_]+)\.html\)', tut, md)
     return re.sub(r'\]\(([a-z_]+)\.html\)', repl, md)
 
 def _outputs(cell) -> list:

@@ -35,20 +35,23 @@ def as_predictor(model):
     raise TypeError(f'cannot evaluate a {type(model).__name__}: give a trained classifier or an object with predict(texts)')
 
 # %% ../nbs/06_evaluation.ipynb #c010
-def tfidf_baseline(texts:list[str], labels:list[str]):
+def tfidf_baseline(texts:list[str], labels:list[str],
+                   class_weight:str|None=None, # 'balanced' weights classes by inverse frequency
+                   C:float=10.0): # inverse regularization strength
     "TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, fitted."
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=10)).fit(texts, labels)
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=2000, C=C, class_weight=class_weight)).fit(texts, labels)
 
 # %% ../nbs/06_evaluation.ipynb #c011
 class EmbeddingBaseline:
     "Logistic regression on frozen sentence embeddings."
-    def __init__(self, embedder:Embedder|None=None): self.embedder = embedder or Embedder()
+    def __init__(self, embedder:Embedder|None=None, class_weight:str|None=None, C:float=10.0):
+        self.embedder, self.class_weight, self.C = embedder or Embedder(), class_weight, C
     def fit(self, texts, labels):
         from sklearn.linear_model import LogisticRegression
-        self.lr = LogisticRegression(max_iter=3000, C=10).fit(self.embedder.generate_embeddings(texts), labels)
+        self.lr = LogisticRegression(max_iter=3000, C=self.C, class_weight=self.class_weight).fit(self.embedder.generate_embeddings(texts), labels)
         self.classes_ = list(self.lr.classes_); return self
     def predict_proba(self, texts): return self.lr.predict_proba(self.embedder.generate_embeddings(texts))
     def predict(self, texts): return list(self.lr.predict(self.embedder.generate_embeddings(texts)))
@@ -278,8 +281,11 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     train, test = subset(training_data, tr), subset(training_data, test_rows)
     models = {'model': as_predictor(classifier)} | {n: as_predictor(m) for n, m in (extra_models or {}).items()}
     if len(set(train['labels'])) > 1:  # baselines need training rows of at least two classes
+        emb = Embedder(baseline_model)
         models |= {'TF-IDF + LR': tfidf_baseline(train['texts'], train['labels']),
-                   'frozen embeddings + LR': EmbeddingBaseline(Embedder(baseline_model)).fit(train['texts'], train['labels'])}
+                   'frozen embeddings + LR': EmbeddingBaseline(emb).fit(train['texts'], train['labels']),
+                   'TF-IDF + LR (balanced)': tfidf_baseline(train['texts'], train['labels'], 'balanced', 1.0),
+                   'frozen embeddings + LR (balanced)': EmbeddingBaseline(emb, 'balanced', 1.0).fit(train['texts'], train['labels'])}
     else: logger.warning('no training rows in this data: the report has no baselines')
     results = {n: evaluate_model(m, test, level) for n, m in models.items()}
     main = results['model']

@@ -411,11 +411,16 @@ def train_from_processed_data(self:AIStandardsTrainer, processed_documents:list[
                 summary = run(self, ctx)
                 if load and step in ('prepare', 'embed'): load(self, ctx)  # later steps read the saved (memory-mapped) form
             except Exception as e: raise PipelineError(step, self.run_dir, e) from e
+            summary['peak_rss_mb'] = _peak_rss_mb()  # the process's peak so far: which step raises it
             state.finish(step, summary, time.time() - t0)
             logger.info(f'step {n}/8 {step}: finished in {time.time() - t0:.1f}s {json.dumps(summary, default=str)[:300]}')
             if step in ('classifier', 'embedding'): _free_accelerator()
         return ctx['results']
     finally: logger.remove(sink)
+
+def _peak_rss_mb() -> int:
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 def _free_accelerator():
     "Return cached GPU memory between steps."

@@ -158,10 +158,16 @@ def _precision_flags(device:str) -> dict:
     return dict(bf16=True) if torch.cuda.is_bf16_supported() else dict(fp16=True)
 
 def _last_checkpoint(output_dir:Path) -> str|None:
-    from transformers.trainer_utils import get_last_checkpoint
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    "The newest complete checkpoint: the Trainer writes trainer_state.json last, so one without it was cut short by a crash."
+    out = Path(output_dir)
+    if not out.is_dir(): return None
+    steps = sorted((int(p.name.split('-')[1]), p) for p in out.glob('checkpoint-*') if p.name.split('-')[1].isdigit())
+    for _, p in reversed(steps):
+        try: json.loads((p/'trainer_state.json').read_text()); return str(p)
+        except (OSError, ValueError): logger.warning(f'ignoring {p}: interrupted while it was being saved')
+    return None
 
-# %% ../nbs/05_training.ipynb #c030
+# %% ../nbs/05_training.ipynb #c032
 def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights, resume:bool, device:str):
     "Train with OOM back-off: halve the batch (keeping the effective batch) and resume; at batch 1, go to the CPU."
     import torch
@@ -181,7 +187,7 @@ def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights,
             if bs > 1: bs, accum = bs // 2, accum * 2; logger.warning(f'CUDA out of memory: retrying with batch {bs} x {accum} accumulation')
             else: logger.warning('CUDA out of memory even at batch 1: continuing on the CPU'); device = 'cpu'; model.to('cpu')
 
-# %% ../nbs/05_training.ipynb #c031
+# %% ../nbs/05_training.ipynb #c033
 def train_classification_model(training_data:dict, # from `create_training_data`
                                output_dir:str|Path='runs/classifier', # checkpoints, logs and the final model
                                config:ClassifierConfig|None=None, # training settings
@@ -203,7 +209,8 @@ def train_classification_model(training_data:dict, # from `create_training_data`
                    per_device_eval_batch_size=cfg.eval_batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_ratio,  # a float is a ratio in transformers 5
                    weight_decay=cfg.weight_decay, logging_steps=cfg.logging_steps, eval_strategy='epoch',
                    save_strategy='epoch', save_total_limit=2, load_best_model_at_end=True, metric_for_best_model='macro_f1',
-                   greater_is_better=True, report_to='none', seed=cfg.seed, disable_tqdm=not cfg.progress, **_precision_flags(device))
+                   greater_is_better=True, report_to='none', seed=cfg.seed, disable_tqdm=not cfg.progress,
+                   train_sampling_strategy='group_by_length', **_precision_flags(device))  # similar lengths per batch: less padding
     t0 = time.time()
     with quiet_hf(): trainer, used = _fit(_weighted_trainer_class(), args_kw, model, tokenizer, train_ds, val_ds, weights, resume, device)
     secs = time.time() - t0
@@ -218,7 +225,7 @@ def train_classification_model(training_data:dict, # from `create_training_data`
     return dict(model=trainer.model, tokenizer=tokenizer, label_map=training_data['label_map'], config=asdict(cfg),
                 splits=dict(train=tr, validation=va, test=te), metrics=metrics)
 
-# %% ../nbs/05_training.ipynb #c036
+# %% ../nbs/05_training.ipynb #c038
 def predict_proba(model, tokenizer, texts:list[str], batch_size:int=64, max_length:int=256) -> np.ndarray:
     "Softmax class probabilities of a sequence classifier for `texts`, shape (n, classes)."
     import torch
@@ -229,7 +236,7 @@ def predict_proba(model, tokenizer, texts:list[str], batch_size:int=64, max_leng
             out.append(torch.softmax(model(**enc).logits.float(), -1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), np.float32)
 
-# %% ../nbs/05_training.ipynb #c037
+# %% ../nbs/05_training.ipynb #c039
 def aggregate_by(keys:list, proba:np.ndarray) -> tuple[list, np.ndarray]:
     "Mean probabilities per key (e.g. document id), keys in first-seen order."
     order, rows = [], defaultdict(list)
@@ -238,7 +245,7 @@ def aggregate_by(keys:list, proba:np.ndarray) -> tuple[list, np.ndarray]:
         rows[k].append(p)
     return order, np.stack([np.mean(rows[k], 0) for k in order]) if order else np.zeros((0, proba.shape[1]))
 
-# %% ../nbs/05_training.ipynb #c041
+# %% ../nbs/05_training.ipynb #c043
 def similarity_gap(embeddings:np.ndarray, # (n, dim), L2-normalized
                    labels:list, # n labels
                   ) -> dict:
@@ -253,7 +260,7 @@ def similarity_gap(embeddings:np.ndarray, # (n, dim), L2-normalized
     intra = intra_pairs.sum() / max(1.0, n_intra.sum())
     return dict(intra=float(intra), inter=float(inter), gap=float(intra - inter))
 
-# %% ../nbs/05_training.ipynb #c043
+# %% ../nbs/05_training.ipynb #c045
 def knn_scores(train_emb:np.ndarray, train_labels:list, test_emb:np.ndarray, test_labels:list, k:int=5) -> dict:
     "Accuracy and macro-F1 of a k-nearest-neighbour (cosine) classifier on frozen embeddings."
     from sklearn.neighbors import KNeighborsClassifier
@@ -261,7 +268,7 @@ def knn_scores(train_emb:np.ndarray, train_labels:list, test_emb:np.ndarray, tes
     pred = KNeighborsClassifier(n_neighbors=min(k, len(train_labels)), metric='cosine').fit(train_emb, train_labels).predict(test_emb)
     return dict(accuracy=float(accuracy_score(test_labels, pred)), macro_f1=float(f1_score(test_labels, pred, average='macro')))
 
-# %% ../nbs/05_training.ipynb #c045
+# %% ../nbs/05_training.ipynb #c047
 def _ir(model, queries:dict, corpus:dict, relevant:dict, name:str) -> dict:
     "MRR@10, nDCG@10 and accuracy@1 of `model` on one retrieval task."
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
@@ -287,7 +294,7 @@ def plain_retrieval(model, data:dict, rows:list[int]) -> dict:
     relevant = {f'q{n}': ids for n, ids in enumerate(sections.values())}
     return _ir(model, queries, {str(i): data['texts'][i] for i in rows}, relevant, 'plain')
 
-# %% ../nbs/05_training.ipynb #c046
+# %% ../nbs/05_training.ipynb #c048
 def embedding_figures(model, data:dict, train:list[int], val:list[int]) -> dict:
     "kNN accuracy/macro-F1, similarity gap, same-label MRR@10 and plain retrieval of `model` on the validation rows."
     enc = lambda rows: model.encode([data['texts'][i] for i in rows], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
@@ -296,7 +303,7 @@ def embedding_figures(model, data:dict, train:list[int], val:list[int]) -> dict:
     return dict(knn=knn_scores(etr, ytr, eva, yva), similarity=similarity_gap(eva, yva),
                 label_retrieval=label_retrieval(model, data, val, train), plain_retrieval=plain_retrieval(model, data, val))
 
-# %% ../nbs/05_training.ipynb #c048
+# %% ../nbs/05_training.ipynb #c050
 @dataclass
 class EmbeddingConfig:
     "Settings for `fine_tune_embedding_model`."
@@ -313,7 +320,7 @@ class EmbeddingConfig:
     device:str|None=None # default: CUDA when available
     progress:bool=False # the Trainer's progress bar
 
-# %% ../nbs/05_training.ipynb #c049
+# %% ../nbs/05_training.ipynb #c051
 def _retrieval_pairs(data:dict, rows:list[int]):
     "(heading or title, chunk text) pairs from training rows: plain retrieval practice that guards against forgetting."
     from datasets import Dataset
@@ -321,7 +328,7 @@ def _retrieval_pairs(data:dict, rows:list[int]):
     pairs = [(q, t) for q, t in pairs if q and q.strip() != t.strip()]
     return Dataset.from_dict(dict(anchor=[q for q, _ in pairs], positive=[t for _, t in pairs])) if pairs else None
 
-# %% ../nbs/05_training.ipynb #c050
+# %% ../nbs/05_training.ipynb #c052
 def _loss_and_data(model, cfg:EmbeddingConfig, data:dict, rows:list[int]):
     "Losses and training datasets for `cfg.loss` (dicts: sentence-transformers' multi-dataset training), and the batch sampler."
     from datasets import Dataset
@@ -345,7 +352,7 @@ def _loss_and_data(model, cfg:EmbeddingConfig, data:dict, rows:list[int]):
     return {'labels': loss, 'retrieval': losses.MultipleNegativesRankingLoss(model)}, {'labels': ds, 'retrieval': retrieval}, \
            (BatchSamplers.BATCH_SAMPLER if cfg.loss == 'batch_all_triplet' else sampler)
 
-# %% ../nbs/05_training.ipynb #c051
+# %% ../nbs/05_training.ipynb #c053
 def _interpolate(base, tuned, alpha:float):
     "A copy of `tuned` with weights (1-alpha)*base + alpha*tuned."
     import copy, torch
@@ -354,7 +361,7 @@ def _interpolate(base, tuned, alpha:float):
         out.load_state_dict({k: (1 - alpha) * b[k] + alpha * v if v.is_floating_point() else v for k, v in tuned.state_dict().items()})
     return out
 
-# %% ../nbs/05_training.ipynb #c052
+# %% ../nbs/05_training.ipynb #c054
 def _guard(base, tuned, data:dict, val:list[int], base_plain:dict) -> tuple:
     "Keep plain retrieval no worse than the base: the tuned model, or the largest safe interpolation towards the base."
     target = base_plain['ndcg@10']
@@ -364,7 +371,7 @@ def _guard(base, tuned, data:dict, val:list[int], base_plain:dict) -> tuple:
         if plain['ndcg@10'] >= target: return m, dict(alpha=alpha, plain_ndcg10=plain['ndcg@10'], base_plain_ndcg10=target)
     return base, dict(alpha=0.0, plain_ndcg10=target, base_plain_ndcg10=target)
 
-# %% ../nbs/05_training.ipynb #c053
+# %% ../nbs/05_training.ipynb #c055
 def fine_tune_embedding_model(training_data:dict, # from `create_training_data`
                               output_dir:str|Path='runs/embedding', # checkpoints and the final model folder (`model/`)
                               config:EmbeddingConfig|None=None, # training settings
@@ -400,16 +407,18 @@ def fine_tune_embedding_model(training_data:dict, # from `create_training_data`
                 metrics=dict(train_loss=[dict(step=h['step'], loss=h['loss']) for h in trainer.state.log_history if 'loss' in h],
                              seconds=round(secs, 1), train_examples=len(ds)), splits=dict(train=tr, validation=va, test=te))
 
-# %% ../nbs/05_training.ipynb #c061
+# %% ../nbs/05_training.ipynb #c063
 class LinearHead:
     "Class probabilities of a fitted linear model from its coefficients: softmax (multinomial) or sigmoid (two classes)."
     def __init__(self, coef:np.ndarray, intercept:np.ndarray): self.coef, self.intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
     @classmethod
-    def fit(cls, X, y:list[int], C:float=10.0):
+    def fit(cls, X, y:list[int], # features and class ids
+            n_classes:int|None=None, # size of the label map (default: largest id + 1)
+            C:float=1.0, class_weight:str|None='balanced'): # scikit-learn LogisticRegression settings
         from sklearn.linear_model import LogisticRegression
-        lr = LogisticRegression(max_iter=3000, C=C).fit(X, y)
+        lr = LogisticRegression(max_iter=3000, C=C, class_weight=class_weight).fit(X, y)
         coef, b = lr.coef_, lr.intercept_
-        n = int(max(y)) + 1  # expand to all classes in id order (a class absent from training gets -inf scores)
+        n = n_classes or int(max(y)) + 1  # expand to all classes in id order (a class absent from training gets -inf scores)
         full, fb = np.zeros((n, coef.shape[1])), np.full(n, -1e9)
         if len(lr.classes_) == 2: full[lr.classes_[1]], fb[lr.classes_[1]], fb[lr.classes_[0]] = coef[0], b[0], 0.0
         else: full[lr.classes_], fb[lr.classes_] = coef, b
@@ -418,7 +427,7 @@ class LinearHead:
         from scipy.special import softmax
         return softmax(np.asarray(X @ self.coef.T) + self.intercept, axis=1)
 
-# %% ../nbs/05_training.ipynb #c065
+# %% ../nbs/05_training.ipynb #c067
 class TfidfHead:
     "TF-IDF (word 1-2 grams, sublinear tf) + a linear head; rebuilt from its vocabulary and idf."
     def __init__(self, vocabulary:dict, idf:np.ndarray, head:LinearHead):
@@ -426,13 +435,13 @@ class TfidfHead:
         self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary={k: int(v) for k, v in vocabulary.items()})
         self.vectorizer.idf_ = np.asarray(idf); self.head = head
     @classmethod
-    def fit(cls, texts:list[str], y:list[int]):
+    def fit(cls, texts:list[str], y:list[int], n_classes:int|None=None):
         from sklearn.feature_extraction.text import TfidfVectorizer
         v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True); X = v.fit_transform(texts)
-        return cls(v.vocabulary_, v.idf_, LinearHead.fit(X, y))
+        return cls(v.vocabulary_, v.idf_, LinearHead.fit(X, y, n_classes))
     def predict_proba(self, texts:list[str]) -> np.ndarray: return self.head.predict_proba(self.vectorizer.transform(texts))
 
-# %% ../nbs/05_training.ipynb #c066
+# %% ../nbs/05_training.ipynb #c068
 class EnsembleClassifier:
     "Weighted sum of class probabilities: fine-tuned classifier, embedding head, TF-IDF head (`predict`, `predict_proba`, `classes_`)."
     def __init__(self, classes:list[str], # label names in id order
@@ -457,7 +466,7 @@ class EnsembleClassifier:
         return sum(self.weights[n] * p for n, p in self.component_proba(texts).items()) / sum(self.weights.values())
     def predict(self, texts:list[str]) -> list[str]: return [self.classes_[j] for j in self.predict_proba(texts).argmax(1)]
 
-# %% ../nbs/05_training.ipynb #c068
+# %% ../nbs/05_training.ipynb #c070
 def _simplex(step:float=0.1):
     n = round(1 / step)
     return [(a * step, b * step, (n - a - b) * step) for a in range(n, -1, -1) for b in range(n - a, -1, -1)]
@@ -467,16 +476,17 @@ def fit_ensemble(training_data:dict, # from `create_training_data`
                  embedding_model=None, # SentenceTransformer for the embedding head (e.g. the fine-tuned one); None: no embedding head
                  splits:tuple|None=None, # (train, validation, test); default: the classifier's
                  level:str='document', # tune on 'document' or 'chunk' macro-F1
+                 tune:bool=False, # search the weights on validation macro-F1 instead of equal weights
                  step:float=0.1, # grid step of the weight search
                 ) -> EnsembleClassifier:
-    "Fit the embedding and TF-IDF heads on the training rows and choose the weights on validation macro-F1."
+    "Fit the embedding and TF-IDF heads on the training rows; equal weights, or weights searched on validation macro-F1."
     from sklearn.metrics import f1_score
     tr, va, _ = splits or tuple(classifier['splits'][k] for k in ('train', 'validation', 'test'))
     d = training_data; texts = lambda rows: [d['texts'][i] for i in rows]
-    ytr = [d['label_ids'][i] for i in tr]
-    head = LinearHead.fit(embedding_model.encode(texts(tr), batch_size=64, normalize_embeddings=True, convert_to_numpy=True), ytr) if embedding_model is not None else None
+    ytr, n = [d['label_ids'][i] for i in tr], len(d['label_map']['labels'])
+    head = LinearHead.fit(embedding_model.encode(texts(tr), batch_size=64, normalize_embeddings=True, convert_to_numpy=True), ytr, n) if embedding_model is not None else None
     ens = EnsembleClassifier(d['label_map']['labels'], dict(classifier=1, embedding=1 if head else 0, tfidf=1), classifier['model'], classifier['tokenizer'],
-                             embedding_model, head, TfidfHead.fit(texts(tr), ytr))
+                             embedding_model, head, TfidfHead.fit(texts(tr), ytr, n))
     probs = ens.component_proba(texts(va)); y = [d['label_ids'][i] for i in va]
     if level == 'document':
         keys = [d['metadata'][i]['doc_id'] for i in va]; first = {}
@@ -484,8 +494,10 @@ def fit_ensemble(training_data:dict, # from `create_training_data`
         for n in probs: order, probs[n] = aggregate_by(keys, probs[n])
         y = [first[k] for k in order]
     score = lambda w: f1_score(y, sum(w[n] * probs[n] for n in probs if w.get(n)).argmax(1), average='macro')
-    grid = [dict(classifier=a, embedding=b, tfidf=c) for a, b, c in _simplex(step) if head or b == 0]
-    best = max(grid, key=lambda w: (round(score(w), 6), w['classifier']))
-    ens.weights = {k: round(v, 3) for k, v in best.items() if v}
+    if tune:
+        grid = [dict(classifier=a, embedding=b, tfidf=c) for a, b, c in _simplex(step) if head or b == 0]
+        best = max(grid, key=lambda w: (round(score(w), 6), w['classifier']))
+    else: best = {k: round(1 / len(probs), 4) for k in probs}
+    ens.weights = {k: round(v, 4) for k, v in best.items() if v}
     ens.validation = dict(level=level, ensemble_macro_f1=float(score(best)), **{f'{n}_macro_f1': float(score({n: 1})) for n in probs})
     return ens

@@ -43,15 +43,18 @@ def main():
     guard = json.loads((run/'05_embedding'/'figures.json').read_text())['guard']
     rows = res['results']
     best_base = max(r['macro_f1'] for r in rows if r['model'] in ('TF-IDF + LR', 'frozen embeddings + LR'))
+    best_bal = max(r['macro_f1'] for r in rows if r['model'].endswith('LR (balanced)'))
     table = '\n'.join(['| model | accuracy | macro-F1 |', '|---|---|---|'] +
                       [f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |" for r in rows])
     table += (f"\n\n{res['n']} test controls ({res['level']} level). Ensemble weights (tuned on validation): {res['weights']}.\n"
               f"Best baseline macro-F1 {best_base:.4f}; target {best_base + 0.05:.4f}; default predictor {rows[0]['macro_f1']:.4f} "
-              f"({rows[0]['macro_f1'] - best_base:+.4f} against the best baseline).\n"
+              f"({rows[0]['macro_f1'] - best_base:+.4f} against the best baseline). Against the class-balanced baselines (best {best_bal:.4f}): "
+              f"{rows[0]['macro_f1'] - best_bal:+.4f}.\n"
               f"kNN (k=5) on test controls, macro-F1: base embeddings {knn['base']['macro_f1']:.4f}, fine-tuned {knn['fine-tuned']['macro_f1']:.4f} "
               f"(accuracy {knn['base']['accuracy']:.4f} -> {knn['fine-tuned']['accuracy']:.4f}); forgetting guard kept alpha={guard['alpha']}, "
               f"plain retrieval nDCG@10 on validation {guard.get('base_plain_ndcg10', 0):.4f} (base) -> {guard.get('plain_ndcg10', 0):.4f}.\n"
-              f"Whole pipeline (8 steps: " + ', '.join(f"{k} {v['seconds']:.0f}s" for k, v in steps.items()) +
+              f"Whole pipeline (8 steps, seconds and process peak memory after the step: " +
+              ', '.join(f"{k} {v['seconds']:.0f}s/{v['summary'].get('peak_rss_mb', '?')}MB" for k, v in steps.items()) +
               f"): {total/60:.1f} min, peak memory {peak:.0f} MB, {os.cpu_count()} CPU cores.")
     print(table)
     out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)

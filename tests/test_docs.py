@@ -1,5 +1,5 @@
-"The docs site builds without Quarto and renders in headless Chromium: navigation on every page, no broken internal links
-(API cross-links included), no page showing a Python traceback."
+"""The docs site builds without Quarto and renders in headless Chromium: navigation on every page, no broken internal links
+(API cross-links included), no page showing a Python traceback."""
 import functools, http.server, os, re, shutil, subprocess, sys, threading
 from html.parser import HTMLParser
 from pathlib import Path

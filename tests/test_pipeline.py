@@ -1,5 +1,5 @@
-"End to end through the CLI: train -> info -> classify -> evaluate -> search; a fresh process predicts identically;
-SIGKILL during train resumes to the same result; damaged model folders are refused with a clear message."
+"""End to end through the CLI: train -> info -> classify -> evaluate -> search; a fresh process predicts identically;
+SIGKILL during train resumes to the same result; damaged model folders are refused with a clear message."""
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
