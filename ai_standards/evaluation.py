@@ -118,17 +118,18 @@ def compute_similarity_metrics(embeddings:np.ndarray, # (n, dim) L2-normalized
         lo, hi = min(lo, float(v.min())) if v.size else lo, max(hi, float(v.max())) if v.size else hi
     mean = s / max(m, 1)
     rng = np.random.default_rng(seed); take = rng.choice(n, min(n, silhouette_sample), replace=False)
-    sil = float(silhouette_score(e[take], y[take], metric='cosine')) if len(set(y[take].tolist())) > 1 else float('nan')
+    k = len(set(y[take].tolist()))
+    sil = float(silhouette_score(e[take], y[take], metric='cosine')) if 1 < k < len(take) else float('nan')  # defined for 2..n-1 classes
     return dict(n=n, matrix=dict(mean=float(mean), std=float(np.sqrt(max(s2 / max(m, 1) - mean ** 2, 0))), min=lo, max=hi),
                 overall=similarity_gap(e, y.tolist()), per_class=per_class, classes=classes, class_similarity=cm.tolist(), silhouette=sil)
 
-# %% ../nbs/06_evaluation.ipynb #c021
+# %% ../nbs/06_evaluation.ipynb #c023
 def retrieval_metrics(models:dict, # name -> SentenceTransformer
                       data:dict, train:list[int], test:list[int]) -> dict:
     "Same-label and plain retrieval metrics for each model on the same queries."
     return {name: dict(same_label=label_retrieval(m, data, test, train), plain=plain_retrieval(m, data, test)) for name, m in models.items()}
 
-# %% ../nbs/06_evaluation.ipynb #c023
+# %% ../nbs/06_evaluation.ipynb #c025
 def _plt():
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
@@ -151,7 +152,7 @@ def plot_confusion(result:dict, title:str='Confusion matrix'):
     ax.set_xlabel('predicted'); ax.set_ylabel('true'); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_evaluation.ipynb #c024
+# %% ../nbs/06_evaluation.ipynb #c026
 def plot_f1_bars(results:dict, # name -> evaluate_model result
                 ):
     "Per-class F1 bars, one colour per model (the model and its baselines)."
@@ -164,7 +165,7 @@ def plot_f1_bars(results:dict, # name -> evaluate_model result
     ax.set_ylabel('F1'); ax.set_ylim(0, 1); ax.legend(fontsize=8); ax.set_title('Per-class F1'); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_evaluation.ipynb #c025
+# %% ../nbs/06_evaluation.ipynb #c027
 def plot_class_similarity(sim:dict, title:str='Mean cosine similarity between classes'):
     "Heatmap of the class-by-class mean similarity (diagonal: intra-class)."
     fig, _ = _heatmap(np.array(sim['class_similarity']), sim['classes'], 'viridis',
@@ -172,7 +173,7 @@ def plot_class_similarity(sim:dict, title:str='Mean cosine similarity between cl
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_evaluation.ipynb #c026
+# %% ../nbs/06_evaluation.ipynb #c028
 def plot_projection(embeddings:dict, # name -> (n, dim) embeddings of the same rows
                     labels:list, seed:int=0):
     "2-D PCA projection of embeddings coloured by label, one panel per model (e.g. before / after fine-tuning)."
@@ -187,7 +188,7 @@ def plot_projection(embeddings:dict, # name -> (n, dim) embeddings of the same r
     axes[0][-1].legend(fontsize=7, markerscale=2, bbox_to_anchor=(1.02, 1), loc='upper left'); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_evaluation.ipynb #c027
+# %% ../nbs/06_evaluation.ipynb #c029
 def plot_training(metrics:dict):
     "Training loss by step and validation accuracy / macro-F1 by epoch."
     plt = _plt(); fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -197,7 +198,7 @@ def plot_training(metrics:dict):
     b.set_xlabel('epoch'); b.set_ylim(0, 1); b.legend(); b.set_title('validation'); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_evaluation.ipynb #c029
+# %% ../nbs/06_evaluation.ipynb #c031
 def _fmt(x): return f'{x:.3f}' if isinstance(x, float) else str(x)
 
 def _report_md(m:dict, pngs:list[str]) -> str:
@@ -219,7 +220,7 @@ def _report_md(m:dict, pngs:list[str]) -> str:
     out += ['', '## Plots', ''] + [f'![{p}]({p})' for p in pngs]
     return '\n'.join(out) + '\n'
 
-# %% ../nbs/06_evaluation.ipynb #c030
+# %% ../nbs/06_evaluation.ipynb #c032
 def _md_to_html(md:str, folder:Path) -> str:
     "Minimal Markdown (headings, tables, bold, images embedded as base64) to one HTML page."
     body, table = [], []
@@ -245,7 +246,7 @@ def _md_to_html(md:str, folder:Path) -> str:
            'td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}th{background:#f3f3f3}img{max-width:100%}')
     return f'<!doctype html><html><head><meta charset="utf-8"><title>Evaluation report</title><style>{css}</style></head><body>{"".join(body)}</body></html>'
 
-# %% ../nbs/06_evaluation.ipynb #c031
+# %% ../nbs/06_evaluation.ipynb #c033
 def write_report(folder:str|Path, # the run's report folder (created)
                  metrics:dict, # headline result (evaluate_model) plus models, similarity, retrieval, title
                  figures:dict|None=None, # name -> matplotlib figure, saved as name.png
@@ -262,7 +263,7 @@ def write_report(folder:str|Path, # the run's report folder (created)
     (folder/'report.md').write_text(md); (folder/'report.html').write_text(_md_to_html(md, folder))
     return folder
 
-# %% ../nbs/06_evaluation.ipynb #c033
+# %% ../nbs/06_evaluation.ipynb #c035
 def evaluation_report(training_data:dict, # from `create_training_data`
                       classifier, # trained classifier (dict from train_classification_model, or (model, tokenizer), or predictor)
                       out_dir:str|Path, # report folder
