@@ -172,7 +172,7 @@ def cmd_classify(args):
 # %% ../nbs/09_cli.ipynb #c024
 def _evaluate_text(m:dict, folder) -> str:
     lines = [f"{m['n']} {m['level']}s: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}", f"  {'model':34} accuracy  macro-F1"]
-    lines += [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for n, r in m['models'].items()]
+    lines += [f"  {'default predictor' if n == 'model' else n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for n, r in m['models'].items()]
     if m.get('unknown_labels'): lines.append(f"  labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}")
     return '\n'.join(lines + ([f'report: {folder}'] if folder else []))
 

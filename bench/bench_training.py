@@ -46,7 +46,7 @@ def main():
     best_bal = max(r['macro_f1'] for r in rows if r['model'].endswith('LR (balanced)'))
     table = '\n'.join(['| model | accuracy | macro-F1 |', '|---|---|---|'] +
                       [f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |" for r in rows])
-    table += (f"\n\n{res['n']} test controls ({res['level']} level). Ensemble weights (tuned on validation): {res['weights']}.\n"
+    table += (f"\n\n{res['n']} test controls ({res['level']} level). Ensemble weights (equal by default; `tune=True` searches them on validation): {res['weights']}.\n"
               f"Best baseline macro-F1 {best_base:.4f}; target {best_base + 0.05:.4f}; default predictor {rows[0]['macro_f1']:.4f} "
               f"({rows[0]['macro_f1'] - best_base:+.4f} against the best baseline). Against the class-balanced baselines (best {best_bal:.4f}): "
               f"{rows[0]['macro_f1'] - best_bal:+.4f}.\n"
