@@ -180,9 +180,9 @@ def cmd_evaluate(args):
     "Accuracy, P/R/F1, confusion matrix and baselines of a saved model on labeled data."
     import tempfile, shutil
     from ai_standards.documents import IngestReport
-    from ai_standards.pipeline import AIStandardsTrainer, _base_model
+    from ai_standards.pipeline import AIStandardsTrainer
     from ai_standards.training import create_training_data
-    from ai_standards.evaluation import evaluation_report, TransformerPredictor
+    from ai_standards.evaluation import evaluation_report
     from ai_standards.chunking import process_documents
     t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
     docs = process_documents(args.data, t.get_chunker(), report, manifest=args.manifest, label_field=args.label_field or t.config.label_field, progress=False)
@@ -191,8 +191,7 @@ def cmd_evaluate(args):
     test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
     train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
     folder = Path(args.report) if args.report else Path(tempfile.mkdtemp(prefix='ai_standards_eval_'))
-    emb = {'base': _base_model(t)} | ({'fine-tuned': t.embedding_model} if t.embedding_model is not None else {})
-    extra = {'classifier alone': TransformerPredictor(t.classifier['model'], t.classifier['tokenizer'])} if t.ensemble is not None else {}
+    emb, extra = t.report_models()
     try:
         m = evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb, (t.metrics or {}).get('classifier'),
                               args.level or t.config.evaluation_level, f'{Path(args.model_dir).name} on {", ".join(Path(p).name for p in args.data)}',

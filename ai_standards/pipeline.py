@@ -24,7 +24,7 @@ __all__ = ['STEPS', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'rea
            'data_fingerprint', 'RunState', 'AIStandardsTrainer', 'get_embedder', 'get_store', 'get_chunker',
            'create_training_data', 'generate_embeddings', 'store_embeddings_in_db', 'train_classification_model',
            'fine_tune_embedding_model', 'predictor', 'evaluate_model', 'compute_similarity_metrics', 'save_models',
-           'load_models', 'from_models', 'train_from_processed_data', 'train', 'classify', 'search']
+           'load_models', 'from_models', 'report_models', 'train_from_processed_data', 'train', 'classify', 'search']
 
 # %% ../nbs/08_pipeline.ipynb #c007
 @dataclass
@@ -333,6 +333,14 @@ def _load_embedding(self:AIStandardsTrainer, ctx:dict):
     ctx['embedding_figures'] = json.loads((self.run_dir/'05_embedding'/'figures.json').read_text())
 
 # %% ../nbs/08_pipeline.ipynb #c031
+def report_models(self:AIStandardsTrainer, base=None) -> tuple[dict, dict]:
+    "What a report compares besides the default predictor: embedding models (base, fine-tuned) and the classifier alone."
+    emb = {'base': base or _base_model(self)} | ({'fine-tuned': self.embedding_model} if self.embedding_model is not None else {})
+    extra = {'classifier alone': TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])} if self.ensemble is not None else {}
+    return emb, extra
+
+AIStandardsTrainer.report_models = report_models
+
 def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
     "Tune the ensemble on validation, then score it, the classifier alone and both baselines on the held-out rows; write the report."
     d, (tr, va, te) = ctx['data'], ctx['splits']
@@ -342,8 +350,7 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
         self.ensemble = T.fit_ensemble(d, self.classifier, tuned or base, ctx['splits'], level=self.config.evaluation_level)
         shutil.rmtree(out/'ensemble', ignore_errors=True); (out/'ensemble').mkdir(parents=True)
         P.save_ensemble(self.ensemble, out/'ensemble')
-    models = {'base': base} | ({'fine-tuned': tuned} if tuned is not None else {})
-    extra = {'classifier alone': TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])} if self.ensemble is not None else {}
+    models, extra = self.report_models(base)
     m = E.evaluation_report(d, self.predictor, out/'report', (tr, va, te) if te else (tr, [], va), models, self.classifier['metrics'],
                             self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model)
     return dict(report=str((out/'report'/'report.html').absolute()), evaluated_on=ctx['evaluated_on'], level=m['level'], n=m['n'],
