@@ -11,7 +11,7 @@ import numpy as np
 from loguru import logger
 from .documents import Document, IngestReport
 from .chunking import Chunker, document_record, process_documents
-from .models import Embedder, pick_device, quiet_hf, resolve_model, write_atomic
+from .models import Embedder, pick_device, quiet_hf, resolve_model, text_hash, write_atomic
 from .vectordb import VectorStore
 from . import training as T
 from .training import ClassifierConfig, EmbeddingConfig, TrainingDataError, aggregate_by
@@ -455,7 +455,7 @@ AIStandardsTrainer.train = train
 # %% ../nbs/08_pipeline.ipynb #c037
 def _text_document(text:str) -> Document:
     "A one-page Document for a text given on the command line or in code."
-    h = hashlib.sha256(text.encode()).hexdigest()
+    h = text_hash(text)
     return Document(doc_id=h[:16], source='<text>', sha256=h, title=' '.join(text.split())[:60], pages=[text], kind='text')
 
 def _as_documents(self:AIStandardsTrainer, inputs:list, report:IngestReport) -> list[dict]:
