@@ -36,7 +36,7 @@ def load_tokenizer(model:str|None=None, # local folder or Hugging Face id; defau
 
 # %% ../nbs/02_chunking.ipynb #c011
 NORMATIVE_LEVELS = ('requirement', 'recommendation', 'permission', 'informative')
-_NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b')),
+_NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b|\b(?i:may\s+not)\b')),  # 'may not' prohibits
               ('recommendation', re.compile(r'\b(?i:should)\b|\bRECOMMENDED\b')),
               ('permission', re.compile(r'\b(?i:may)\b(?!\s+\d)|\b(?i:need not)\b|\bOPTIONAL\b'))]
 

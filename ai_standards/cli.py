@@ -109,7 +109,11 @@ def _results_text(res:dict) -> str:
     e = res.get('embedding') or {}
     if not e.get('skipped') and 'knn_macro_f1_before' in e:
         lines.append(f"  embeddings kNN macro-F1 (validation): base {e['knn_macro_f1_before']:.3f} -> fine-tuned {e['knn_macro_f1_after']:.3f}")
-    if res.get('weights'): lines.append(f"  ensemble weights (tuned on validation): {res['weights']}")
+    if res.get('weights'): lines.append(f"  default predictor: pool weights fitted on validation {res['weights']}"
+                                        + (f", {res['embedding_source']} embeddings" if res.get('embedding_source') else ''))
+    if res.get('ece') is not None: lines.append(f"  calibration: expected calibration error {res['ece']:.3f} on the {res['evaluated_on']} split")
+    if res.get('warning'): lines.append(f"  caution: {res['warning']}")
+    if res.get('trained_on'): lines.append(f"  saved default predictor learned from {res['trained_on']}")
     lines += ['', f"report:   {res['report']}", f"models:   {res['models_dir']}", f"database: {res['database']}", f"run:      {res['run_dir']}",
               f"time:     {sum(res['seconds'].values()):.0f}s (" + ', '.join(f'{k} {v:.0f}s' for k, v in res['seconds'].items()) + ')']
     return '\n'.join(lines)
@@ -174,6 +178,9 @@ def _evaluate_text(m:dict, folder) -> str:
     lines = [f"{m['n']} {m['level']}s: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}", f"  {'model':34} accuracy  macro-F1"]
     lines += [f"  {'default predictor' if n == 'model' else n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for n, r in m['models'].items()]
     if m.get('unknown_labels'): lines.append(f"  labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}")
+    if m.get('absent_labels'): lines.append(f"  labels absent from the data (left out of macro averages): {', '.join(m['absent_labels'])}")
+    if m.get('calibration'): lines.append(f"  expected calibration error of the default predictor: {m['calibration']['ece']:.3f}")
+    if m.get('warning'): lines.append(f"  caution: {m['warning']}")
     return '\n'.join(lines + ([f'report: {folder}'] if folder else []))
 
 def cmd_evaluate(args):
@@ -216,11 +223,13 @@ def cmd_info(args):
     for rel, f in m['files'].items(): sizes[rel.split('/')[0]] = sizes.get(rel.split('/')[0], 0) + f['bytes']
     s = dict(model_dir=str(folder.absolute()), checked='sizes' if args.quick else 'sizes and sha256', created=m['created'], format_version=m['format_version'],
              versions=m['versions'], labels=m['labels'], components=m['components'], ensemble_weights=ens and ens['weights'],
+             refit_rows=ens and ens.get('refit_rows'),
              evaluation=metrics.get('evaluation'), database=config.get('db_path') or config.get('chroma_url'), files=len(m['files']), bytes=sizes)
     text = [f"{s['model_dir']}: {s['files']} files match the manifest ({s['checked']})", f"created {s['created']} with " +
             ', '.join(f'{k} {v}' for k, v in m['versions'].items() if v), f"{len(s['labels'])} labels: {', '.join(s['labels'])}",
             'parts: ' + ', '.join(f'{k} ({_fmt_bytes(v)})' for k, v in sizes.items())]
-    if ens: text.append(f"default predictor: ensemble {ens['weights']}")
+    if ens: text.append(f"default predictor: {ens.get('pool', 'mean')} pool, weights {ens['weights']}; learned from "
+                        + (f"all {ens['refit_rows']} labeled rows (refit after evaluation)" if ens.get('refit_rows') else 'the training rows'))
     if s['evaluation']: text += ['evaluation (held-out split):'] + [f"  {n:34} accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}" for n, r in s['evaluation'].items()]
     if s['database']: text.append(f"database: {s['database']}")
     _emit(args, s, '\n'.join(text))

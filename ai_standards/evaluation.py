@@ -13,9 +13,10 @@ from .models import Embedder
 from .training import (aggregate_by, predict_proba, similarity_gap, label_retrieval, plain_retrieval, split_training_data)
 
 # %% auto #0
-__all__ = ['TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'evaluate_model',
-           'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion', 'plot_f1_bars', 'plot_class_similarity',
-           'plot_projection', 'plot_training', 'write_report', 'evaluation_report']
+__all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
+           'evaluate_model', 'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion', 'plot_f1_bars',
+           'plot_class_similarity', 'plot_projection', 'plot_training', 'plot_reliability', 'write_report',
+           'evaluation_report']
 
 # %% ../nbs/06_evaluation.ipynb #c007
 class TransformerPredictor:
@@ -63,33 +64,60 @@ def subset(data:dict, rows:list[int]) -> dict:
     if data.get('embeddings') is not None: out['embeddings'] = np.asarray(data['embeddings'])[rows]
     return out | {'label_map': data.get('label_map')}
 
+# %% ../nbs/06_evaluation.ipynb #c013a
+def _scored(pred, test_data:dict, level:str) -> tuple[list, list, list, np.ndarray|None]:
+    "(ids, true labels, predicted labels, probabilities or None) of `pred` on `test_data`, per chunk or per document."
+    texts, truth = list(test_data['texts']), [str(l) for l in test_data['labels']]
+    if level not in ('chunk', 'document'): raise ValueError(f"level must be 'chunk' or 'document', not {level!r}")
+    proba = np.asarray(pred.predict_proba(texts)) if hasattr(pred, 'predict_proba') else None
+    if level == 'chunk':
+        ids = [m.get('id') for m in test_data.get('metadata') or [{}] * len(texts)]
+        predicted = [str(pred.classes_[j]) for j in proba.argmax(1)] if proba is not None else [str(p) for p in pred.predict(texts)]
+        return ids, truth, predicted, proba
+    if proba is None: raise ValueError('document-level evaluation needs predict_proba')
+    keys = [m['doc_id'] for m in test_data['metadata']]
+    ids, proba = aggregate_by(keys, proba)
+    first = dict(reversed(list(zip(keys, truth))))  # each document's first chunk's label
+    return ids, [first[k] for k in ids], [str(pred.classes_[j]) for j in proba.argmax(1)], proba
+
+# %% ../nbs/06_evaluation.ipynb #c013c
+def calibration(truth:list, # true label of each item
+                predicted:list, # predicted label of each item
+                confidence:np.ndarray, # the predicted label's probability
+                bins:int=10):
+    "Expected calibration error and the reliability bins (mean confidence, accuracy, count) of top-label probabilities."
+    conf, right = np.asarray(confidence, float), np.asarray(truth) == np.asarray(predicted)
+    edges = np.linspace(0, 1, bins + 1); which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    rows = [dict(lo=float(edges[b]), hi=float(edges[b + 1]), n=int((which == b).sum()),
+                 confidence=float(conf[which == b].mean()) if (which == b).any() else None,
+                 accuracy=float(right[which == b].mean()) if (which == b).any() else None) for b in range(bins)]
+    ece = sum(r['n'] * abs(r['accuracy'] - r['confidence']) for r in rows if r['n']) / max(len(conf), 1)
+    return dict(ece=float(ece), bins=rows)
+
 # %% ../nbs/06_evaluation.ipynb #c014
+SMALL_N = 30 # fewer scored items than this: a figure too uncertain to rank models on
+
 def evaluate_model(model, # trained classifier (dict or (model, tokenizer)) or anything with predict(texts)
                    test_data:dict, # texts, labels and optionally metadata (doc_id) of the test rows
                    level:str='chunk', # 'chunk', or 'document' to average chunk probabilities per document
                   ) -> dict:
-    "Predictions, accuracy, per-class report, macro/micro/weighted P/R/F1 and confusion matrix."
+    "Predictions, accuracy, per-class report, P/R/F1 (macro over the labels present), confusion matrix, calibration."
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
     pred = as_predictor(model)
-    texts, truth = list(test_data['texts']), [str(l) for l in test_data['labels']]
-    if level == 'document':
-        if not hasattr(pred, 'predict_proba'): raise ValueError('document-level evaluation needs predict_proba')
-        keys = [m['doc_id'] for m in test_data['metadata']]
-        ids, proba = aggregate_by(keys, np.asarray(pred.predict_proba(texts)))
-        first = {}
-        for k, t in zip(keys, truth): first.setdefault(k, t)
-        truth, predicted = [first[k] for k in ids], [str(pred.classes_[j]) for j in proba.argmax(1)]
-    elif level == 'chunk': ids, predicted = [m.get('id') for m in test_data.get('metadata') or [{}] * len(texts)], [str(p) for p in pred.predict(texts)]
-    else: raise ValueError(f"level must be 'chunk' or 'document', not {level!r}")
+    ids, truth, predicted, proba = _scored(pred, test_data, level)
     known = [str(c) for c in getattr(pred, 'classes_', sorted(set(predicted)))]
-    labels = sorted(set(known) | set(truth))
-    prf = {avg: dict(zip(('precision', 'recall', 'f1'), map(float, precision_recall_fscore_support(truth, predicted, labels=labels, average=avg, zero_division=0)[:3])))
-           for avg in ('macro', 'micro', 'weighted')}
-    return dict(level=level, n=len(truth), ids=ids, y_true=truth, y_pred=predicted, labels=labels,
-                unknown_labels=sorted(set(truth) - set(known)), accuracy=float(accuracy_score(truth, predicted)),
-                **{f'{a}_{m}': v for a, d in prf.items() for m, v in d.items()},  # includes macro_f1
-                report=classification_report(truth, predicted, labels=labels, output_dict=True, zero_division=0),
-                confusion_matrix=confusion_matrix(truth, predicted, labels=labels).tolist())
+    present, labels = sorted(set(truth)), sorted(set(known) | set(truth))
+    prf = lambda avg, ls: dict(zip(('precision', 'recall', 'f1'), map(float, precision_recall_fscore_support(
+        truth, predicted, labels=ls, average=avg, zero_division=0)[:3])))
+    avgs = dict(macro=prf('macro', present), micro=prf('micro', labels), weighted=prf('weighted', labels))
+    out = dict(level=level, n=len(truth), ids=ids, y_true=truth, y_pred=predicted, labels=labels, present_labels=present,
+               absent_labels=sorted(set(known) - set(truth)), unknown_labels=sorted(set(truth) - set(known)),
+               accuracy=float(accuracy_score(truth, predicted)), **{f'{a}_{m}': v for a, d in avgs.items() for m, v in d.items()},
+               report=classification_report(truth, predicted, labels=labels, output_dict=True, zero_division=0),
+               confusion_matrix=confusion_matrix(truth, predicted, labels=labels).tolist())
+    if len(truth) < SMALL_N: out['warning'] = f'only {len(truth)} {level}s scored: too few to rank models (want {SMALL_N}+)'
+    if proba is not None: out['calibration'] = calibration(truth, predicted, proba.max(1))
+    return out
 
 # %% ../nbs/06_evaluation.ipynb #c018
 def compute_similarity_metrics(embeddings:np.ndarray, # (n, dim) L2-normalized
@@ -198,6 +226,20 @@ def plot_training(metrics:dict):
     b.set_xlabel('epoch'); b.set_ylim(0, 1); b.legend(); b.set_title('validation'); fig.tight_layout()
     return fig
 
+# %% ../nbs/06_evaluation.ipynb #c029a
+def plot_reliability(result:dict, # an evaluate_model result with `calibration`
+                     title:str='Reliability'):
+    "Accuracy against confidence per bin (the diagonal is perfect calibration), with the ECE and n in the title."
+    plt = _plt(); c = result['calibration']; b = [x for x in c['bins'] if x['n']]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ls='--', color='grey', lw=1, label='perfect calibration')
+    ax.plot([x['confidence'] for x in b], [x['accuracy'] for x in b], marker='o', label='model')
+    for x in b: ax.annotate(str(x['n']), (x['confidence'], x['accuracy']), fontsize=7, xytext=(3, -9), textcoords='offset points')
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='confidence (top probability)', ylabel='accuracy')
+    ax.set_title(f"{title}: ECE {c['ece']:.3f}, n={result['n']} {result['level']}s", fontsize=10); ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/06_evaluation.ipynb #c031
 def _fmt(x): return f'{x:.3f}' if isinstance(x, float) else str(x)
 
@@ -205,10 +247,16 @@ def _report_md(m:dict, pngs:list[str]) -> str:
     "The Markdown report: headline figures, comparison table, per-class table, similarity and retrieval, plots."
     out = [f"# Evaluation report: {m.get('title', 'ai_standards')}", '', f"{m['created']} · level: {m['level']} · {m['n']} items scored · "
            f"{len(m['labels'])} classes", '', f"**Accuracy {m['accuracy']:.3f} · macro-F1 {m['macro_f1']:.3f}**", '']
+    if m.get('calibration'): out += [f"Expected calibration error {m['calibration']['ece']:.3f} (10 bins of top-label confidence)", '']
+    if m.get('warning'): out += [f"**Caution: {m['warning']}.**", '']
     if m.get('unknown_labels'): out += [f"Labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}", '']
-    out += ['## Model and baselines (same split, same run)', '', '| model | accuracy | macro P | macro R | macro F1 | weighted F1 |', '|---|---|---|---|---|---|']
+    if m.get('absent_labels'): out += [f"Labels absent from the scored data (left out of macro averages): {', '.join(m['absent_labels'])}", '']
+    out += ['## Model and baselines (same split, same run)', '', f"n = {m['n']} {m['level']}s for every row.", '',
+            '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE |', '|---|---|---|---|---|---|---|']
     for name, r in m['models'].items():
-        out.append(f"| {name} | {r['accuracy']:.3f} | {r['macro_precision']:.3f} | {r['macro_recall']:.3f} | {r['macro_f1']:.3f} | {r['weighted_f1']:.3f} |")
+        ece = _fmt(r['calibration']['ece']) if r.get('calibration') else '–'
+        out.append(f"| {name} | {r['accuracy']:.3f} | {r['macro_precision']:.3f} | {r['macro_recall']:.3f} | {r['macro_f1']:.3f} "
+                   f"| {r['weighted_f1']:.3f} | {ece} |")
     out += ['', '## Per class (model)', '', '| class | precision | recall | F1 | support |', '|---|---|---|---|---|']
     out += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1-score']:.3f} | {int(v['support'])} |" for c, v in m['report'].items() if c in m['labels']]
     for name, s in (m.get('similarity') or {}).items():
@@ -291,6 +339,7 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     results = {n: evaluate_model(m, test, level) for n, m in models.items()}
     main = results['model']
     figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(results))
+    if main.get('calibration'): figures['reliability'] = plot_reliability(main, 'Default predictor')
     sims, emb = {}, {}
     for name, st in (embedding_models or {}).items():
         emb[name] = st.encode(test['texts'], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)

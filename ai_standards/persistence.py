@@ -19,7 +19,7 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'ModelFolderError', 'package_versions', '
            'check_model_folder', 'ModelBundle', 'load_ensemble', 'load_models']
 
 # %% ../nbs/07_persistence.ipynb #c006
-FORMAT, FORMAT_VERSION = 'ai_standards.models', 1
+FORMAT, FORMAT_VERSION = 'ai_standards.models', 2 # 2: the default predictor is a log-linear pool
 
 class ModelFolderError(Exception):
     "A model folder that cannot be saved or loaded; the message names the folder and what is wrong."
@@ -65,8 +65,9 @@ def save_ensemble(ens:EnsembleClassifier, folder:Path):
     if ens.tfidf is not None:
         arrays |= dict(tfidf_coef=ens.tfidf.head.coef, tfidf_intercept=ens.tfidf.head.intercept, tfidf_idf=ens.tfidf.vectorizer.idf_)
     np.savez(folder/'ensemble.npz', **arrays)
-    _write_json(folder/'ensemble.json', dict(classes=ens.classes_, weights=ens.weights, validation=getattr(ens, 'validation', None),
-                                             tfidf_vocabulary=ens.tfidf.vectorizer.vocabulary_ if ens.tfidf is not None else None))
+    meta = dict(classes=ens.classes_, pool='log-linear', weights=ens.weights, validation=ens.validation, C=getattr(ens, 'C', None),
+                embedding_source=getattr(ens, 'embedding_source', None), refit_rows=getattr(ens, 'refit_rows', None))
+    _write_json(folder/'ensemble.json', meta | dict(tfidf_vocabulary=ens.tfidf.vectorizer.vocabulary_ if ens.tfidf is not None else None))
 
 # %% ../nbs/07_persistence.ipynb #c013
 def _swap_into_place(tmp:Path, target:Path):
@@ -107,6 +108,9 @@ def save_models(output_dir:str|Path, # the model folder (replaced atomically if 
             if model is not None:
                 model.save_pretrained(tmp/'classifier'); tokenizer.save_pretrained(tmp/'classifier'); components['classifier'] = 'classifier'
             if embedding_model is not None: embedding_model.save(str(tmp/'embedding')); components['embedding'] = 'embedding'
+            pooled = getattr(ensemble, 'embedding_model', None)  # the pool may use the base model rather than the fine-tuned one
+            if pooled is not None and pooled is not embedding_model:
+                pooled.save(str(tmp/'ensemble_embedding')); components['ensemble_embedding'] = 'ensemble_embedding'
         if ensemble is not None: save_ensemble(ensemble, tmp); components['ensemble'] = 'ensemble.json'
         _write_json(tmp/'label_map.json', label_map)
         _write_json(tmp/'config.json', config or {}); _write_json(tmp/'metrics.json', metrics or {})
@@ -184,7 +188,7 @@ def load_ensemble(folder:Path, classifier, tokenizer, embedding_model) -> Ensemb
     head = LinearHead(a['embedding_coef'], a['embedding_intercept']) if 'embedding_coef' in a else None
     tfidf = TfidfHead(meta['tfidf_vocabulary'], a['tfidf_idf'], LinearHead(a['tfidf_coef'], a['tfidf_intercept'])) if 'tfidf_coef' in a else None
     ens = EnsembleClassifier(meta['classes'], meta['weights'], classifier, tokenizer, embedding_model, head, tfidf)
-    ens.validation = meta.get('validation')
+    for k in ('validation', 'C', 'embedding_source', 'refit_rows'): setattr(ens, k, meta.get(k))
     return ens
 
 # %% ../nbs/07_persistence.ipynb #c030
@@ -204,6 +208,10 @@ def load_models(model_dir:str|Path, # a folder written by `save_models`
         if 'embedding' in comp:
             from sentence_transformers import SentenceTransformer
             st = SentenceTransformer(str(folder/comp['embedding']), device=device)
-    ens = load_ensemble(folder, clf, tok, st) if 'ensemble' in comp else None
+        if 'ensemble_embedding' in comp:
+            from sentence_transformers import SentenceTransformer
+            pooled = SentenceTransformer(str(folder/comp['ensemble_embedding']), device=device)
+        else: pooled = st
+    ens = load_ensemble(folder, clf, tok, pooled) if 'ensemble' in comp else None
     return ModelBundle(folder, m, _read_json(folder, 'label_map.json'), _read_json(folder, 'config.json'), _read_json(folder, 'metrics.json'),
                        clf, tok, st, ens)

@@ -45,7 +45,9 @@ class PipelineConfig:
     test_size:float=0.2 # share of documents held out for the test report when the data gives no test split
     store_embeddings:bool=True # step 3: write chunks and embeddings to Chroma
     fine_tune_embeddings:bool=True # step 5: fine-tune the embedding model on the labels
-    ensemble:bool=True # default predictor: classifier + embedding head + TF-IDF, weights tuned on validation
+    ensemble:bool=True # default predictor: a pool of heads (TF-IDF, embeddings), weights fitted on validation
+    views:str='tfidf,embedding' # views the default predictor pools ('classifier' adds the fine-tuned classifier)
+    refit:bool=True # after evaluation, refit the default predictor on every labeled row (False: keep the evaluated one)
     evaluation_level:str='document' # 'document' (chunk probabilities averaged) or 'chunk'
     progress:bool=True # progress bars
     seed:int=42
@@ -332,6 +334,25 @@ def _load_embedding(self:AIStandardsTrainer, ctx:dict):
     with quiet_hf(): self.embedding_model = SentenceTransformer(str(self.run_dir/'05_embedding'/'model'), device=pick_device(self.config.device))
     ctx['embedding_figures'] = json.loads((self.run_dir/'05_embedding'/'figures.json').read_text())
 
+# %% ../nbs/08_pipeline.ipynb #c030a
+def _choose_ensemble(self:AIStandardsTrainer, d:dict, splits:tuple, base, tuned) -> T.EnsembleClassifier:
+    "The default predictor's pool, fitted with each embedding model; the lower validation log-loss is kept."
+    views = [v.strip() for v in self.config.views.split(',') if v.strip()]
+    cands = {n: m for n, m in (('fine-tuned', tuned), ('base', base)) if m is not None}
+    if 'embedding' not in views: cands = dict(list(cands.items())[:1])
+    fits = {n: T.fit_ensemble(d, self.classifier, m, splits, views, level=self.config.evaluation_level) for n, m in cands.items()}
+    name = min(fits, key=lambda n: fits[n].validation['pool']['log_loss'])
+    logger.info('default predictor, validation log-loss: ' + ', '.join(f"{n} embeddings {f.validation['pool']['log_loss']:.3f}"
+                                                                       for n, f in fits.items()) + f'; kept {name}')
+    fits[name].embedding_source = name
+    return fits[name]
+
+def _trained_on(ens, d:dict, train:list[int]) -> str|None:
+    "What the saved default predictor learned from, in words."
+    if ens is None: return None
+    n = getattr(ens, 'refit_rows', None)
+    return f'all {n} labeled rows (refit after evaluation)' if n else f'the {len(train)} training rows (evaluated model, no refit)'
+
 # %% ../nbs/08_pipeline.ipynb #c031
 def report_models(self:AIStandardsTrainer, base=None) -> tuple[dict, dict]:
     "What a report compares besides the default predictor: embedding models (base, fine-tuned) and the classifier alone."
@@ -342,24 +363,29 @@ def report_models(self:AIStandardsTrainer, base=None) -> tuple[dict, dict]:
 AIStandardsTrainer.report_models = report_models
 
 def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
-    "Tune the ensemble on validation, then score it, the classifier alone and both baselines on the held-out rows; write the report."
+    "Fit the default predictor on validation, score it and the baselines on the held-out rows, write the report, refit."
     d, (tr, va, te) = ctx['data'], ctx['splits']
     base = _base_model(self); tuned = self.embedding_model
     out = self.run_dir/'06_evaluate'
-    if self.config.ensemble:
-        self.ensemble = T.fit_ensemble(d, self.classifier, tuned or base, ctx['splits'], level=self.config.evaluation_level)
-        shutil.rmtree(out/'ensemble', ignore_errors=True); (out/'ensemble').mkdir(parents=True)
-        P.save_ensemble(self.ensemble, out/'ensemble')
+    if self.config.ensemble: self.ensemble = _choose_ensemble(self, d, ctx['splits'], base, tuned)
     models, extra = self.report_models(base)
     m = E.evaluation_report(d, self.predictor, out/'report', (tr, va, te) if te else (tr, [], va), models, self.classifier['metrics'],
                             self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model)
+    if self.ensemble is not None:
+        if self.config.refit: self.ensemble = T.refit_ensemble(self.ensemble, d)
+        shutil.rmtree(out/'ensemble', ignore_errors=True); (out/'ensemble').mkdir(parents=True)
+        P.save_ensemble(self.ensemble, out/'ensemble')
+    ens = self.ensemble
     return dict(report=str((out/'report'/'report.html').absolute()), evaluated_on=ctx['evaluated_on'], level=m['level'], n=m['n'],
-                weights=self.ensemble.weights if self.ensemble is not None else None,
+                weights=ens.weights if ens is not None else None, embedding_source=getattr(ens, 'embedding_source', None),
+                trained_on=_trained_on(ens, d, tr), validation=ens.validation if ens is not None else None, warning=m.get('warning'),
+                ece=(m.get('calibration') or {}).get('ece'),
                 models={n: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1']) for n, r in m['models'].items()})
 
 def _load_evaluate(self:AIStandardsTrainer, ctx:dict):
     if not self.config.ensemble: return
-    tuned = self.embedding_model or _base_model(self)
+    source = ctx['state'].summary('evaluate').get('embedding_source')
+    tuned = self.embedding_model if source == 'fine-tuned' and self.embedding_model is not None else _base_model(self)
     self.ensemble = P.load_ensemble(self.run_dir/'06_evaluate'/'ensemble', self.classifier['model'], self.classifier['tokenizer'], tuned)
 
 # %% ../nbs/08_pipeline.ipynb #c032
@@ -374,12 +400,16 @@ def _step_persist(self:AIStandardsTrainer, ctx:dict) -> dict:
 def _step_report(self:AIStandardsTrainer, ctx:dict) -> dict:
     "results.json and results.md: where everything is, and the table of results."
     s = ctx['state'].d['steps']; ev = s['evaluate']['summary']
-    rows = [dict(model=('ensemble (default predictor)' if n == 'model' and ev.get('weights') else 'classifier' if n == 'model' else n), **v) for n, v in ev['models'].items()]
+    name = lambda n: ('default predictor (pool)' if ev.get('weights') else 'classifier') if n == 'model' else n
+    rows = [dict(model=name(n), **v) for n, v in ev['models'].items()]
     res = dict(run_dir=str(self.run_dir.absolute()), models_dir=s['persist']['summary']['models_dir'], report=ev['report'],
                database=s['store']['summary'].get('store'), evaluated_on=ev['evaluated_on'], level=ev['level'], n=ev['n'], weights=ev.get('weights'),
+               trained_on=ev.get('trained_on'), ece=ev.get('ece'), warning=ev.get('warning'), embedding_source=ev.get('embedding_source'),
                results=rows, embedding=s['embedding']['summary'], seconds={k: v['seconds'] for k, v in s.items()})
     md = [f"# Results: {self.run_dir.name}", '', f"{ev['n']} {ev['level']}s of the {ev['evaluated_on']} split", '', '| model | accuracy | macro-F1 |', '|---|---|---|']
     md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} |" for r in rows]
+    md += [f"\nCaution: {ev['warning']}."] if ev.get('warning') else []
+    md += [f"\nThe saved default predictor learned from {ev['trained_on']}."] if ev.get('trained_on') else []
     (self.run_dir/'08_report').mkdir(exist_ok=True)
     _save_json(self.run_dir/'08_report'/'results.json', res); (self.run_dir/'08_report'/'results.md').write_text('\n'.join(md) + '\n')
     ctx['results'] = res
@@ -485,7 +515,9 @@ def classify(self:AIStandardsTrainer, inputs:list, # file paths and/or texts
         p = proba[i:i + len(d['chunks'])]; i += len(d['chunks'])
         mean = p.mean(0) if len(p) else np.full(len(classes), np.nan)
         top = np.argsort(-mean)[:top_k] if len(p) else []
-        out.append(dict(source=d['source'], title=d['title'], true_label=d.get('label'), n_chunks=len(p),
+        meta = d.get('metadata') or {}
+        out.append(dict(id=meta.get('record_id', d['doc_id']), source=d['source'], title=d['title'], true_label=d.get('label'),
+                        fields={k: v for k, v in meta.items() if k != 'record_id'}, n_chunks=len(p),
                         label=classes[top[0]] if len(p) else None, probability=round(float(mean[top[0]]), 4) if len(p) else None,
                         top=[dict(label=classes[j], probability=round(float(mean[j]), 4)) for j in top],
                         chunks=[dict(chunk_index=c['chunk_index'], page=c['page_start'], clause=c['clause'], heading=c['heading'],

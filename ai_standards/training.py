@@ -13,10 +13,11 @@ from loguru import logger
 from .models import Embedder, load_classifier, pick_device, resolve_model, quiet_hf
 
 # %% auto #0
-__all__ = ['TrainingDataError', 'create_training_data', 'split_training_data', 'ClassifierConfig', 'train_classification_model',
-           'predict_proba', 'aggregate_by', 'similarity_gap', 'knn_scores', 'label_retrieval', 'plain_retrieval',
-           'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model', 'LinearHead', 'TfidfHead',
-           'EnsembleClassifier', 'fit_ensemble']
+__all__ = ['HEAD_C', 'TrainingDataError', 'create_training_data', 'split_training_data', 'ClassifierConfig',
+           'train_classification_model', 'predict_proba', 'aggregate_by', 'similarity_gap', 'knn_scores', 'encode',
+           'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model',
+           'LinearHead', 'TfidfHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier', 'pool_figures',
+           'fit_ensemble', 'refit_ensemble', 'cv_head_C']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -177,7 +178,7 @@ def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights,
         kw = dict(args_kw, per_device_train_batch_size=bs, gradient_accumulation_steps=accum, use_cpu=not device.startswith('cuda'))
         if not device.startswith('cuda'): kw.pop('bf16', None); kw.pop('fp16', None)
         trainer = trainer_cls(model=model, args=TrainingArguments(**kw), train_dataset=train_ds, eval_dataset=val_ds,
-                              data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics, class_weights=weights)
+                              data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=32), compute_metrics=_metrics, class_weights=weights)
         trainer.remove_callback(PrinterCallback)  # metrics are returned and logged to a file, not printed
         try:
             trainer.train(resume_from_checkpoint=_last_checkpoint(kw['output_dir']) if resume else None)
@@ -268,6 +269,12 @@ def knn_scores(train_emb:np.ndarray, train_labels:list, test_emb:np.ndarray, tes
     pred = KNeighborsClassifier(n_neighbors=min(k, len(train_labels)), metric='cosine').fit(train_emb, train_labels).predict(test_emb)
     return dict(accuracy=float(accuracy_score(test_labels, pred)), macro_f1=float(f1_score(test_labels, pred, average='macro')))
 
+# %% ../nbs/05_training.ipynb #c046a
+def encode(model, # a SentenceTransformer
+           texts:list[str], batch_size:int=64) -> np.ndarray:
+    "Normalized float32 embeddings of `texts`: the one set of `encode` arguments every head and figure uses."
+    return model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
 # %% ../nbs/05_training.ipynb #c047
 def _ir(model, queries:dict, corpus:dict, relevant:dict, name:str) -> dict:
     "MRR@10, nDCG@10 and accuracy@1 of `model` on one retrieval task."
@@ -297,8 +304,7 @@ def plain_retrieval(model, data:dict, rows:list[int]) -> dict:
 # %% ../nbs/05_training.ipynb #c048
 def embedding_figures(model, data:dict, train:list[int], val:list[int]) -> dict:
     "kNN accuracy/macro-F1, similarity gap, same-label MRR@10 and plain retrieval of `model` on the validation rows."
-    enc = lambda rows: model.encode([data['texts'][i] for i in rows], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    etr, eva = enc(train), enc(val)
+    etr, eva = (encode(model, [data['texts'][i] for i in rows]) for rows in (train, val))
     ytr, yva = [data['labels'][i] for i in train], [data['labels'][i] for i in val]
     return dict(knn=knn_scores(etr, ytr, eva, yva), similarity=similarity_gap(eva, yva),
                 label_retrieval=label_retrieval(model, data, val, train), plain_retrieval=plain_retrieval(model, data, val))
@@ -432,72 +438,139 @@ class TfidfHead:
     "TF-IDF (word 1-2 grams, sublinear tf) + a linear head; rebuilt from its vocabulary and idf."
     def __init__(self, vocabulary:dict, idf:np.ndarray, head:LinearHead):
         from sklearn.feature_extraction.text import TfidfVectorizer
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary={k: int(v) for k, v in vocabulary.items()})
+        vocabulary = {k: int(v) for k, v in vocabulary.items()}
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary)
         self.vectorizer.idf_ = np.asarray(idf); self.head = head
     @classmethod
-    def fit(cls, texts:list[str], y:list[int], n_classes:int|None=None):
+    def fit(cls, texts:list[str], y:list[int], n_classes:int|None=None,
+            C:float=1.0): # inverse regularization of the (class-balanced) head
         from sklearn.feature_extraction.text import TfidfVectorizer
         v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True); X = v.fit_transform(texts)
-        return cls(v.vocabulary_, v.idf_, LinearHead.fit(X, y, n_classes))
+        return cls(v.vocabulary_, v.idf_, LinearHead.fit(X, y, n_classes, C))
     def predict_proba(self, texts:list[str]) -> np.ndarray: return self.head.predict_proba(self.vectorizer.transform(texts))
+
+# %% ../nbs/05_training.ipynb #c067b
+def pool_proba(probs:dict, # view name -> (n, classes) probabilities
+               weights:dict, # view name -> non-negative weight
+              ) -> np.ndarray:
+    "The log-linear pool softmax(Σ weight·log p): a product of experts; one view's weight acts as its inverse temperature."
+    from scipy.special import softmax
+    z = sum(w * np.log(np.clip(probs[n], 1e-12, 1.0)) for n, w in weights.items() if w)
+    return softmax(z, axis=1)
+
+# %% ../nbs/05_training.ipynb #c067e
+def fit_pool_weights(probs:dict, # view name -> (n, classes) probabilities on held-out rows
+                     y:list[int], # true class ids of those rows
+                     max_weight:float=20.0):
+    "Non-negative pool weights that minimise held-out log-loss (maximum likelihood; also calibrates the temperature)."
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+    names, y = list(probs), np.asarray(y)
+    logs = [np.log(np.clip(probs[n], 1e-12, 1.0)) for n in names]
+    nll = lambda w: -log_softmax(sum(wi * l for wi, l in zip(w, logs)), axis=1)[np.arange(len(y)), y].mean()
+    r = minimize(nll, np.ones(len(names)), bounds=[(0.0, max_weight)] * len(names), method='L-BFGS-B')
+    return {n: round(float(w), 4) for n, w in zip(names, r.x)}
 
 # %% ../nbs/05_training.ipynb #c068
 class EnsembleClassifier:
-    "Weighted sum of class probabilities: fine-tuned classifier, embedding head, TF-IDF head (`predict`, `predict_proba`, `classes_`)."
+    "Log-linear pool of views (TF-IDF head, embedding head, optionally the fine-tuned classifier): `predict`, `predict_proba`."
     def __init__(self, classes:list[str], # label names in id order
-                 weights:dict, # component name -> weight: 'classifier', 'embedding', 'tfidf'
+                 weights:dict, # view name -> pool weight: 'classifier', 'embedding', 'tfidf'
                  classifier=None, tokenizer=None, # the fine-tuned sequence classifier
                  embedding_model=None, embedding_head:LinearHead|None=None, # a SentenceTransformer and its head
                  tfidf:TfidfHead|None=None):
         self.classes_, self.weights = list(classes), {k: float(v) for k, v in weights.items() if v}
-        self.classifier, self.tokenizer, self.embedding_model, self.embedding_head, self.tfidf = classifier, tokenizer, embedding_model, embedding_head, tfidf
+        self.classifier, self.tokenizer, self.embedding_model = classifier, tokenizer, embedding_model
+        self.embedding_head, self.tfidf, self.validation = embedding_head, tfidf, None
     def component_proba(self, texts:list[str], names=None) -> dict:
-        "Each component's probabilities for `texts`."
+        "Each view's probabilities for `texts`."
         out, texts = {}, list(texts)
         for n in names or self.weights:
             if n == 'classifier': out[n] = predict_proba(self.classifier, self.tokenizer, texts)
-            elif n == 'embedding':
-                e = self.embedding_model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-                out[n] = self.embedding_head.predict_proba(e)
+            elif n == 'embedding': out[n] = self.embedding_head.predict_proba(encode(self.embedding_model, texts))
             elif n == 'tfidf': out[n] = self.tfidf.predict_proba(texts)
         return out
     def predict_proba(self, texts:list[str]) -> np.ndarray:
         if not len(texts): return np.zeros((0, len(self.classes_)))
-        return sum(self.weights[n] * p for n, p in self.component_proba(texts).items()) / sum(self.weights.values())
+        return pool_proba(self.component_proba(texts), self.weights)
     def predict(self, texts:list[str]) -> list[str]: return [self.classes_[j] for j in self.predict_proba(texts).argmax(1)]
 
+# %% ../nbs/05_training.ipynb #c068a
+def pool_figures(probs:dict, weights:dict, y:list[int], keys:list, level:str='document') -> dict:
+    "Validation log-loss (per chunk) and macro-F1 (per `level`) of each view and of the pool: what chose the weights."
+    from sklearn.metrics import f1_score, log_loss
+    views = probs | dict(pool=pool_proba(probs, weights)); n = next(iter(probs.values())).shape[1]
+    truth, out = dict(zip(keys, y)), dict(level=level, n=len(y), weights=weights)
+    for name, p in views.items():
+        order, pd_ = aggregate_by(keys, p) if level == 'document' else (keys, p)
+        yd = [truth[k] for k in order] if level == 'document' else y
+        out[name] = dict(log_loss=float(log_loss(y, p, labels=range(n))),
+                         macro_f1=float(f1_score(yd, pd_.argmax(1), average='macro', labels=sorted(set(yd)))))
+    return out
+
 # %% ../nbs/05_training.ipynb #c070
-def _simplex(step:float=0.1):
-    n = round(1 / step)
-    return [(a * step, b * step, (n - a - b) * step) for a in range(n, -1, -1) for b in range(n - a, -1, -1)]
+HEAD_C = dict(tfidf=1.0, embedding=10.0) # inverse regularization of the heads: grouped 5-fold CV on SP 800-53 training rows
+
+def _fit_heads(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=None) -> dict:
+    "The TF-IDF and embedding heads fitted on `rows` (class-balanced logistic regression)."
+    C, n = HEAD_C | (C or {}), len(d['label_map']['labels'])
+    texts, y = [d['texts'][i] for i in rows], [d['label_ids'][i] for i in rows]
+    heads = dict(tfidf=TfidfHead.fit(texts, y, n, C['tfidf']) if 'tfidf' in views else None)
+    heads['embedding_head'] = LinearHead.fit(encode(embedding_model, texts), y, n, C['embedding']) if 'embedding' in views else None
+    return heads
 
 def fit_ensemble(training_data:dict, # from `create_training_data`
-                 classifier:dict, # from `train_classification_model`
-                 embedding_model=None, # SentenceTransformer for the embedding head (e.g. the fine-tuned one); None: no embedding head
+                 classifier:dict|None=None, # from `train_classification_model` (needed for the 'classifier' view)
+                 embedding_model=None, # SentenceTransformer for the embedding head (e.g. the fine-tuned one)
                  splits:tuple|None=None, # (train, validation, test); default: the classifier's
-                 level:str='document', # tune on 'document' or 'chunk' macro-F1
-                 tune:bool=False, # search the weights on validation macro-F1 instead of equal weights
-                 step:float=0.1, # grid step of the weight search
+                 views=('tfidf', 'embedding'), # views to pool: 'tfidf', 'embedding', 'classifier'
+                 C:dict|None=None, # head regularization, overriding HEAD_C
+                 level:str='document', # level of the validation macro-F1 reported in `validation`
                 ) -> EnsembleClassifier:
-    "Fit the embedding and TF-IDF heads on the training rows; equal weights, or weights searched on validation macro-F1."
-    from sklearn.metrics import f1_score
+    "Heads fitted on the training rows; pool weights fitted on the validation rows by maximum likelihood."
     tr, va, _ = splits or tuple(classifier['splits'][k] for k in ('train', 'validation', 'test'))
-    d = training_data; texts = lambda rows: [d['texts'][i] for i in rows]
-    ytr, n = [d['label_ids'][i] for i in tr], len(d['label_map']['labels'])
-    head = LinearHead.fit(embedding_model.encode(texts(tr), batch_size=64, normalize_embeddings=True, convert_to_numpy=True), ytr, n) if embedding_model is not None else None
-    ens = EnsembleClassifier(d['label_map']['labels'], dict(classifier=1, embedding=1 if head else 0, tfidf=1), classifier['model'], classifier['tokenizer'],
-                             embedding_model, head, TfidfHead.fit(texts(tr), ytr, n))
-    probs = ens.component_proba(texts(va)); y = [d['label_ids'][i] for i in va]
-    if level == 'document':
-        keys = [d['metadata'][i]['doc_id'] for i in va]; first = {}
-        for k, l in zip(keys, y): first.setdefault(k, l)
-        for n in probs: order, probs[n] = aggregate_by(keys, probs[n])
-        y = [first[k] for k in order]
-    score = lambda w: f1_score(y, sum(w[n] * probs[n] for n in probs if w.get(n)).argmax(1), average='macro')
-    if tune:
-        grid = [dict(classifier=a, embedding=b, tfidf=c) for a, b, c in _simplex(step) if head or b == 0]
-        best = max(grid, key=lambda w: (round(score(w), 6), w['classifier']))
-    else: best = {k: round(1 / len(probs), 4) for k in probs}
-    ens.weights = {k: round(v, 4) for k, v in best.items() if v}
-    ens.validation = dict(level=level, ensemble_macro_f1=float(score(best)), **{f'{n}_macro_f1': float(score({n: 1})) for n in probs})
+    d, views = training_data, [v for v in views if v != 'embedding' or embedding_model is not None]
+    clf = classifier or {}
+    ens = EnsembleClassifier(d['label_map']['labels'], {v: 1.0 for v in views}, clf.get('model'), clf.get('tokenizer'),
+                             embedding_model, **_fit_heads(d, tr, views, embedding_model, C))
+    probs = ens.component_proba([d['texts'][i] for i in va]); y = [d['label_ids'][i] for i in va]
+    ens.weights = fit_pool_weights(probs, y)
+    ens.C, ens.validation = HEAD_C | (C or {}), pool_figures(probs, ens.weights, y, [d['metadata'][i]['doc_id'] for i in va], level)
     return ens
+
+# %% ../nbs/05_training.ipynb #c070b
+def refit_ensemble(ens:EnsembleClassifier, # a fitted ensemble: its views, weights and head settings are kept
+                   training_data:dict, # from `create_training_data`
+                   rows:list[int]|None=None, # rows to refit the heads on; default: every labeled row
+                  ) -> EnsembleClassifier:
+    "The same recipe with its heads refit on `rows`: after evaluation, the saved predictor learns every labeled row."
+    rows = list(range(len(training_data['texts']))) if rows is None else rows
+    heads = _fit_heads(training_data, rows, list(ens.weights), ens.embedding_model, getattr(ens, 'C', None))
+    out = EnsembleClassifier(ens.classes_, ens.weights, ens.classifier, ens.tokenizer, ens.embedding_model, **heads)
+    out.C, out.validation, out.refit_rows = getattr(ens, 'C', HEAD_C), ens.validation, len(rows)
+    return out
+
+# %% ../nbs/05_training.ipynb #c070d
+def cv_head_C(training_data:dict, # from `create_training_data`
+              rows:list[int], # training rows only: never a test split
+              view:str='tfidf', # 'tfidf' or 'embedding'
+              grid=(1.0, 3.0, 10.0, 30.0), # values of C to try
+              embedding_model=None, # SentenceTransformer, for the 'embedding' view
+              folds:int=5, seed:int=0) -> dict:
+    "Document macro-F1 of a head for each C, by grouped stratified k-fold cross-validation on `rows`."
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedGroupKFold
+    d, rows = training_data, np.asarray(rows); n = len(d['label_map']['labels'])
+    y, texts = np.array([d['label_ids'][i] for i in rows]), [d['texts'][i] for i in rows]
+    keys = [d['metadata'][i]['doc_id'] for i in rows]; truth = dict(zip(keys, y))
+    X = encode(embedding_model, texts) if view == 'embedding' else None
+    cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, [d['metadata'][i]['group'] for i in rows]))
+    out = {}
+    for C in grid:
+        oof = np.zeros((len(rows), n))
+        for a, b in cv:
+            if view == 'tfidf': oof[b] = TfidfHead.fit([texts[i] for i in a], y[a], n, C).predict_proba([texts[i] for i in b])
+            else: oof[b] = LinearHead.fit(X[a], y[a], n, C).predict_proba(X[b])
+        order, p = aggregate_by(keys, oof)
+        out[C] = float(f1_score([truth[k] for k in order], p.argmax(1), average='macro'))
+    return out

@@ -2,7 +2,7 @@
 (`AIStandardsTrainer.train`, the same as `ai-standards train ... --label-field family`), with its default settings.
 
 Compared in the same run on the same split, scored per control (a record's chunk probabilities averaged), on the test controls:
-the default predictor (the ensemble, weights tuned on validation), the fine-tuned classifier alone, TF-IDF (1-2 grams) + logistic
+the default predictor (a pool of TF-IDF and embedding heads, weights fitted on validation), the fine-tuned classifier alone, TF-IDF (1-2 grams) + logistic
 regression, and frozen base embeddings + logistic regression. Also kNN (k=5) macro-F1 of the fine-tuned embeddings against the
 base model on the test controls, the forgetting guard's plain-retrieval figures, and wall time and peak memory of the whole run.
 
@@ -46,7 +46,7 @@ def main():
     best_bal = max(r['macro_f1'] for r in rows if r['model'].endswith('LR (balanced)'))
     table = '\n'.join(['| model | accuracy | macro-F1 |', '|---|---|---|'] +
                       [f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |" for r in rows])
-    table += (f"\n\n{res['n']} test controls ({res['level']} level). Ensemble weights (equal by default; `tune=True` searches them on validation): {res['weights']}.\n"
+    table += (f"\n\n{res['n']} test controls ({res['level']} level). Pool weights (fitted on validation by maximum likelihood): {res['weights']}.\n"
               f"Best baseline macro-F1 {best_base:.4f}; target {best_base + 0.05:.4f}; default predictor {rows[0]['macro_f1']:.4f} "
               f"({rows[0]['macro_f1'] - best_base:+.4f} against the best baseline). Against the class-balanced baselines (best {best_bal:.4f}): "
               f"{rows[0]['macro_f1'] - best_bal:+.4f}.\n"

@@ -6,7 +6,7 @@ def test_demo(tmp_path):
     r = cli('demo', '--out', tmp_path/'demo', '--json')
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    assert [x['model'] for x in s['results']][0] == 'ensemble (default predictor)'
+    assert [x['model'] for x in s['results']][0] == 'default predictor (pool)'
     assert {'TF-IDF + LR', 'frozen embeddings + LR', 'classifier alone'} <= {x['model'] for x in s['results']}
     assert s['search']['hits'][0]['file'] == 'PRIV-203.pdf'
     assert (tmp_path/'demo'/'chroma_db').is_dir() and (tmp_path/'demo'/'models'/'manifest.json').exists()

@@ -22,7 +22,7 @@ def trained(sample_pdfs, tmp_path_factory):
 def test_train_outputs(trained):
     out, res = trained
     assert res['models_dir'] == str(out.absolute()) and Path(res['report']).exists()
-    assert res['evaluated_on'] == 'test' and res['results'][0]['model'] == 'ensemble (default predictor)'
+    assert res['evaluated_on'] == 'test' and res['results'][0]['model'] == 'default predictor (pool)'
     run = out.parent/'models.run'
     assert set(json.loads((run/'state.json').read_text())['steps']) == {'prepare', 'embed', 'store', 'classifier', 'embedding', 'evaluate', 'persist', 'report'}
     assert 'step 8/8 report' in (run/'run.log').read_text()

@@ -1,0 +1,96 @@
+"""Does the default predictor beat the classical baselines on text worded unlike the training catalog? (issue 11)
+
+One run of the whole pipeline (`AIStandardsTrainer.train`, the same as `ai-standards train JSONL --label-field family`) on the
+SP 800-53 Rev 5 JSONL with default settings, then three checks of "different wording, same labels", each with the baselines
+trained on the same rows in the same run:
+
+1. the `suggested_split` test controls (the model and every setting chosen without them; baselines on the training rows);
+2. the 17 shared NIST PDFs: document label (chunk probabilities averaged) against the manifest's `category`, by the saved
+   model (refit on all 1,007 records) and by baselines trained on all 1,007 records;
+3. the 52 CSF 2.0 subcategories of `crosswalks/csf2_to_sp800_53r5.jsonl`: right when the predicted family is the family of
+   one of the subcategory's linked controls; same models as 2.
+
+Baselines: TF-IDF (word 1-2 grams) + LR, class-balanced (C=1) and plain (C=10); frozen base embeddings + LR, same two.
+Time and process peak memory per pipeline step come from the run's state.json.
+
+Run: python bench/bench_generalization.py   -> bench/results/generalization.{md,json}
+"""
+import argparse, json, os, resource, shutil, sys, time
+from pathlib import Path
+import numpy as np
+
+def baselines(texts, labels):
+    "The four baselines of every report, fitted on `texts`."
+    from ai_standards.evaluation import tfidf_baseline, EmbeddingBaseline
+    from ai_standards.models import Embedder
+    emb = Embedder()
+    return {'TF-IDF + LR (balanced)': tfidf_baseline(texts, labels, 'balanced', 1.0), 'TF-IDF + LR': tfidf_baseline(texts, labels),
+            'frozen embeddings + LR (balanced)': EmbeddingBaseline(emb, 'balanced', 1.0).fit(texts, labels),
+            'frozen embeddings + LR': EmbeddingBaseline(emb).fit(texts, labels)}
+
+def doc_labels(model, docs):
+    "Each document's label: the argmax of its chunks' mean probability."
+    texts = [c['text'] for d in docs for c in d['chunks']]
+    p = np.asarray(model.predict_proba(texts)); out, i = [], 0
+    for d in docs:
+        n = len(d['chunks']); out.append(str(model.classes_[int(p[i:i+n].mean(0).argmax())]) if n else None); i += n
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('--out', default=str(Path(__file__).parent/'_work'/'generalization'))
+    ap.add_argument('--keep', action='store_true', help='resume the run folder instead of starting over')
+    a = ap.parse_args()
+    from ai_standards.sample import shared_data_dir
+    from ai_standards.pipeline import AIStandardsTrainer
+    from ai_standards.chunking import process_documents
+    from ai_standards.evaluation import evaluate_model
+    from ai_standards.training import create_training_data
+    data_dir = shared_data_dir()
+    if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
+    if not a.keep: shutil.rmtree(a.out, ignore_errors=True)
+    t0 = time.time()
+    t = AIStandardsTrainer(run_dir=str(Path(a.out)/'run'), label_field='family', progress=False)
+    res = t.train([data_dir/'nist_sp800_53r5_controls.jsonl'])
+    train_min, peak = (time.time() - t0) / 60, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steps = json.loads((Path(a.out)/'run'/'state.json').read_text())['steps']
+    checks = {'1. SP 800-53 test controls': {r['model']: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n=res['n']) for r in res['results']}}
+    # 2 and 3: the saved (refit) model against baselines on all 1,007 records
+    saved = AIStandardsTrainer.from_models(res['models_dir'])
+    records = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], saved.get_chunker(),
+                                                     label_field='family', progress=False), embed=False)
+    models = {'default predictor (saved, refit)': saved.predictor} | baselines(records['texts'], records['labels'])
+    pdfs = process_documents([data_dir/'pdfs'], saved.get_chunker(), manifest=data_dir/'pdfs'/'manifest.csv', progress=False)
+    truth = [d['label'] for d in pdfs]
+    csf = [json.loads(l) for l in open(data_dir/'crosswalks'/'csf2_to_sp800_53r5.jsonl')]
+    fams = [{x.split('-')[0].upper() for x in r['sp800_53r5']} for r in csf]
+    pdf_res, csf_res, timing = {}, {}, {}
+    for name, m in models.items():
+        t1 = time.time(); got = doc_labels(m, pdfs)
+        right = [g == y for g, y in zip(got, truth)]
+        pdf_res[name] = dict(accuracy=float(np.mean(right)), right=int(sum(right)), n=len(truth), predicted=dict(zip([Path(d['source']).name for d in pdfs], got)))
+        pred = [str(m.classes_[j]) for j in np.asarray(m.predict_proba([r['text'] for r in csf])).argmax(1)]
+        csf_res[name] = dict(accuracy=float(np.mean([p in f for p, f in zip(pred, fams)])), n=len(csf))
+        timing[name] = round(time.time() - t1, 1)
+    checks['2. 17 NIST PDFs (document label)'], checks['3. CSF 2.0 subcategories (linked family)'] = pdf_res, csf_res
+    md = ['# Generalization: the default predictor against the baselines on differently worded text', '',
+          f'Whole pipeline on SP 800-53 Rev 5 (default settings): {train_min:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores.',
+          'Per step (seconds / peak MB after the step): ' + ', '.join(f"{k} {v['seconds']:.0f}s/{v['summary'].get('peak_rss_mb', '?')}MB" for k, v in steps.items()),
+          '', f"Default predictor: pool weights {res.get('weights')} ({res.get('embedding_source')} embeddings), fitted on validation; "
+          f"test ECE {res.get('ece') if res.get('ece') is None else round(res['ece'], 3)}; saved model learned from {res.get('trained_on')}.", '']
+    for check, rows in checks.items():
+        n = next(iter(rows.values()))['n']
+        md += [f'## {check} (n = {n})', '', '| model | accuracy | macro-F1 |', '|---|---|---|']
+        md += [f"| {k} | {v['accuracy']:.3f} | {v['macro_f1']:.3f} |" if 'macro_f1' in v else f"| {k} | {v['accuracy']:.3f} | – |" for k, v in rows.items()]
+        base = {k: v for k, v in rows.items() if 'LR' in k}; best = max(base, key=lambda k: base[k]['accuracy'])
+        default = next(v for k, v in rows.items() if k.startswith('default'))
+        md += ['', f"Best baseline by accuracy: {best} {base[best]['accuracy']:.3f}; default predictor {default['accuracy']:.3f} "
+               f"({default['accuracy'] - base[best]['accuracy']:+.3f})." + (' n < 30: too few to rank models.' if n < 30 else ''), '']
+    print('\n'.join(md))
+    out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
+    (out/'generalization.md').write_text('\n'.join(md) + '\n')
+    (out/'generalization.json').write_text(json.dumps(dict(checks=checks, train_minutes=round(train_min, 2), peak_rss_mb=round(peak),
+        steps={k: dict(seconds=v['seconds'], peak_rss_mb=v['summary'].get('peak_rss_mb')) for k, v in steps.items()},
+        weights=res.get('weights'), embedding_source=res.get('embedding_source'), ece=res.get('ece'), trained_on=res.get('trained_on'),
+        predict_seconds=timing), indent=1, default=str))
+
+if __name__ == '__main__': main()
