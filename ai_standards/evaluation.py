@@ -32,7 +32,7 @@ def as_predictor(model):
     "An object with `predict(texts)` (and `predict_proba`, `classes_` where possible) for `model`."
     if isinstance(model, dict) and 'model' in model and 'tokenizer' in model: return TransformerPredictor(model['model'], model['tokenizer'])
     if isinstance(model, tuple) and len(model) == 2: return TransformerPredictor(*model)
-    if hasattr(model, 'predict'): return model
+    if hasattr(model, 'predict') or hasattr(model, 'predict_proba') and hasattr(model, 'classes_'): return model
     raise TypeError(f'cannot evaluate a {type(model).__name__}: give a trained classifier or an object with predict(texts)')
 
 # %% ../nbs/06_evaluation.ipynb #c010
@@ -163,41 +163,46 @@ def _plt():
     import matplotlib.pyplot as plt
     return plt
 
-def _heatmap(m:np.ndarray, labels:list, cmap:str, title:str):
-    "A square heatmap with class names on both axes and a colour bar."
+def _heatmap(m:np.ndarray, labels:list, cmap:str, title:str, vmin=None, vmax=None):
+    "A square heatmap with class names on both axes and a colour bar (pass vmin/vmax to share a scale between plots)."
     plt = _plt()
     fig, ax = plt.subplots(figsize=(0.45 * len(labels) + 3, 0.45 * len(labels) + 2.5))
-    im = ax.imshow(m, cmap=cmap); fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha='right', fontsize=8); ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax); fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha='right', fontsize=9); ax.set_yticks(range(len(labels)), labels, fontsize=9)
     ax.set_title(title, fontsize=10)
     return fig, ax
 
 def plot_confusion(result:dict, title:str='Confusion matrix'):
     "Heatmap of a confusion matrix with label names (rows: true, columns: predicted)."
     cm = np.array(result['confusion_matrix'])
-    fig, ax = _heatmap(cm, result['labels'], 'Blues', title)
-    for i, j in zip(*np.nonzero(cm)): ax.text(j, i, cm[i, j], ha='center', va='center', fontsize=7, color='white' if cm[i, j] > cm.max() / 2 else 'black')
+    fig, ax = _heatmap(cm, result['labels'], 'Blues', f"{title} ({result['n']} {result['level']}s)")
+    for i, j in zip(*np.nonzero(cm)):
+        ax.text(j, i, cm[i, j], ha='center', va='center', fontsize=7, color='white' if cm[i, j] > cm.max() / 2 else 'black')
     ax.set_xlabel('predicted'); ax.set_ylabel('true'); fig.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c026
 def plot_f1_bars(results:dict, # name -> evaluate_model result
                 ):
-    "Per-class F1 bars, one colour per model (the model and its baselines)."
-    plt = _plt(); labels = sorted(set().union(*[r['labels'] for r in results.values()]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(labels) * len(results) / 2 + 3), 4))
-    w = 0.8 / len(results)
+    "Horizontal per-class F1 bars, one colour per model, labels readable at 100% zoom; the legend sits below the bars."
+    plt = _plt(); labels = sorted(set().union(*[r['present_labels'] for r in results.values()]))
+    h = 0.8 / len(results); fig, ax = plt.subplots(figsize=(8, 0.22 * len(labels) * len(results) + 2))
     for k, (name, r) in enumerate(results.items()):
-        ax.bar(np.arange(len(labels)) + k * w, [r['report'].get(l, {}).get('f1-score', 0) for l in labels], w, label=f"{name} (macro-F1 {r['macro_f1']:.2f})")
-    ax.set_xticks(np.arange(len(labels)) + 0.4 - w / 2, labels, rotation=60, ha='right', fontsize=8)
-    ax.set_ylabel('F1'); ax.set_ylim(0, 1); ax.legend(fontsize=8); ax.set_title('Per-class F1'); fig.tight_layout()
+        ax.barh(np.arange(len(labels)) + k * h, [r['report'].get(l, {}).get('f1-score', 0) for l in labels], h,
+                label=f"{name} (macro-F1 {r['macro_f1']:.2f})")
+    ax.set_yticks(np.arange(len(labels)) + 0.4 - h / 2, labels, fontsize=9); ax.invert_yaxis()
+    n = next(iter(results.values()))
+    ax.set_xlabel('F1'); ax.set_xlim(0, 1); ax.set_title(f"Per-class F1 on {n['n']} {n['level']}s", fontsize=10)
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.08 - 1.2 / (len(labels) * len(results))), ncol=2)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c027
-def plot_class_similarity(sim:dict, title:str='Mean cosine similarity between classes'):
+def plot_class_similarity(sim:dict, title:str='Mean cosine similarity between classes',
+                          vmin:float|None=None, vmax:float|None=None): # a shared colour scale for side-by-side plots
     "Heatmap of the class-by-class mean similarity (diagonal: intra-class)."
     fig, _ = _heatmap(np.array(sim['class_similarity']), sim['classes'], 'viridis',
-                      f"{title}\n(gap {sim['overall']['gap']:.3f}, silhouette {sim['silhouette']:.3f})")
+                      f"{title} ({sim['n']} items)\n(gap {sim['overall']['gap']:.3f}, silhouette {sim['silhouette']:.3f})", vmin, vmax)
     fig.tight_layout()
     return fig
 
@@ -212,7 +217,7 @@ def plot_projection(embeddings:dict, # name -> (n, dim) embeddings of the same r
     for ax, (name, e) in zip(axes[0], embeddings.items()):
         p = PCA(2, random_state=seed).fit_transform(np.asarray(e))
         for k, c in enumerate(classes): ax.scatter(*p[y == c].T, s=8, color=cmap(k), label=c)
-        ax.set_title(name); ax.set_xticks([]); ax.set_yticks([])
+        ax.set_title(f'{name}: PCA to 2 components, {len(y)} items', fontsize=10); ax.set_xticks([]); ax.set_yticks([])
     axes[0][-1].legend(fontsize=7, markerscale=2, bbox_to_anchor=(1.02, 1), loc='upper left'); fig.tight_layout()
     return fig
 
@@ -243,7 +248,7 @@ def plot_reliability(result:dict, # an evaluate_model result with `calibration`
 # %% ../nbs/06_evaluation.ipynb #c031
 def _fmt(x): return f'{x:.3f}' if isinstance(x, float) else str(x)
 
-def _report_md(m:dict, pngs:list[str]) -> str:
+def _report_md(m:dict, pngs:list[str], captions:dict|None=None) -> str:
     "The Markdown report: headline figures, comparison table, per-class table, similarity and retrieval, plots."
     out = [f"# Evaluation report: {m.get('title', 'ai_standards')}", '', f"{m['created']} · level: {m['level']} · {m['n']} items scored · "
            f"{len(m['labels'])} classes", '', f"**Accuracy {m['accuracy']:.3f} · macro-F1 {m['macro_f1']:.3f}**", '']
@@ -265,39 +270,28 @@ def _report_md(m:dict, pngs:list[str]) -> str:
     if m.get('retrieval'):
         out += ['', '## Retrieval', '', '| model | task | MRR@10 | nDCG@10 | accuracy@1 |', '|---|---|---|---|---|']
         out += [f"| {n} | {t} | {v['mrr@10']:.3f} | {v['ndcg@10']:.3f} | {v['accuracy@1']:.3f} |" for n, tasks in m['retrieval'].items() for t, v in tasks.items()]
-    out += ['', '## Plots', ''] + [f'![{p}]({p})' for p in pngs]
+    cap = lambda p: (captions or {}).get(p[:-4], p[:-4].replace('_', ' '))
+    out += ['', '## Plots', ''] + [line for p in pngs for line in (f'![{cap(p)}]({p})', '', f'*{cap(p)}*', '')]
     return '\n'.join(out) + '\n'
 
 # %% ../nbs/06_evaluation.ipynb #c032
 def _md_to_html(md:str, folder:Path) -> str:
-    "Minimal Markdown (headings, tables, bold, images embedded as base64) to one HTML page."
-    body, table = [], []
-    def flush():
-        if table:
-            rows = [r.strip('|').split('|') for r in table if not set(r) <= set('|-')]
-            body.append('<table>' + ''.join('<tr>' + ''.join(f'<{"th" if i == 0 else "td"}>{html.escape(c.strip())}</{"th" if i == 0 else "td"}>' for c in r) + '</tr>'
-                                        for i, r in enumerate(rows)) + '</table>'); table.clear()
-    for line in md.splitlines():
-        if line.startswith('|'): table.append(line); continue
-        flush()
-        if line.startswith('!['):
-            f = line[line.index('(') + 1:-1]
-            body.append(f'<figure><img alt="{html.escape(f)}" src="data:image/png;base64,{base64.b64encode((folder/f).read_bytes()).decode()}"></figure>')
-        elif line.startswith('#'):
-            n = len(line) - len(line.lstrip('#')); body.append(f'<h{n}>{html.escape(line.lstrip("# "))}</h{n}>')
-        elif line.strip():
-            t = html.escape(line)
-            while '**' in t: t = t.replace('**', '<b>', 1).replace('**', '</b>', 1)
-            body.append(f'<p>{t}</p>')
-    flush()
-    css = ('body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}'
-           'td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}th{background:#f3f3f3}img{max-width:100%}')
-    return f'<!doctype html><html><head><meta charset="utf-8"><title>Evaluation report</title><style>{css}</style></head><body>{"".join(body)}</body></html>'
+    "The Markdown report as one self-contained HTML page (python-markdown with tables; plots embedded as base64)."
+    import markdown, re
+    body = markdown.markdown(md, extensions=['tables'])
+    inline = lambda m: f'src="data:image/png;base64,{base64.b64encode((folder/m[1]).read_bytes()).decode()}"'
+    body = re.sub(r'src="([^"/]+\.png)"', inline, body)
+    css = ('body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}'
+           'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}'
+           'th{background:#f3f3f3}img{max-width:100%}p em{color:#555}')
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>Evaluation report</title><style>{css}</style></head>'
+            f'<body>{body}</body></html>')
 
 # %% ../nbs/06_evaluation.ipynb #c033
 def write_report(folder:str|Path, # the run's report folder (created)
                  metrics:dict, # headline result (evaluate_model) plus models, similarity, retrieval, title
                  figures:dict|None=None, # name -> matplotlib figure, saved as name.png
+                 captions:dict|None=None, # name -> one sentence under the plot: what it shows, on how many items
                 ) -> Path:
     "Write metrics.json, predictions.jsonl, the plots, report.md and a self-contained report.html."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -307,9 +301,24 @@ def write_report(folder:str|Path, # the run's report folder (created)
     with open(folder/'predictions.jsonl', 'w') as f:
         for i, t, p in zip(metrics['ids'], metrics['y_true'], metrics['y_pred']): f.write(json.dumps(dict(id=i, true=t, pred=p)) + '\n')
     (folder/'metrics.json').write_text(json.dumps(metrics, indent=1, default=float))
-    md = _report_md(metrics, pngs)
+    md = _report_md(metrics, pngs, captions)
     (folder/'report.md').write_text(md); (folder/'report.html').write_text(_md_to_html(md, folder))
     return folder
+
+# %% ../nbs/06_evaluation.ipynb #c033a
+def _captions(main:dict, figures:dict, n_chunks:int) -> dict:
+    "One sentence per plot: what it shows and on how many items."
+    what = f"{main['n']} {main['level']}s of the held-out rows"
+    return {k: v for k, v in dict(
+        confusion_matrix=f'Confusion matrix of the default predictor on {what} (rows: true label, columns: predicted).',
+        f1_by_class=f'Per-class F1 of the default predictor and of each baseline, all scored on the same {what}.',
+        reliability=f'Reliability of the default predictor on {what}: accuracy against top-label probability per bin '
+                    '(numbers: items in the bin); the dashed diagonal is perfect calibration.',
+        projection=f'PCA projection (2 components) of the embeddings of {n_chunks} held-out chunks, coloured by label.',
+        training_curves='Classifier training loss per logged optimizer step (left) and validation accuracy and macro-F1 '
+                        'per epoch (right).').items() if k in figures} | {
+        k: f'Mean cosine similarity between classes, {k[17:].replace("_", " ")} embeddings of {n_chunks} held-out chunks '
+           '(diagonal: within a class); every such plot shares one colour scale.' for k in figures if k.startswith('class_similarity_')}
 
 # %% ../nbs/06_evaluation.ipynb #c035
 def evaluation_report(training_data:dict, # from `create_training_data`
@@ -344,12 +353,15 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     for name, st in (embedding_models or {}).items():
         emb[name] = st.encode(test['texts'], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         sims[name] = compute_similarity_metrics(emb[name], test['labels'])
-        figures[f'class_similarity_{name}'.replace(' ', '_').replace('-', '_')] = plot_class_similarity(sims[name], f'Class similarity: {name}')
+    lo = min((np.min(s['class_similarity']) for s in sims.values()), default=None)
+    hi = max((np.max(s['class_similarity']) for s in sims.values()), default=None)
+    for name, s in sims.items():  # one colour scale for every model's plot, so they compare at a glance
+        figures[f'class_similarity_{name}'.replace(' ', '_').replace('-', '_')] = plot_class_similarity(s, f'Class similarity: {name}', lo, hi)
     if emb: figures['projection'] = plot_projection(emb, test['labels'])
     if training_metrics or (isinstance(classifier, dict) and classifier.get('metrics')): figures['training_curves'] = plot_training(training_metrics or classifier['metrics'])
     retrieval = retrieval_metrics(embedding_models, training_data, tr, test_rows) if embedding_models and tr else {}
     metrics = dict(main, title=title, created=time.strftime('%Y-%m-%d %H:%M:%S'), split=dict(train=len(tr), validation=len(va), test=len(te)),
                    models={n: {k: v for k, v in r.items() if k not in ('ids', 'y_true', 'y_pred', 'confusion_matrix')} for n, r in results.items()},
                    similarity=sims, retrieval=retrieval)
-    write_report(out_dir, metrics, figures)
+    write_report(out_dir, metrics, figures, _captions(main, figures, len(test['texts'])))
     return metrics
