@@ -129,6 +129,7 @@ def _trainer_for(args):
     for k in ('manifest', 'label_field', 'device', 'chroma_url'):
         if getattr(args, k, None) is not None: over[k] = str(getattr(args, k))
     if args.db: over['db_path'] = str(args.db)
+    if args.no_refit: over['refit'] = False
     t = AIStandardsTrainer(cfg, **over)
     if args.epochs is not None: t.config.classifier.epochs = args.epochs
     if args.embedding_epochs is not None: t.config.embedding.epochs = args.embedding_epochs
@@ -312,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--label-field', help='JSONL field holding the label (e.g. family)')
     t.add_argument('--epochs', type=float, help='classifier epochs (default: 4)')
     t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1)')
+    t.add_argument('--no-refit', action='store_true', help='save the evaluated predictor instead of refitting it on every labeled row')
     t.add_argument('--db', type=Path, help='embedded Chroma folder (default: RUN_DIR/chroma_db)')
     t.add_argument('--chroma-url', help='a Chroma server instead of --db')
     t.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')

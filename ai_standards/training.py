@@ -104,7 +104,7 @@ class ClassifierConfig:
     weight_decay:float=0.01
     max_length:int=256 # tokens per chunk (chunks are cut to fit the model already)
     class_weighting:bool=True # weight the loss by inverse class frequency
-    logging_steps:int=10
+    logging_steps:int=1 # a loss point per optimizer step: a real curve, even on a small corpus
     seed:int=42
     device:str|None=None # default: CUDA when available
     progress:bool=False # the Trainer's progress bar
