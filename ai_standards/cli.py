@@ -97,7 +97,7 @@ def cmd_ingest(args):
     from ai_standards.documents import IngestReport, find_documents
     from ai_standards.models import Embedder
     from ai_standards.vectordb import ingest
-    if not args.prune and not find_documents(args.paths, pre := IngestReport()):  # before a database is created for nothing
+    if not args.prune and not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
         raise CLIError(_nothing_read(args.paths, pre.failures, pre.ignored))
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else Embedder(args.model, device=args.device, backend=args.backend)

@@ -93,8 +93,9 @@ class PipelineError(Exception):
         n = STEPS.index(step) + 1
         done = f'steps 1-{n-1} are saved in {run_dir}; ' if n > 1 else ''
         reason = str(cause) if type(cause).__module__.startswith('ai_standards') else f'{type(cause).__name__}: {cause}'
-        super().__init__(f'step {n}/8 ({step}) failed: {reason}. {done}fix the cause and run the same command again to resume '
-                         'at this step (if the fix changes the documents, their labels or the settings, add --restart)')
+        super().__init__(f'step {n}/8 ({step}) failed: {reason}. {done}fix the cause and run the same command '
+                         'again to resume at this step (if the fix changes the documents, their labels or the '
+                         'settings, add --restart)')
 
 # %% ../nbs/08_pipeline.ipynb #c013
 def data_fingerprint(processed_documents:list[dict]) -> str:
@@ -122,14 +123,15 @@ class RunState:
         fresh = restart or not self.d.get('fingerprint') or not self.d['steps']  # no finished step: nothing to resume
         if not fresh:
             done = f"steps {', '.join(self.d['steps'])} finished"
-            again = ('a run resumes only on the data and settings it started with: add --restart (restart=True) to start '
-                     'over, or use another run folder')
+            again = ('a run resumes only on the data and settings it started with: add --restart (restart=True) to '
+                     'start over, or use another run folder')
             if self.d['fingerprint'] != fingerprint:
-                raise ValueError(f'{self.path.parent} holds a run on different data ({done} before the documents or their '
-                                 f'labels changed); {again}')
+                raise ValueError(f'{self.path.parent} holds a run on different data ({done} before the documents or '
+                                 f'their labels changed); {again}')
             if comparable(self.d['config']) != comparable(config):
                 diff = sorted(k for k in set(config) | set(self.d['config']) if config.get(k) != self.d['config'].get(k) and k != 'progress')
-                raise ValueError(f"{self.path.parent} holds a run with other settings ({', '.join(diff)}; {done}); {again}")
+                raise ValueError(f"{self.path.parent} holds a run with other settings ({', '.join(diff)}; {done}); "
+                                 + again)
         if fresh: self.d = dict(fingerprint=fingerprint, config=config, steps={}); self.save()
 
 # %% ../nbs/08_pipeline.ipynb #c017
