@@ -96,8 +96,9 @@ def cmd_ingest(args):
     "Documents → chunks → embeddings → Chroma; print what was added, kept and removed."
     from ai_standards.documents import IngestReport, find_documents
     from ai_standards.models import Embedder
-    from ai_standards.vectordb import ingest
-    if not args.prune and not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
+    from ai_standards.vectordb import ingest, prune_roots
+    if args.prune: prune_roots(args.paths)  # refuses a missing or unreadable path before anything is opened
+    elif not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
         raise CLIError(_nothing_read(args.paths, pre.failures, pre.ignored))
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else Embedder(args.model, device=args.device, backend=args.backend)

@@ -19,7 +19,7 @@ from .models import Embedder, BACKENDS
 # %% auto #0
 __all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_id',
            'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search',
-           'update_file_hash', 'chunker_signature', 'record_chunker', 'ingest']
+           'update_file_hash', 'chunker_signature', 'record_chunker', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -106,6 +106,14 @@ def _writable(folder:Path) -> bool:
     db = folder/'chroma.sqlite3'
     return os.access(folder, os.W_OK | os.X_OK) and (not db.exists() or os.access(db, os.W_OK))
 
+def _writable_copy(folder:Path) -> str:
+    "A temporary copy of a database folder that this process may write (the copy's files are its own)."
+    tmp = tempfile.mkdtemp(prefix='ai_standards_readonly_')
+    shutil.copytree(folder, tmp, dirs_exist_ok=True, copy_function=shutil.copyfile,  # not the read-only modes
+                    ignore=shutil.ignore_patterns('*.lock'))
+    for f in [Path(tmp), *Path(tmp).rglob('*')]: f.chmod(0o700 if f.is_dir() else 0o600)
+    return tmp
+
 def _folder_client(self:VectorStore, create:bool):
     "A PersistentClient at `self.path`; for reading, a folder this process may not write is opened as a temporary copy."
     import chromadb
@@ -117,9 +125,7 @@ def _folder_client(self:VectorStore, create:bool):
             raise VectorStoreError(f"no Chroma database at {p}{'' if p.exists() else ' (no such folder)'}: "
                                    'run `ai-standards ingest` first, or name the database folder with --db')
         if _writable(p): return chromadb.PersistentClient(str(p))
-        self.copy = tempfile.mkdtemp(prefix='ai_standards_readonly_')
-        weakref.finalize(self, shutil.rmtree, self.copy, True)
-        shutil.copytree(p, self.copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.ai_standards.lock'))
+        self.copy = _writable_copy(p); weakref.finalize(self, shutil.rmtree, self.copy, True)
         logger.info(f'{p} is read-only: reading a temporary copy')  # Chroma writes to its files even to read them
         return chromadb.PersistentClient(self.copy)
     try: p.mkdir(parents=True, exist_ok=True)
@@ -321,7 +327,8 @@ def _writer_lock(store:VectorStore):
     return FileLock(str(store.path/'.ai_standards.lock'))
 
 # %% ../nbs/04_vectordb.ipynb #c032a
-def _prune_roots(paths:list) -> list[str]:
+def prune_roots(paths:list, # the paths an ingest with prune=True was given
+               ) -> list[str]:
     "The resolved paths whose vanished files `prune` may delete; a missing or unreadable one refuses the whole ingest."
     roots = []
     for raw in paths:
@@ -361,7 +368,7 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
           ) -> dict:
     "Bring the store up to date with `paths`; return a summary (documents, pages, chunks added/unchanged/removed, failures)."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    roots = _prune_roots(paths) if prune else []  # before anything is read, written or deleted
+    roots = prune_roots(paths) if prune else []  # before anything is read, written or deleted
     embedder = embedder or store.embedder_for()
     chunker = chunker or Chunker(embedder.model_path)
     report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0), set(), time.time()
