@@ -215,7 +215,7 @@ def cmd_evaluate(args):
     from ai_standards.chunking import process_documents
     t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
     docs = process_documents(args.data, t.get_chunker(), report, manifest=args.manifest, label_field=args.label_field or t.config.label_field, progress=False)
-    if not docs: raise CLIError('no documents could be read: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures[:3]))
+    if not docs: raise CLIError(_nothing_read(args.data, report.failures, report.ignored))
     data = create_training_data(docs, embed=False, split_field=t.config.split_field)
     test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
     train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
