@@ -10,12 +10,15 @@ from pathlib import Path
 from loguru import logger
 
 # %% auto #0
-__all__ = ['CLIError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_train', 'cmd_classify', 'cmd_evaluate', 'cmd_info',
-           'cmd_demo', 'build_parser', 'main']
+__all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_train', 'cmd_classify', 'cmd_evaluate',
+           'cmd_info', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
     "A failure reported to the user as one line, exit status 1."
+
+class UsageError(CLIError):
+    "A command line that cannot be right, reported as one line, exit status 2."
 
 # %% ../nbs/09_cli.ipynb #c008
 def _emit(args, summary:dict, text:str):
@@ -23,13 +26,18 @@ def _emit(args, summary:dict, text:str):
     print(json.dumps(summary, indent=1, default=str) if args.json else text)
 
 # %% ../nbs/09_cli.ipynb #c009
+def _ignored(files:list) -> str:
+    "'2 file(s) of other types ignored (.docx 2)' without the last word."
+    from ai_standards.documents import IngestReport
+    return IngestReport(ignored=list(files)).ignored_text().removesuffix(' ignored')
+
 def _chunk_summary(processed:list[dict], report) -> dict:
     "Counts a person wants after chunking: documents, pages, chunks by level and label, failures."
     chunks = [c for d in processed for c in d['chunks']]
     return dict(documents=len(processed), pages=sum(d['n_pages'] for d in processed), chunks=len(chunks),
                 chunks_by_normative_level=dict(Counter(c['normative_level'] for c in chunks).most_common()),
                 documents_by_label=dict(sorted(Counter(str(d['label']) for d in processed).items())),
-                failures=[dict(file=p, reason=r) for p, r in report.failures])
+                failures=[dict(file=p, reason=r) for p, r in report.failures], files_ignored=report.ignored)
 
 # %% ../nbs/09_cli.ipynb #c010
 def _summary_text(s:dict) -> str:
@@ -38,7 +46,19 @@ def _summary_text(s:dict) -> str:
              '  by normative level: ' + ', '.join(f'{k} {v}' for k, v in s['chunks_by_normative_level'].items()),
              '  documents by label: ' + ', '.join(f'{k} {v}' for k, v in s['documents_by_label'].items())]
     lines += [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']]
+    if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
     return '\n'.join(lines)
+
+# %% ../nbs/09_cli.ipynb #c010a
+def _nothing_read(paths, failures:list, ignored:list) -> str:
+    "Why no document came from `paths`: every failure, and the files of other types found instead of documents."
+    from ai_standards.documents import IngestReport
+    where, other = ', '.join(map(str, paths)), IngestReport(ignored=list(ignored)).ignored_text() if ignored else ''
+    if failures:
+        why = ''.join(f'; {Path(p).name}: {r}' for p, r in failures)
+        return f'no documents could be read from {where}{why}' + (f'; {other}' if other else '')
+    kinds = ' .pdf, .txt, .md or .jsonl files'
+    return f'no documents found in {where}: ' + (f'{other}; documents are' if other else 'it holds no') + kinds
 
 # %% ../nbs/09_cli.ipynb #c012
 def cmd_chunk(args):
@@ -48,8 +68,7 @@ def cmd_chunk(args):
     report = IngestReport()
     processed = process_documents(args.paths, Chunker(max_tokens=args.max_tokens, overlap=args.overlap), report,
                                   manifest=args.manifest, label_field=args.label_field, progress=not args.json)
-    if not processed: raise CLIError(f'no documents could be read from {", ".join(map(str, args.paths))}' +
-                                     ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
+    if not processed: raise CLIError(_nothing_read(args.paths, report.failures, report.ignored))
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as f:
             for d in processed:
@@ -59,27 +78,33 @@ def cmd_chunk(args):
     return 1 if report.failures and args.strict else 0
 
 # %% ../nbs/09_cli.ipynb #c014
-def _store(args):
-    "The VectorStore named by --db / --chroma-url / --collection."
+def _store(args, create:bool=True):
+    "The VectorStore named by --db / --chroma-url / --collection; `create=False` for reading only."
     from ai_standards.vectordb import VectorStore
-    return VectorStore(args.db, url=args.chroma_url, collection=args.collection)
+    return VectorStore(args.db, url=args.chroma_url, collection=args.collection, create=create)
 
 # %% ../nbs/09_cli.ipynb #c015
 def _ingest_text(s:dict) -> str:
     "The ingest summary as a few readable lines."
     lines = [f"{s['documents']} documents read ({s['pages']} pages), {s['files_unchanged']} files unchanged -> chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, "
              f"removed {s['chunks_removed']}; {s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
-    return '\n'.join(lines + [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']])
+    lines += [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']]
+    return '\n'.join(lines + ([f"  ignored {_ignored(s['files_ignored'])}"] if s.get('files_ignored') else []))
 
 # %% ../nbs/09_cli.ipynb #c016
 def cmd_ingest(args):
     "Documents → chunks → embeddings → Chroma; print what was added, kept and removed."
+    from ai_standards.documents import IngestReport, find_documents
     from ai_standards.models import Embedder
-    from ai_standards.vectordb import ingest
+    from ai_standards.vectordb import ingest, prune_roots
+    if args.prune: prune_roots(args.paths)  # refuses a missing or unreadable path before anything is opened
+    elif not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
+        raise CLIError(_nothing_read(args.paths, pre.failures, pre.ignored))
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else Embedder(args.model, device=args.device, backend=args.backend)
     s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest, label_field=args.label_field)
-    if not s['documents'] and s['failures']: raise CLIError('no documents could be read: ' + '; '.join(f"{Path(f['file']).name}: {f['reason']}" for f in s['failures'][:3]))
+    if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
+        raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
     _emit(args, s, _ingest_text(s))
     return 1 if s['failures'] and args.strict else 0
 
@@ -96,8 +121,10 @@ def _hits_text(hits:list[dict]) -> str:
     return '\n'.join(out)
 
 def cmd_search(args):
-    "Semantic search over an ingested collection, with citations."
-    hits = _store(args).search(args.query, k=args.k, label=args.label, document=args.document, requirements_only=args.requirements_only)
+    "Semantic search over an ingested collection, with citations (read-only: creates nothing)."
+    if args.k < 1: raise UsageError(f'--k must be 1 or more, got {args.k}')
+    hits = _store(args, create=False).search(args.query, k=args.k, label=args.label, document=args.document,
+                                             requirements_only=args.requirements_only)
     _emit(args, hits, _hits_text(hits))
     return 0
 
@@ -165,11 +192,13 @@ def cmd_classify(args):
     "Label documents and texts with a saved model; per document and per chunk."
     from ai_standards.documents import IngestReport
     from ai_standards.pipeline import AIStandardsTrainer
-    missing = [x for x in args.inputs if x.lower().endswith(_DOC_SUFFIXES) and not Path(x).exists()]
+    missing = [x for x in args.inputs if x.lower().endswith(_DOC_SUFFIXES) and not os.path.exists(x)]
     if missing: raise CLIError(f'{missing[0]}: no such file (quote a text to classify it as text)')
+    inputs = [Path(x) if os.path.exists(x) else x for x in args.inputs]  # a file or folder only when it exists as one
     t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
-    res = t.classify(args.inputs, top_k=args.top, report=report)
-    if not res: raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures[:3]))
+    res = t.classify(inputs, top_k=args.top, report=report)
+    if not res:
+        raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures))
     _emit(args, dict(documents=res, failures=[dict(file=p, reason=r) for p, r in report.failures]),
           _classify_text(res, args.chunks) + ''.join(f'\n  FAILED {p}: {r}' for p, r in report.failures))
     return 1 if report.failures else 0
@@ -194,7 +223,7 @@ def cmd_evaluate(args):
     from ai_standards.chunking import process_documents
     t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
     docs = process_documents(args.data, t.get_chunker(), report, manifest=args.manifest, label_field=args.label_field or t.config.label_field, progress=False)
-    if not docs: raise CLIError('no documents could be read: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures[:3]))
+    if not docs: raise CLIError(_nothing_read(args.data, report.failures, report.ignored))
     data = create_training_data(docs, embed=False, split_field=t.config.split_field)
     test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
     train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
@@ -262,20 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ai-standards', description='Standards documents in: clean clause-aware chunks, embeddings, '
                                 'a category classifier and evaluation reports out.')
     p.add_argument('--verbose', action='store_true', help='show tracebacks and debug logging')
+    exits = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
+             'failed: each gets a FAILED line; --strict makes any failure exit 1. 1 when no document could be read '
+             'at all, or on an error. 2 for a usage error.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     d = sub.add_parser('demo', help='run the pipeline on the built-in sample corpus')
     d.add_argument('--out', default='ai_standards_demo', help='folder for everything the demo writes (default: %(default)s)')
     d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
     d.add_argument('--json', action='store_true', help='print the summary as JSON')
     d.set_defaults(func=cmd_demo)
-    c = sub.add_parser('chunk', help='read documents and cut them into clause-aware chunks')
+    c = sub.add_parser('chunk', help='read documents and cut them into clause-aware chunks', epilog=exits)
     c.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
     c.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
     c.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
     c.add_argument('--max-tokens', type=int, default=256, help='tokens per chunk at most (default: %(default)s)')
     c.add_argument('--overlap', type=int, default=32, help='tokens shared by consecutive chunks of a long section (default: %(default)s)')
     c.add_argument('--out', type=Path, help='write the chunks to this JSONL file')
-    c.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
+    c.add_argument('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
     c.add_argument('--json', action='store_true', help='print the summary as JSON')
     c.set_defaults(func=cmd_chunk)
     def store_args(sp):
@@ -283,21 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument('--chroma-url', help='a Chroma server instead of --db, e.g. http://localhost:8000')
         sp.add_argument('--collection', default='standards_embeddings', help='collection name (default: %(default)s)')
         sp.add_argument('--json', action='store_true', help='print the result as JSON')
-    i = sub.add_parser('ingest', help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
+    i = sub.add_parser('ingest', help='documents -> chunks -> embeddings -> ChromaDB (only what changed)', epilog=exits)
     i.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
     store_args(i)
     i.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
     i.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
-    i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested folders')
+    i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
+                   'folders (refused, deleting nothing, when a PATH is missing or unreadable)')
     i.add_argument('--model', help='embedding model: local folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
     i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'torch-bf16', 'onnx-int8'], help='embedding backend (default: %(default)s)')
     i.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
-    i.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
+    i.add_argument('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
     i.set_defaults(func=cmd_ingest)
     q = sub.add_parser('search', help='semantic search over ingested documents, with citations')
     q.add_argument('query', help='what to look for, in plain words')
     store_args(q)
-    q.add_argument('--k', type=int, default=5, help='number of results (default: %(default)s)')
+    q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
     q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
@@ -323,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
     k = sub.add_parser('classify', help='label documents or texts with a saved model')
     k.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
-    k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT', help='a PDF, text or JSONL file, or a text in quotes')
+    k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT',
+                   help='a PDF, text or JSONL file, a folder of them, or a text in quotes')
     k.add_argument('--top', type=int, default=3, help='labels listed per document (default: %(default)s)')
     k.add_argument('--chunks', type=int, default=5, help='chunks shown per document (default: %(default)s; all with --json)')
     k.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
@@ -346,9 +380,22 @@ def build_parser() -> argparse.ArgumentParser:
     n.set_defaults(func=cmd_info)
     return p
 
+# %% ../nbs/09_cli.ipynb #c030a
+def _empty_argument(argv:list[str]) -> str|None:
+    "What is wrong with the first empty or blank argument (an unset shell variable gives one), else None."
+    for n, a in enumerate(argv, 1):
+        value = a.split('=', 1)[1] if a.startswith('--') and '=' in a else a
+        if not value.strip():
+            return f'argument {n} is empty ({a!r}): an unset shell variable? Give a file, folder or text'
+    return None
+
 # %% ../nbs/09_cli.ipynb #c031
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `ai-standards` command."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if bad := _empty_argument(argv):  # before argparse turns '' into Path('.'), the current folder
+        cmd = argv[0] if argv and argv[0].strip() and not argv[0].startswith('-') else None
+        print(f"ai-standards{' ' + cmd if cmd else ''}: error: {bad}", file=sys.stderr); return 2
     args = build_parser().parse_args(argv)
     logger.remove()  # skipped files are listed in each command's summary, so their log lines are only shown with --verbose
     logger.add(sys.stderr, format='{level}: {message}', filter={'': 'DEBUG' if args.verbose else 'WARNING',
@@ -361,7 +408,7 @@ def main(argv:list[str]|None=None) -> int:
         ours = isinstance(e, CLIError) or type(e).__module__.startswith('ai_standards')  # our errors already read as sentences
         msg = str(e) if ours else f'{type(e).__name__}: {e}'
         print(f'ai-standards {args.command}: error: {msg}', file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, UsageError) else 1
 
 # %% ../nbs/09_cli.ipynb #c032
 if __name__ == '__main__' and 'ipykernel' not in sys.modules: sys.exit(main())  # python -m ai_standards.cli

@@ -219,6 +219,13 @@ def _md_title(pages:list[str]) -> str|None:
     m = re.match(r'\s*#\s+(.+)', pages[0]) if pages else None
     return m.group(1).strip() if m else None
 
+def _too_little_text(kind:str, n:int, pages:int) -> str:
+    "Why a document with `n` letters or digits on `pages` pages is refused: a scan for a PDF, too short for a text file."
+    if kind == 'pdf': return (f'no extractable text on its {pages} page(s)' + (f' (only {n} letters or digits)' if n else '')
+                              + ': a scanned or image-only document? Run OCR first')
+    return (f'too short to be a document: {n} letters or digits' + (f' on {pages} pages' if pages > 1 else '')
+            + f', fewer than {MIN_CHARS_PER_PAGE} a page')
+
 def load_document(path:Path|str, # a .pdf, .txt or .md file
                   label:str|None=None, # its category, when known
                   title:str|None=None, # its title, when known (e.g. from a manifest)
@@ -230,8 +237,8 @@ def load_document(path:Path|str, # a .pdf, .txt or .md file
         meta = {k: v for k, v in meta.items() if k in ('Title', 'Author', 'Subject', 'CreationDate')}
     else: raw, meta, kind = read_text_pages(path), {}, 'text'
     pages = clean_pages(raw)
-    if sum(len(re.findall(r'\w', p)) for p in pages) < MIN_CHARS_PER_PAGE * len(pages):
-        raise DocumentError(path, f'no extractable text on its {len(pages)} page(s): a scanned or image-only document? Run OCR first')
+    n = sum(len(re.findall(r'\w', p)) for p in pages)
+    if n < MIN_CHARS_PER_PAGE * len(pages): raise DocumentError(path, _too_little_text(kind, n, len(pages)))
     title = title or meta.get('Title') or _md_title(raw) or path.stem
     sha = file_sha256(path)
     return Document(sha[:16], str(path), sha, title.strip(), pages, label, kind, meta)
@@ -275,31 +282,45 @@ class IngestReport:
     pages:int=0
     failures:list=field(default_factory=list) # (path, reason) pairs
     skipped:int=0 # files a `skip` callback said need no reading (e.g. unchanged since the last ingest)
+    ignored:list=field(default_factory=list) # files in the folders that are not documents (other types), not read
     def fail(self, err:DocumentError):
         "Record and log one failure."
         self.failures.append((err.path, err.reason)); logger.warning(f'skipped {err.path}: {err.reason}')
     def summary(self) -> str:
         "A few lines a person can read: counts, then each failure with its reason."
         head = (f'{self.files} file(s) read: {self.documents} document(s), {self.pages} page(s); '
-                f'{len(self.failures)} failure(s)' + (f'; {self.skipped} unchanged file(s) skipped' if self.skipped else ''))
+                f'{len(self.failures)} failure(s)' + (f'; {self.skipped} unchanged file(s) skipped' if self.skipped else '')
+                + (f'; {self.ignored_text()}' if self.ignored else ''))
         return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures])
+    def ignored_text(self) -> str:
+        "'3 file(s) of other types ignored (.docx 2, .html 1)'."
+        by = Counter(Path(f).suffix.lower() or '(no extension)' for f in self.ignored).most_common()
+        return f"{len(self.ignored)} file(s) of other types ignored ({', '.join(f'{k} {v}' for k, v in by)})"
 
 # %% ../nbs/01_documents.ipynb #c049
+def _in_folder(p:Path, report:IngestReport|None) -> list[tuple[Path, Path]]:
+    "Document files under folder `p` (hidden ones left out); other files go to `report.ignored`."
+    found = []
+    for f in sorted(p.rglob('*')):
+        if not f.is_file() or any(part.startswith('.') for part in f.relative_to(p).parts): continue
+        if f.suffix.lower() in DOC_SUFFIXES: found.append((f, p))
+        elif report is not None and f.name != 'manifest.csv': report.ignored.append(str(f))
+    return found
+
 def find_documents(paths:Iterable, # files and folders
                    report:IngestReport|None=None, # where to record paths that do not exist or have an unknown type
                   ) -> list[tuple[Path, Path|None]]:
     "Document files under `paths`, each with the folder it was found under (None for a file named directly)."
     found = []
-    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
-        if p.is_dir():
-            found += [(f, p) for f in sorted(p.rglob('*')) if f.is_file() and f.suffix.lower() in DOC_SUFFIXES
-                      and not any(part.startswith('.') for part in f.relative_to(p).parts)]
+    for raw in ([paths] if isinstance(paths, (str, Path)) else paths):
+        p = Path(raw)
+        if isinstance(raw, str) and not raw.strip(): err = DocumentError(repr(raw), 'empty path: name a file or folder')
+        elif p.is_dir(): found += _in_folder(p, report); continue
         elif not p.exists(): err = DocumentError(p, 'no such file or folder')
         elif p.suffix.lower() not in DOC_SUFFIXES: err = DocumentError(p, f'unsupported file type {p.suffix!r} (expected .pdf, .txt, .md or .jsonl)')
         else: found.append((p, None)); continue
-        if not p.is_dir():
-            if report is None: raise err
-            report.fail(err)
+        if report is None: raise err
+        report.fail(err)
     return found
 
 # %% ../nbs/01_documents.ipynb #c051
@@ -358,7 +379,7 @@ def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of t
         kept = [(f, r) for f, r in found if not skip(f)]
         report.skipped += len(found) - len(kept); found = kept
     explicit = read_manifest(manifest) if manifest else None
-    auto = {p: read_manifest(p/'manifest.csv') for p in map(Path, paths) if not explicit and (Path(p)/'manifest.csv').is_file()}
+    auto = {p: read_manifest(p/'manifest.csv') for p in map(Path, [x for x in paths if str(x).strip()]) if not explicit and (Path(p)/'manifest.csv').is_file()}
     def meta(f, root):
         m = explicit or auto.get(root)
         row = m.lookup(f) if m else None

@@ -95,7 +95,9 @@ class PipelineError(Exception):
         n = STEPS.index(step) + 1
         done = f'steps 1-{n-1} are saved in {run_dir}; ' if n > 1 else ''
         reason = str(cause) if type(cause).__module__.startswith('ai_standards') else f'{type(cause).__name__}: {cause}'
-        super().__init__(f'step {n}/8 ({step}) failed: {reason}. {done}fix the cause and run again to resume at this step')
+        super().__init__(f'step {n}/8 ({step}) failed: {reason}. {done}fix the cause and run the same command '
+                         'again to resume at this step (if the fix changes the documents, their labels or the '
+                         'settings, add --restart)')
 
 # %% ../nbs/08_pipeline.ipynb #c013
 def data_fingerprint(processed_documents:list[dict]) -> str:
@@ -118,15 +120,21 @@ class RunState:
         self.d['steps'][step] = dict(summary=summary, seconds=round(seconds, 1)); self.save()
     def summary(self, step:str) -> dict: return self.d['steps'][step]['summary']
     def bind(self, fingerprint:str, config:dict, restart:bool=False):
-        "Start or resume: refuse a run folder that holds another dataset or configuration."
+        "Start or resume: refuse a run folder whose finished steps came from another dataset or configuration."
         comparable = lambda c: {k: v for k, v in c.items() if k not in ('progress',)}
-        if self.d.get('fingerprint') and not restart:
+        fresh = restart or not self.d.get('fingerprint') or not self.d['steps']  # no finished step: nothing to resume
+        if not fresh:
+            done = f"steps {', '.join(self.d['steps'])} finished"
+            again = ('a run resumes only on the data and settings it started with: add --restart (restart=True) to '
+                     'start over, or use another run folder')
             if self.d['fingerprint'] != fingerprint:
-                raise ValueError(f'{self.path.parent} holds a run on different data; use another run folder, or restart=True (--restart) to start over')
+                raise ValueError(f'{self.path.parent} holds a run on different data ({done} before the documents or '
+                                 f'their labels changed); {again}')
             if comparable(self.d['config']) != comparable(config):
                 diff = sorted(k for k in set(config) | set(self.d['config']) if config.get(k) != self.d['config'].get(k) and k != 'progress')
-                raise ValueError(f"{self.path.parent} holds a run with other settings ({', '.join(diff)}); use another run folder, or restart=True (--restart) to start over")
-        if restart or not self.d.get('fingerprint'): self.d = dict(fingerprint=fingerprint, config=config, steps={}); self.save()
+                raise ValueError(f"{self.path.parent} holds a run with other settings ({', '.join(diff)}; {done}); "
+                                 + again)
+        if fresh: self.d = dict(fingerprint=fingerprint, config=config, steps={}); self.save()
 
 # %% ../nbs/08_pipeline.ipynb #c017
 class AIStandardsTrainer:

@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_vectordb.ipynb #c001
 from __future__ import annotations
-import json, math, os, time
+import hashlib, json, math, os, shutil, tempfile, time, weakref
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterable
@@ -16,9 +17,9 @@ from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_embeddings_in_db',
-           'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'update_file_hash',
-           'chunker_signature', 'record_chunker', 'ingest']
+__all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_id',
+           'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search',
+           'update_file_hash', 'chunker_signature', 'record_chunker', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -44,18 +45,12 @@ class VectorStore:
                  url:str|None=None, # Chroma server, e.g. http://localhost:8000
                  collection:str=DEFAULT_COLLECTION, # collection name
                  retries:int=5, # tries for each server call before giving up
+                 create:bool=True, # False (for reading): open only an existing database and collection; create nothing
                 ):
-        import chromadb
-        self.url, self.retries, self.name = url, retries, collection
+        self.url, self.retries, self.name, self.copy = url, retries, collection, None
         self.path = None if url else Path(path)
-        if url:
-            u = urlparse(url if '://' in url else f'http://{url}')
-            self.client = self._retry(lambda: chromadb.HttpClient(host=u.hostname or 'localhost', port=u.port or 8000, ssl=u.scheme == 'https'))
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(str(self.path))
-        self.collection = self._retry(lambda: self.client.get_or_create_collection(
-            collection, configuration={'hnsw': {'space': 'cosine'}}, embedding_function=None))
+        self.client = self._server_client() if url else self._folder_client(create)
+        self.collection = self._open_collection(create)
         self.max_batch = self._retry(self.client.get_max_batch_size)
 
     @property
@@ -67,6 +62,16 @@ def _is_connection_error(e:Exception) -> bool:
     text = f'{type(e).__name__} {e}'.lower()
     return any(w in text for w in ('connect', 'timeout', 'timed out', 'unreachable', 'refused', 'remoteprotocol', '502', '503', '504'))
 
+def _problem(e:Exception) -> str:
+    "What went wrong talking to a server, in a few words: its HTTP status, else the innermost message (never HTML)."
+    chain = []
+    while e is not None and len(chain) < 10: chain.append(e); e = e.__cause__ or e.__context__
+    for x in chain:
+        r = getattr(x, 'response', None)
+        if getattr(r, 'status_code', None): return f'HTTP {r.status_code} for {r.url.path}'
+    msgs = [' '.join(str(x).split()) for x in chain]
+    return next((m[:160] for m in reversed(msgs) if m and not m.startswith('<')), type(chain[0]).__name__)
+
 def _retry(self:VectorStore, fn, *args, **kwargs):
     "Call `fn`; for a server, retry connection failures with back-off, then fail naming the URL."
     for attempt in range(self.retries if self.url else 1):
@@ -74,10 +79,76 @@ def _retry(self:VectorStore, fn, *args, **kwargs):
         except Exception as e:
             if not self.url or not _is_connection_error(e): raise
             if attempt == self.retries - 1:
-                raise VectorStoreError(f'Chroma server at {self.url} is unreachable after {self.retries} tries ({type(e).__name__}: {e})') from None
+                raise VectorStoreError(f'Chroma server at {self.url} is unreachable after {self.retries} tries '
+                                       f'({_problem(e)})') from None
             wait = min(8.0, 0.25 * 2 ** attempt)
             logger.info(f'Chroma server at {self.url} unreachable ({type(e).__name__}); retrying in {wait:.1f}s'); time.sleep(wait)
 VectorStore._retry = _retry
+
+# %% ../nbs/04_vectordb.ipynb #c013a
+def _server_client(self:VectorStore):
+    "An HttpClient for `self.url`; an address that answers but is not a Chroma server is named in one line."
+    import chromadb
+    u = urlparse(self.url if '://' in self.url else f'http://{self.url}')
+    try: host, port = u.hostname or 'localhost', u.port or 8000
+    except ValueError as e: raise VectorStoreError(f'{self.url} is not a valid server address ({e})') from None
+    host = f'[{host}]' if ':' in host else host  # an IPv6 address
+    try: return self._retry(lambda: chromadb.HttpClient(host=host, port=port, ssl=u.scheme == 'https'))
+    except VectorStoreError: raise
+    except Exception as e:
+        raise VectorStoreError(f'{self.url} does not answer as a Chroma server ({_problem(e)}): check the address and '
+                               'port (`chroma run` listens on http://localhost:8000)') from None
+VectorStore._server_client = _server_client
+
+# %% ../nbs/04_vectordb.ipynb #c013b
+def _writable(folder:Path) -> bool:
+    "Whether this process may write the database folder and its sqlite file."
+    db = folder/'chroma.sqlite3'
+    return os.access(folder, os.W_OK | os.X_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+def _writable_copy(folder:Path) -> str:
+    "A temporary copy of a database folder that this process may write (the copy's files are its own)."
+    tmp = tempfile.mkdtemp(prefix='ai_standards_readonly_')
+    shutil.copytree(folder, tmp, dirs_exist_ok=True, copy_function=shutil.copyfile,  # not the read-only modes
+                    ignore=shutil.ignore_patterns('*.lock'))
+    for f in [Path(tmp), *Path(tmp).rglob('*')]: f.chmod(0o700 if f.is_dir() else 0o600)
+    return tmp
+
+def _folder_client(self:VectorStore, create:bool):
+    "A PersistentClient at `self.path`; for reading, a folder this process may not write is opened as a temporary copy."
+    import chromadb
+    p = self.path
+    if p.exists() and not p.is_dir():
+        raise VectorStoreError(f'{p} is a file, not a database folder: name a folder (it is created when missing)')
+    if not create:
+        if not (p/'chroma.sqlite3').is_file():
+            raise VectorStoreError(f"no Chroma database at {p}{'' if p.exists() else ' (no such folder)'}: "
+                                   'run `ai-standards ingest` first, or name the database folder with --db')
+        if _writable(p): return chromadb.PersistentClient(str(p))
+        self.copy = _writable_copy(p); weakref.finalize(self, shutil.rmtree, self.copy, True)
+        logger.info(f'{p} is read-only: reading a temporary copy')  # Chroma writes to its files even to read them
+        return chromadb.PersistentClient(self.copy)
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise VectorStoreError(f'cannot create the database folder {p}: {e.strerror}') from None
+    if not _writable(p): raise VectorStoreError(f'{p} is read-only: writing needs a folder this user can write')
+    return chromadb.PersistentClient(str(p))
+VectorStore._folder_client = _folder_client
+
+# %% ../nbs/04_vectordb.ipynb #c013c
+def _open_collection(self:VectorStore, create:bool):
+    "The collection; without `create`, a missing one is an error that lists the collections there are."
+    from chromadb.errors import InvalidArgumentError
+    if not create:
+        names = sorted(getattr(c, 'name', c) for c in self._retry(self.client.list_collections))
+        if self.name not in names:
+            have = ', '.join(f"'{n}'" for n in names) or 'no collections'
+            raise VectorStoreError(f"no collection '{self.name}' at {self.where}; it holds {have} (--collection)")
+        return self._retry(self.client.get_collection, self.name, embedding_function=None)
+    try: return self._retry(lambda: self.client.get_or_create_collection(
+            self.name, configuration={'hnsw': {'space': 'cosine'}}, embedding_function=None))
+    except InvalidArgumentError as e:
+        raise VectorStoreError(f"'{self.name}' is not a valid collection name: {str(e).split(': ')[-1]}") from None
+VectorStore._open_collection = _open_collection
 
 # %% ../nbs/04_vectordb.ipynb #c016
 def model_info(self:VectorStore) -> dict:
@@ -97,6 +168,13 @@ def _record_model(self:VectorStore, embedder:Embedder|None, dim:int):
                                'Use another --collection or another --db for this model.')
 VectorStore.model_info, VectorStore._record_model = model_info, _record_model
 
+# %% ../nbs/04_vectordb.ipynb #c017a
+def store_id(source:str, # the file the chunk came from (ingest uses its resolved path)
+             chunk_id:str, # the chunk's own id (`chunking.chunk_id`)
+            ) -> str:
+    "The id of a chunk in the collection: its chunk id qualified by its source file, 32 hex digits."
+    return hashlib.sha256(f'{source}\n{chunk_id}'.encode()).hexdigest()[:32]
+
 # %% ../nbs/04_vectordb.ipynb #c018
 def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) float vectors
                            texts:list[str], # the n chunk texts
@@ -114,6 +192,11 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
     if not np.isfinite(emb).all(): raise VectorStoreError('embeddings contain NaN or infinite values: nothing was stored')
     ids = [str(m.get('id') or '') for m in metadata]
     if not all(ids): raise VectorStoreError('every metadata dict needs an "id" (the chunk id)')
+    ids = [store_id(str(m['source']), i) if m.get('source') else i for m, i in zip(metadata, ids)]
+    first = sorted({i: j for j, i in reversed(list(enumerate(ids)))}.values())  # a chunk listed twice is stored once
+    if len(first) < len(ids):
+        emb, ids = emb[first], [ids[j] for j in first]
+        texts, metadata = [texts[j] for j in first], [metadata[j] for j in first]
     self._record_model(embedder, emb.shape[1])
     metas = [sanitize_metadata({k: v for k, v in m.items() if k != 'text'}) for m in metadata]  # keeps `id`: Chroma refuses empty metadata
     for i in range(0, len(ids), self.max_batch):
@@ -123,15 +206,18 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
 VectorStore.store_embeddings_in_db = store_embeddings_in_db
 
 # %% ../nbs/04_vectordb.ipynb #c021
-def file_hashes(self:VectorStore) -> dict[str, tuple[str, int]]:
-    "{source: (file sha256 when its chunks were stored, number of chunks)} for every source in the collection."
+def file_hashes(self:VectorStore) -> dict[str, tuple[str|None, int]]:
+    "{source: (file sha256 when all of the file's chunks are stored, else None; chunks stored)} for every source."
     got = self._retry(self.collection.get, include=['metadatas'])
-    out = {}
+    marks, counts = {}, Counter()
     for m in got['metadatas']:
         if m and m.get('source'):
-            h, n = out.get(m['source'], (m.get('file_sha256'), 0))
-            out[m['source']] = (h if h == m.get('file_sha256') else None, n + 1)  # mixed hashes: not known to be unchanged
-    return out
+            marks.setdefault(m['source'], set()).add((m.get('file_sha256'), m.get('file_chunks')))
+            counts[m['source']] += 1
+    def complete(s):  # one hash and one expected count on every chunk, and that many chunks stored
+        (h, n), = marks[s] if len(marks[s]) == 1 else [(None, None)]
+        return h if n == counts[s] else None
+    return {s: (complete(s), counts[s]) for s in marks}
 
 VectorStore.file_hashes = file_hashes
 
@@ -178,42 +264,51 @@ def search(self:VectorStore, query:str, # what to look for, in plain words
           ) -> list[dict]:
     "The `k` chunks nearest to `query`, best first, with their citation fields and a cosine score."
     if not query or not query.strip(): raise VectorStoreError('the search query is empty')
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise VectorStoreError(f'k (results to return) must be 1 or more, got {k!r}')
     if self.count() == 0: raise VectorStoreError(f"collection '{self.name}' at {self.where} is empty: run `ai-standards ingest` first")
     embedder = embedder or self.embedder_for()
     q = embedder.generate_embeddings([query])
     where = _where(label, document, 'requirement' if requirements_only else normative_level)
     r = self._retry(self.collection.query, query_embeddings=q, n_results=k, where=where, include=['documents', 'metadatas', 'distances'])
-    return [dict(m or {}, id=i, score=round(1 - d, 4), text=t) for i, t, m, d in zip(r['ids'][0], r['documents'][0], r['metadatas'][0], r['distances'][0])]
+    return [dict(m or {}, chunk_id=(m or {}).get('id'), id=i, score=round(1 - d, 4), text=t)
+            for i, t, m, d in zip(r['ids'][0], r['documents'][0], r['metadatas'][0], r['distances'][0])]
 VectorStore.search = search
 
 # %% ../nbs/04_vectordb.ipynb #c029
-def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str) -> dict:
-    "Metadata stored with a chunk: its provenance and the identity of its document and file."
+def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str, file_chunks:int) -> dict:
+    "Metadata stored with a chunk: its provenance, the identity of its document and file, and the file's chunk count."
     return {k: c[k] for k in ('id', 'doc_id', 'title', 'label', 'chunk_index', 'n_tokens', 'char_start', 'char_end',
                               'page_start', 'page_end', 'clause', 'heading', 'normative_level')} | \
-           dict(source=source, file=Path(source).name, doc_sha256=doc['sha256'], file_sha256=file_hash, kind=doc['kind'])
+           dict(source=source, file=Path(source).name, doc_sha256=doc['sha256'], file_sha256=file_hash,
+                file_chunks=file_chunks, kind=doc['kind'])
 
 # %% ../nbs/04_vectordb.ipynb #c030
-def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dict]) -> dict:
+def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dict], batch:int=256) -> dict:
     "Make the store hold exactly the chunks of `docs` (all from one file) for `source`; counts of what changed."
-    chunks = {c['id']: (d, c) for d in docs for c in d['chunks']}
+    chunks = {store_id(source, c['id']): (d, c) for d in docs for c in d['chunks']}
     have = store.ids_where({'source': source})
     file_hash = docs[0]['sha256'] if docs[0]['kind'] != 'jsonl' else file_sha256(source)  # a JSONL record's sha256 is the record's
     new = [i for i in chunks if i not in have]
-    for i in range(0, len(new), 256):
-        part = [chunks[j] for j in new[i:i+256]]
+    for i in range(0, len(new), batch):  # each batch is complete only when file_hashes counts all of them
+        part = [chunks[j] for j in new[i:i+batch]]
         texts = [c['text'] for _, c in part]
-        store.store_embeddings_in_db(embedder.generate_embeddings(texts), texts, [_chunk_meta(d, c, source, file_hash) for d, c in part], embedder)
-    if have & set(chunks) and new: store.update_file_hash(have & set(chunks), file_hash)
+        metas = [_chunk_meta(d, c, source, file_hash, len(chunks)) for d, c in part]
+        store.store_embeddings_in_db(embedder.generate_embeddings(texts), texts, metas, embedder)
+    store.update_file_hash(have & set(chunks), file_hash, len(chunks))
     removed = store.delete_ids(have - set(chunks))
     return dict(added=len(new), unchanged=len(chunks) - len(new), removed=removed)
 
 # %% ../nbs/04_vectordb.ipynb #c031
-def update_file_hash(self:VectorStore, ids:set, file_hash:str):
-    "Record a file's new hash on chunks it still produces unchanged."
-    ids = sorted(ids)
+def update_file_hash(self:VectorStore, ids:set, # chunks the file still produces
+                     file_hash:str, # the file's sha256 now
+                     file_chunks:int|None=None, # how many chunks the file has now
+                    ):
+    "Record a file's new hash (and chunk count) on chunks it still produces unchanged."
+    ids, meta = sorted(ids), {'file_sha256': file_hash} | ({} if file_chunks is None else {'file_chunks': file_chunks})
     for i in range(0, len(ids), self.max_batch):
-        self._retry(self.collection.update, ids=ids[i:i+self.max_batch], metadatas=[{'file_sha256': file_hash}] * len(ids[i:i+self.max_batch]))
+        part = ids[i:i+self.max_batch]
+        self._retry(self.collection.update, ids=part, metadatas=[meta] * len(part))
 
 def chunker_signature(self:VectorStore) -> str|None: return (self.collection.metadata or {}).get('chunker')
 
@@ -231,17 +326,49 @@ def _writer_lock(store:VectorStore):
     from filelock import FileLock
     return FileLock(str(store.path/'.ai_standards.lock'))
 
+# %% ../nbs/04_vectordb.ipynb #c032a
+def prune_roots(paths:list, # the paths an ingest with prune=True was given
+               ) -> list[str]:
+    "The resolved paths whose vanished files `prune` may delete; a missing or unreadable one refuses the whole ingest."
+    roots = []
+    for raw in paths:
+        p, why = Path(raw), None
+        if not str(raw).strip(): why = 'an empty path was given'
+        else:
+            try: p.stat()
+            except FileNotFoundError: why = f'{p} does not exist (a typo, or a share that is not mounted?)'
+            except OSError as e: why = f'{p} cannot be read ({e.strerror})'
+            if not why and p.is_dir() and not os.access(p, os.R_OK | os.X_OK): why = f'the folder {p} cannot be read'
+        if why: raise VectorStoreError(f'prune refused: {why}; nothing was read or deleted')
+        roots.append(str(p.resolve()))
+    return roots
+
+def _vanished(source:str) -> bool:
+    "True only when the file certainly no longer exists; a path that cannot be checked stops the prune."
+    try: os.stat(source); return False
+    except FileNotFoundError: return True
+    except OSError as e:
+        raise VectorStoreError(f'prune refused: {source} cannot be checked ({e.strerror}); nothing deleted') from None
+
+def _prune(store:VectorStore, roots:list[str], seen:set) -> int:
+    "Delete the chunks of files under `roots` that are gone; every file is checked before anything is deleted."
+    under = lambda s: any(s == r or s.startswith(r.rstrip('/') + '/') for r in roots)
+    gone = sorted(s for s in store.sources() if s not in seen and under(s) and _vanished(s))
+    return sum(store.delete_ids(store.ids_where({'source': s})) for s in gone)
+
 # %% ../nbs/04_vectordb.ipynb #c033
 def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            store:VectorStore, # where the chunks go
            embedder:Embedder|None=None, # default: the collection's model, else all-MiniLM-L6-v2
            chunker:Chunker|None=None, # default: `Chunker()` with the embedder's tokenizer
-           prune:bool=False, # delete chunks of files that are gone from the ingested folders
+           prune:bool=False, # delete chunks of files gone from the ingested folders (refused if a path is missing)
            progress:bool=True, # progress bars
+           batch:int=256, # chunks embedded and written at a time
            **kwargs, # passed to `read_documents` (manifest, label_field, workers)
           ) -> dict:
     "Bring the store up to date with `paths`; return a summary (documents, pages, chunks added/unchanged/removed, failures)."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    roots = prune_roots(paths) if prune else []  # before anything is read, written or deleted
     embedder = embedder or store.embedder_for()
     chunker = chunker or Chunker(embedder.model_path)
     report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0), set(), time.time()
@@ -257,19 +384,18 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
         group, current = [], None
         def flush():
             if group:
-                for k, v in _sync_source(store, embedder, current, group).items(): counts[k] += v
+                for k, v in _sync_source(store, embedder, current, group, batch).items(): counts[k] += v
         for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=unchanged, **kwargs):
             src = str(Path(doc['source']).resolve())
             if src != current: flush(); group, current = [], src
             group.append(doc); seen.add(src)
         flush()
         if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
-        if prune:
-            roots = [str(Path(p).resolve()) for p in paths]
-            gone = {s for s in store.sources() if s not in seen and any(s == r or s.startswith(r.rstrip('/') + '/') for r in roots)
-                    and not Path(s).exists()}
-            for s in sorted(gone): counts['removed'] += store.delete_ids(store.ids_where({'source': s}))
-    return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped, chunks_added=counts['added'], chunks_unchanged=counts['unchanged'],
-                chunks_removed=counts['removed'], chunks_in_collection=store.count(), seconds=round(time.time() - t0, 2),
-                embedded=embedder.stats['embedded'], collection=store.name, store=store.where,
+        if prune: counts['removed'] += _prune(store, roots, seen)
+    return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped,
+                chunks_added=counts['added'], chunks_unchanged=counts['unchanged'], chunks_removed=counts['removed'],
+                chunks_in_collection=store.count(),
+                seconds=round(time.time() - t0, 2), embedded=embedder.stats['embedded'], collection=store.name,
+                store=store.where,
+                files_ignored=report.ignored,
                 failures=[dict(file=p, reason=r) for p, r in report.failures])

@@ -4,8 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import cli
-from ai_standards.vectordb import VectorStore, VectorStoreError, ingest
+from ai_standards.vectordb import VectorStore, VectorStoreError, ingest, store_id
 from ai_standards.chunking import Chunker, process_documents
+
+def _clean_ids(folder:Path) -> set:
+    "The collection ids a clean ingest of `folder` gives: each chunk id qualified by its resolved file path."
+    return {store_id(str(Path(c['source']).resolve()), c['id']) for d in process_documents([folder], progress=False) for c in d['chunks']}
 
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -73,7 +77,7 @@ def test_two_concurrent_ingests_one_folder(tmp_path, sample_pdfs):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-    expected = {c['id'] for d in process_documents([sample_pdfs], progress=False) for c in d['chunks']}
+    expected = _clean_ids(sample_pdfs)
     store = VectorStore(db)
     assert store.count() == len(expected) and store.ids_where({'kind': 'pdf'}) == expected
 
@@ -93,7 +97,7 @@ def test_sigkill_midway_then_rerun_gives_clean_result(tmp_path, nist_data):
     os.killpg(proc.pid, signal.SIGKILL); proc.wait()  # the whole job dies at once, workers included, as in a crash
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
-    expected = {c['id'] for d in process_documents([nist_data/'pdfs'], progress=False) for c in d['chunks']}
+    expected = _clean_ids(nist_data/'pdfs')
     store = VectorStore(db)
     got = store.collection.get(include=[])['ids']
     assert len(got) == len(set(got)) == len(expected) and set(got) == expected
