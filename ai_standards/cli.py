@@ -62,6 +62,7 @@ def cmd_chunk(args):
 def _store(args):
     "The VectorStore named by --db / --chroma-url / --collection."
     from ai_standards.vectordb import VectorStore
+    import ai_standards.lexical  # registers the ingest hook that keeps the search index in step
     return VectorStore(args.db, url=args.chroma_url, collection=args.collection)
 
 # %% ../nbs/09_cli.ipynb #c015
@@ -96,8 +97,10 @@ def _hits_text(hits:list[dict]) -> str:
     return '\n'.join(out)
 
 def cmd_search(args):
-    "Semantic search over an ingested collection, with citations."
-    hits = _store(args).search(args.query, k=args.k, label=args.label, document=args.document, requirements_only=args.requirements_only)
+    "Hybrid (BM25 + dense), dense or lexical search over an ingested collection, with citations."
+    from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
+    hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode, label=args.label,
+                             document=args.document, requirements_only=args.requirements_only)
     _emit(args, hits, _hits_text(hits))
     return 0
 
@@ -246,6 +249,18 @@ def cmd_demo(args):
     _emit(args, s, text)
     return 0
 
+# %% ../nbs/09_cli.ipynb #c029a
+def _positive_int(s:str) -> int:
+    "argparse type: a whole number of at least 1 (so `--k 0` is a usage error before anything loads)."
+    try: n = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
+    if n < 1: raise argparse.ArgumentTypeError(f'must be at least 1, not {n}')
+    return n
+
+def _nonempty(s:str) -> str:
+    if not s.strip(): raise argparse.ArgumentTypeError('the query is empty')
+    return s
+
 # %% ../nbs/09_cli.ipynb #c030
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."
@@ -284,10 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
     i.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
     i.set_defaults(func=cmd_ingest)
-    q = sub.add_parser('search', help='semantic search over ingested documents, with citations')
-    q.add_argument('query', help='what to look for, in plain words')
+    q = sub.add_parser('search', help='hybrid (BM25 + dense) search over ingested documents, with citations')
+    q.add_argument('query', type=_nonempty, help='what to look for: plain words, or an identifier such as AC-2(1) or clause 4.2')
     store_args(q)
-    q.add_argument('--k', type=int, default=5, help='number of results (default: %(default)s)')
+    q.add_argument('--k', type=_positive_int, default=5, help='number of results (default: %(default)s)')
+    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
     q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')

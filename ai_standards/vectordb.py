@@ -16,9 +16,9 @@ from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_embeddings_in_db',
-           'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'update_file_hash',
-           'chunker_signature', 'record_chunker', 'ingest']
+__all__ = ['DEFAULT_COLLECTION', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info',
+           'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search',
+           'update_file_hash', 'chunker_signature', 'record_chunker', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -231,6 +231,9 @@ def _writer_lock(store:VectorStore):
     from filelock import FileLock
     return FileLock(str(store.path/'.ai_standards.lock'))
 
+# %% ../nbs/04_vectordb.ipynb #c032b
+AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`
+
 # %% ../nbs/04_vectordb.ipynb #c033
 def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            store:VectorStore, # where the chunks go
@@ -269,6 +272,7 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
             gone = {s for s in store.sources() if s not in seen and any(s == r or s.startswith(r.rstrip('/') + '/') for r in roots)
                     and not Path(s).exists()}
             for s in sorted(gone): counts['removed'] += store.delete_ids(store.ids_where({'source': s}))
+        for hook in AFTER_INGEST: hook(store, embedder)  # derived indexes (e.g. lexical search) catch up, still under the lock
     return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped, chunks_added=counts['added'], chunks_unchanged=counts['unchanged'],
                 chunks_removed=counts['removed'], chunks_in_collection=store.count(), seconds=round(time.time() - t0, 2),
                 embedded=embedder.stats['embedded'], collection=store.name, store=store.where,
