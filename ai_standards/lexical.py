@@ -105,10 +105,10 @@ def score_fusion(dense:np.ndarray, lexical:np.ndarray, alpha:float=0.5) -> np.nd
 
 # %% ../nbs/04a_lexical.ipynb #l028
 FUSIONS = ('rrf', 'score')
-DEFAULT_FUSION = dict(fusion='rrf', alpha=0.5, identifier_first=True)  # chosen on validation rows: bench/results/search.md
+DEFAULT_FUSION = dict(fusion='score', alpha=0.5, identifier_first=True)  # chosen on validation rows: bench/results/search.md
 
 def fuse(dense:np.ndarray, lexical:np.ndarray, own_match:np.ndarray|None=None, # True for chunks that are the queried id
-         fusion:str='rrf', alpha:float=0.5, identifier_first:bool=True) -> np.ndarray:
+         fusion:str='score', alpha:float=0.5, identifier_first:bool=True) -> np.ndarray:
     "Fused scores, higher is better; with `identifier_first`, chunks that are the queried identifier outrank all others."
     if fusion not in FUSIONS: raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     s = rrf(dense, lexical) if fusion == 'rrf' else score_fusion(dense, lexical, alpha)
