@@ -256,47 +256,60 @@ def _crosswalk_text(res:dict, shown:int=3) -> str:
     for m in res['mappings']:
         out.append(f"{m['source_id']}  {m['source_title'][:100]}")
         for r, x in enumerate(m['matches'][:shown], 1):
-            out.append(f"  {r}. {x['target_label'] or x['target_id']} {x['target_title'][:60]} [{x['score']:.2f}]\n     \"{x['evidence']['target'][:150]}\"")
-    mt = res.get('metrics') or {}
+            out.append(f"  {r}. {x['target_label'] or x['target_id']} {x['target_title'][:60]} [{x['score']:.2f}]")
+            out.append(f"     \"{x['evidence']['target'][:150]}\"")
+    mt, keys = res.get('metrics') or {}, ('recall@1', 'recall@5', 'recall@10', 'mrr', 'ndcg@10')
     if mt: out.append(f"\n{mt['n_sources']} sources, {mt['n_links']} known links ({mt['truth_field']}): " +
-                      ', '.join(f'{k} {mt[k]:.3f}' for k in ('recall@1', 'recall@5', 'recall@10', 'mrr', 'ndcg@10')))
+                      ', '.join(f'{k} {mt[k]:.3f}' for k in keys))
     return '\n'.join(out)
 
 # %% ../nbs/09_cli.ipynb #c028c
 def _crosswalk_targets(args, report):
     "Target items from files, or from an ingested collection."
     from ai_standards.crosswalk import collection_items, load_items
-    if args.to_db or args.to_chroma_url:
-        from ai_standards.vectordb import VectorStore
-        if args.to_db and not (Path(args.to_db)/'chroma.sqlite3').is_file(): raise CLIError(f'{args.to_db}: no database there (run ingest first)')
-        return collection_items(VectorStore(args.to_db, url=args.to_chroma_url, collection=args.collection))
-    return load_items(args.to, label_field=args.label_field, report=report)
+    if not (args.to_db or args.to_chroma_url): return load_items(args.to, label_field=args.label_field, report=report)
+    from ai_standards.vectordb import VectorStore
+    if args.to_db and not (Path(args.to_db)/'chroma.sqlite3').is_file():
+        raise CLIError(f'{args.to_db}: no database there (run ingest first)')
+    return collection_items(VectorStore(args.to_db, url=args.to_chroma_url, collection=args.collection))
 
 # %% ../nbs/09_cli.ipynb #c028d
 def _embedding_model(model_dir) -> str|None:
-    "The sentence-transformers folder inside a model folder written by `train` (its `embedding/`), or the folder itself."
+    "The sentence-transformers folder in a model folder written by `train` (its `embedding/`), or the folder itself."
     if model_dir is None: return None
     d = Path(model_dir)
     if not d.exists(): raise CLIError(f'{model_dir}: no such model folder')
     return str(d/'embedding') if (d/'embedding'/'modules.json').exists() else str(d)
 
 # %% ../nbs/09_cli.ipynb #c028e
+def _write_outputs(args, res:dict, sources:list[dict]):
+    "The --csv and --oscal files (the OSCAL document is validated first)."
+    from ai_standards.crosswalk import oscal_mapping_collection, truth_links, validate_oscal, write_csv
+    truth = {s['id']: truth_links(s, args.truth_field) for s in sources} if args.truth_field else None
+    if args.csv: write_csv(res, args.csv, truth)
+    if not args.oscal: return
+    target = ' '.join(map(str, args.to)) or str(args.to_db or args.to_chroma_url)
+    doc = oscal_mapping_collection(res, ' '.join(map(str, args.sources)), target)
+    res['oscal_validated_by'] = validate_oscal(doc)
+    Path(args.oscal).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+
+# %% ../nbs/09_cli.ipynb #c028g
 def cmd_crosswalk(args):
     "Map source items onto target items: candidates with evidence; JSON, CSV, OSCAL; metrics against known links."
     from ai_standards.documents import IngestReport
-    from ai_standards.crosswalk import crosswalk, load_items, oscal_mapping_collection, truth_links, validate_oscal, write_csv
+    from ai_standards.crosswalk import crosswalk, load_items
     from ai_standards.models import Embedder
-    if not args.to and not (args.to_db or args.to_chroma_url): raise CLIError('say what to map onto: --to FILE..., --to-db DIR or --to-chroma-url URL')
+    if not args.to and not (args.to_db or args.to_chroma_url):
+        raise CLIError('say what to map onto: --to FILE..., --to-db DIR or --to-chroma-url URL')
     report = IngestReport()
-    sources, targets = load_items(args.sources, label_field=args.label_field, report=report), _crosswalk_targets(args, report)
-    if not sources or not targets: raise CLIError(f'nothing to map: {len(sources)} source and {len(targets)} target items' +
-                                                  ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
-    res = crosswalk(sources, targets, k=args.k, embedder=Embedder(_embedding_model(args.model), device=args.device), truth_field=args.truth_field)
-    src_name, tgt_name = ' '.join(map(str, args.sources)), ' '.join(map(str, args.to)) or str(args.to_db or args.to_chroma_url)
-    if args.csv: write_csv(res, args.csv, {s['id']: truth_links(s, args.truth_field) for s in sources} if args.truth_field else None)
-    if args.oscal:
-        doc = oscal_mapping_collection(res, src_name, tgt_name); res['oscal_validated_by'] = validate_oscal(doc)
-        Path(args.oscal).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+    sources = load_items(args.sources, label_field=args.label_field, report=report)
+    targets = _crosswalk_targets(args, report)
+    if not sources or not targets:
+        raise CLIError(f'nothing to map: {len(sources)} source and {len(targets)} target items'
+                       + ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
+    embedder = Embedder(_embedding_model(args.model), device=args.device)
+    res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field)
+    _write_outputs(args, res, sources)
     res['failures'] = [dict(file=p, reason=r) for p, r in report.failures]
     text = _crosswalk_text(res) + ''.join(f'\nwritten: {f}' for f in (args.csv, args.oscal) if f)
     _emit(args, res, text + ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in res['failures']))
@@ -306,14 +319,16 @@ def cmd_crosswalk(args):
 def add_crosswalk_parser(sub):
     "The `crosswalk` sub-command's arguments."
     x = sub.add_parser('crosswalk', help='map the items of one standard onto another, with evidence')
-    x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE', help='JSONL records, PDFs, text files or folders to map')
-    x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET', help='JSONL records, PDFs, text files or folders to map onto')
+    x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE', help='JSONL records, PDFs, text files or folders')
+    x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET', help='JSONL, PDF, text files, folders')
     x.add_argument('--to-db', type=Path, metavar='DIR', help='map onto an ingested embedded database instead')
     x.add_argument('--to-chroma-url', metavar='URL', help='map onto a collection on a Chroma server instead')
-    x.add_argument('--collection', default='standards_embeddings', help='collection for --to-db / --to-chroma-url (default: %(default)s)')
+    x.add_argument('--collection', default='standards_embeddings',
+                   help='collection for --to-db / --to-chroma-url (default: %(default)s)')
     x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
-    x.add_argument('--model', metavar='MODEL_DIR', help='embedding model: a folder written by train, or a sentence-transformers folder')
-    x.add_argument('--truth-field', metavar='FIELD', help='source field with the known target ids: print recall@k, MRR, nDCG@10')
+    x.add_argument('--model', metavar='MODEL_DIR',
+                   help='embedding model: a folder written by train, or a sentence-transformers folder')
+    x.add_argument('--truth-field', metavar='FIELD', help='source field with known target ids: recall@k, MRR, nDCG@10')
     x.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
     x.add_argument('--csv', type=Path, metavar='FILE', help='write one row per (source, rank)')
     x.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')

@@ -22,8 +22,9 @@ __all__ = ['DEFAULT_METHOD', 'CSV_COLUMNS', 'NS', 'load_items', 'collection_item
 def _record_item(doc) -> dict:
     "A JSONL record as an item."
     m = doc.metadata
-    return dict(id=str(m['record_id']), label=str(m.get('label') or m['record_id']), title=doc.title if doc.title != m['record_id'] else '',
-                text=doc.text, parent=m.get('parent') or None, file=Path(doc.source).name, page=None, clause=m.get('label'), meta=m)
+    rid = str(m['record_id'])
+    return dict(id=rid, label=str(m.get('label') or rid), title=doc.title if doc.title != rid else '', text=doc.text,
+                parent=m.get('parent') or None, file=Path(doc.source).name, page=None, clause=m.get('label'), meta=m)
 
 # %% ../nbs/07a_crosswalk.ipynb #x007
 def _chunk_items(doc, chunker:Chunker) -> list[dict]:
@@ -32,7 +33,8 @@ def _chunk_items(doc, chunker:Chunker) -> list[dict]:
     for c in chunker(doc):
         base = f"{name}§{c['clause']}" if c['clause'] else f"{name}#{c['chunk_index'] + 1}"
         seen[base] = seen.get(base, 0) + 1
-        out.append(dict(id=base if seen[base] == 1 else f'{base}-{seen[base]}', label=c['clause'] or '', title=c['heading'] or doc.title,
+        out.append(dict(id=base if seen[base] == 1 else f'{base}-{seen[base]}', label=c['clause'] or '',
+                        title=c['heading'] or doc.title,
                         text=c['text'], parent=None, file=name, page=c['page_start'], clause=c['clause'], meta={}))
     return out
 
@@ -49,23 +51,27 @@ def load_items(paths:list, # JSONL, PDF, text files and folders of them
         items += _chunk_items(doc, chunker)
     return items
 
-# %% ../nbs/07a_crosswalk.ipynb #x011
+# %% ../nbs/07a_crosswalk.ipynb #x012
 def collection_items(store) -> list[dict]:
     "The items stored in a `VectorStore` collection: one per JSONL record, one per chunk otherwise."
     got = store._retry(store.collection.get, include=['documents', 'metadatas'])
     groups = {}
-    for cid, text, m in sorted(zip(got['ids'], got['documents'], got['metadatas']), key=lambda x: (str(x[2].get('doc_id')), x[2].get('chunk_index', 0))):
+    rows = sorted(zip(got['ids'], got['documents'], got['metadatas']),
+                  key=lambda x: (str(x[2].get('doc_id')), x[2].get('chunk_index', 0)))
+    for cid, text, m in rows:
         rec = m.get('kind') == 'jsonl' and ':' in str(m.get('doc_id'))
-        key = str(m['doc_id']).split(':', 1)[1] if rec else f"{m.get('file')}§{m.get('clause')}" if m.get('clause') else cid
-        g = groups.setdefault(key, dict(id=key, label=str(m.get('clause') or ''), title=m.get('heading') or m.get('title') or '', text='',
-                                        parent=None, file=m.get('file'), page=m.get('page_start'), clause=m.get('clause'), meta={}))
+        key = (str(m['doc_id']).split(':', 1)[1] if rec else
+               f"{m.get('file')}§{m.get('clause')}" if m.get('clause') else cid)
+        g = groups.setdefault(key, dict(id=key, label=str(m.get('clause') or ''), text='', parent=None, meta={},
+                                        title=m.get('heading') or m.get('title') or '', file=m.get('file'),
+                                        page=m.get('page_start'), clause=m.get('clause')))
         g['text'] = (g['text'] + '\n' + text).strip()
     for g in groups.values():
         p = g['id'].rsplit('.', 1)[0]
         if '.' in g['id'] and p in groups and re.fullmatch(r'[a-z]{2}-\d+\.\d+', g['id']): g['parent'] = p
     return list(groups.values())
 
-# %% ../nbs/07a_crosswalk.ipynb #x013
+# %% ../nbs/07a_crosswalk.ipynb #x014
 _SENT = re.compile(r'(?<=[.;?!])\s+(?=[A-Z(\[])')
 
 def sentences(text:str, min_chars:int=15) -> list[str]:
@@ -74,20 +80,20 @@ def sentences(text:str, min_chars:int=15) -> list[str]:
     keep = [s for s in out if len(s) >= min_chars]
     return keep or [' '.join(text.split())]
 
-# %% ../nbs/07a_crosswalk.ipynb #x016
+# %% ../nbs/07a_crosswalk.ipynb #x018
 DEFAULT_METHOD = dict(top_sentences=2, # a target's dense score: mean cosine of its this many best sentences
                       title_weight=0.5, # weight of the cosine with the target's title (z-scored)
                       lexical_weight=0.2, # weight of BM25 of the source text against the target (z-scored)
                       enhancement_penalty=1.0, # subtracted (in standard deviations) from items that have a parent
                       children_weight=0.0) # a base item gains this share of its best child's score
 
-# %% ../nbs/07a_crosswalk.ipynb #x017
+# %% ../nbs/07a_crosswalk.ipynb #x019
 def _z(x:np.ndarray) -> np.ndarray:
     "Each row z-scored (a constant row becomes zeros)."
     sd = x.std(1, keepdims=True)
     return (x - x.mean(1, keepdims=True)) / np.where(sd > 0, sd, 1)
 
-# %% ../nbs/07a_crosswalk.ipynb #x020
+# %% ../nbs/07a_crosswalk.ipynb #x022
 def _sentence_grid(owners:np.ndarray, n_items:int) -> np.ndarray:
     "(n_items, max sentences) indices into the sentence list, -1 for padding."
     counts = np.bincount(owners, minlength=n_items)
@@ -96,6 +102,7 @@ def _sentence_grid(owners:np.ndarray, n_items:int) -> np.ndarray:
     for i, j in enumerate(order): grid[owners[j], i - starts[owners[j]]] = j
     return grid
 
+# %% ../nbs/07a_crosswalk.ipynb #x023
 def top_sentence_mean(sims:np.ndarray, grid:np.ndarray, top:int) -> np.ndarray:
     "(n_src, n_items): mean of each item's `top` highest sentence similarities (fewer when it has fewer)."
     g = np.where(grid[None] >= 0, sims[:, np.maximum(grid, 0)], -np.inf)
@@ -103,18 +110,20 @@ def top_sentence_mean(sims:np.ndarray, grid:np.ndarray, top:int) -> np.ndarray:
     ok = np.isfinite(best)
     return np.where(ok, best, 0).sum(2) / np.maximum(ok.sum(2), 1)
 
-# %% ../nbs/07a_crosswalk.ipynb #x022
+# %% ../nbs/07a_crosswalk.ipynb #x026
 class Embedded:
     "L2-normalised vectors of items' sentences (with their owners), and of whole texts (sources) or titles (targets)."
     def __init__(self, items:list[dict], embedder:Embedder, role:str='source'):
         self.sents = [sentences(i['text']) for i in items]
         self.owners = np.array([k for k, ss in enumerate(self.sents) for _ in ss], np.int64)
         self.sent = embedder.generate_embeddings([s for ss in self.sents for s in ss])
-        self.grid, self.start = _sentence_grid(self.owners, len(items)), np.concatenate([[0], np.cumsum([len(s) for s in self.sents])])
+        self.grid = _sentence_grid(self.owners, len(items))
+        self.start = np.concatenate([[0], np.cumsum([len(s) for s in self.sents])])
         if role == 'source': self.text = embedder.generate_embeddings([i['text'] for i in items])
-        else: self.title = embedder.generate_embeddings([i['title'] or i['label'] or ss[0] for i, ss in zip(items, self.sents)])
+        else: self.title = embedder.generate_embeddings([i['title'] or i['label'] or ss[0]
+                                                         for i, ss in zip(items, self.sents)])
 
-# %% ../nbs/07a_crosswalk.ipynb #x023
+# %% ../nbs/07a_crosswalk.ipynb #x027
 def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) -> np.ndarray:
     "Scores with items that have a parent lowered by `penalty`, and parents raised by `children`·their best child."
     pos = {t['id']: j for j, t in enumerate(targets)}
@@ -127,7 +136,7 @@ def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) 
     if kids: out[:, [j for j, _ in kids]] -= penalty
     return out
 
-# %% ../nbs/07a_crosswalk.ipynb #x025
+# %% ../nbs/07a_crosswalk.ipynb #x029
 def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
                  block:int=256) -> np.ndarray:
     "(n_sources, n_targets) scores, higher is better (see `DEFAULT_METHOD`)."
@@ -136,44 +145,50 @@ def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[di
     out = np.zeros((len(sources), len(targets)), np.float32)
     for a in range(0, len(sources), block):
         q = src.text[a:a+block]
-        s = _z(top_sentence_mean(q @ tgt.sent.T, tgt.grid, m['top_sentences'])) + m['title_weight'] * _z(q @ tgt.title.T)
+        s = _z(top_sentence_mean(q @ tgt.sent.T, tgt.grid, m['top_sentences']))
+        s = s + m['title_weight'] * _z(q @ tgt.title.T)
         if bm is not None:
             lex = np.stack([bm25_scores(bm, query_tokens(x['text']), len(targets)) for x in sources[a:a+block]])
             s = (1 - m['lexical_weight']) * s + m['lexical_weight'] * _z(lex)
         out[a:a+block] = s
     return _hierarchy(out, targets, m['enhancement_penalty'], m['children_weight'])
 
-# %% ../nbs/07a_crosswalk.ipynb #x027
+# %% ../nbs/07a_crosswalk.ipynb #x031
 def evidence(i:int, j:int, src:Embedded, tgt:Embedded) -> dict:
     "The (source sentence, target sentence) pair that best explains why target `j` matches source `i`."
     ts = tgt.sent[tgt.start[j]:tgt.start[j+1]] @ src.text[i]; bt = int(ts.argmax())
     ss = src.sent[src.start[i]:src.start[i+1]] @ tgt.sent[tgt.start[j] + bt]; bs = int(ss.argmax())
     return dict(source=src.sents[i][bs], target=tgt.sents[j][bt], cosine=round(float(ts[bt]), 3))
 
-# %% ../nbs/07a_crosswalk.ipynb #x029
+# %% ../nbs/07a_crosswalk.ipynb #x033
 def truth_links(item:dict, field:str) -> list[str]:
     "The ids an item's `field` lists (a JSON list, or a string separated by commas, semicolons or spaces)."
     v = item['meta'].get(field)
     if v is None: return []
     return [str(x).strip() for x in (v if isinstance(v, list) else re.split(r'[,;\s]+', str(v))) if str(x).strip()]
 
+# %% ../nbs/07a_crosswalk.ipynb #x034
 def ranking_metrics(ranks:list[list[int]], # for each source, the 1-based ranks of its known links
                     n_links:list[int] | None=None) -> dict:
     "recall@1/5/10, MRR and nDCG@10 averaged over sources."
     n_links = n_links or [len(r) for r in ranks]
     rec = lambda k: float(np.mean([sum(x <= k for x in r) / n for r, n in zip(ranks, n_links)]))
-    ndcg = [sum(1 / np.log2(x + 1) for x in r if x <= 10) / sum(1 / np.log2(i + 2) for i in range(min(10, n))) for r, n in zip(ranks, n_links)]
-    return {'n_sources': len(ranks), 'n_links': int(sum(n_links)), 'recall@1': round(rec(1), 3), 'recall@5': round(rec(5), 3),
-            'recall@10': round(rec(10), 3), 'mrr': round(float(np.mean([1 / min(r) for r in ranks])), 3), 'ndcg@10': round(float(np.mean(ndcg)), 3)}
+    idcg = lambda n: sum(1 / np.log2(i + 2) for i in range(min(10, n)))
+    ndcg = [sum(1 / np.log2(x + 1) for x in r if x <= 10) / idcg(n) for r, n in zip(ranks, n_links)]
+    mrr = float(np.mean([1 / min(r) for r in ranks]))
+    return {'n_sources': len(ranks), 'n_links': int(sum(n_links)), 'recall@1': round(rec(1), 3),
+            'recall@5': round(rec(5), 3), 'recall@10': round(rec(10), 3), 'mrr': round(mrr, 3),
+            'ndcg@10': round(float(np.mean(ndcg)), 3)}
 
-# %% ../nbs/07a_crosswalk.ipynb #x032
+# %% ../nbs/07a_crosswalk.ipynb #x038
 def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets) -> list[dict]:
     "The top `k` matches of source `i` with evidence."
     return [dict(target_id=targets[j]['id'], target_label=targets[j]['label'], target_title=targets[j]['title'],
                  score=round(float(scores[j]), 3), evidence=evidence(i, j, src, tgt)) | (
-                 dict(file=targets[j]['file'], page=targets[j]['page']) if targets[j]['page'] else {}) for j in order[:k]]
+                 dict(file=targets[j]['file'], page=targets[j]['page']) if targets[j]['page'] else {})
+            for j in order[:k]]
 
-# %% ../nbs/07a_crosswalk.ipynb #x033
+# %% ../nbs/07a_crosswalk.ipynb #x039
 def crosswalk(sources:list[dict], # items to map (from `load_items`)
               targets:list[dict], # items to map onto (from `load_items` or `collection_items`)
               k:int=10, # candidates listed per source
@@ -183,7 +198,8 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
              ) -> dict:
     "`{'mappings': [{source_id, source_title, matches: [...]}], 'metrics': {...}}`, best matches first."
     if k < 1: raise ValueError(f'k must be at least 1, not {k}')
-    if not sources or not targets: raise ValueError(f'nothing to map: {len(sources)} source and {len(targets)} target items')
+    if not sources or not targets:
+        raise ValueError(f'nothing to map: {len(sources)} source and {len(targets)} target items')
     embedder = embedder or Embedder()
     src, tgt = Embedded(sources, embedder), Embedded(targets, embedder, 'target')
     scores = score_matrix(src, tgt, sources, targets, method)
@@ -192,7 +208,7 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
                  matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets)) for i, s in enumerate(sources)]
     return dict(mappings=maps, metrics=_metrics(sources, targets, orders, truth_field) if truth_field else {})
 
-# %% ../nbs/07a_crosswalk.ipynb #x034
+# %% ../nbs/07a_crosswalk.ipynb #x040
 def _metrics(sources:list[dict], targets:list[dict], orders:np.ndarray, field:str) -> dict:
     "Ranking metrics over the sources that have known links among the targets."
     pos = {t['id']: j for j, t in enumerate(targets)}
@@ -205,10 +221,11 @@ def _metrics(sources:list[dict], targets:list[dict], orders:np.ndarray, field:st
     if not ranks: raise ValueError(f'no source item has known links in "{field}" that name a target id')
     return ranking_metrics(ranks, n_links) | dict(truth_field=field, links_not_in_targets=missing)
 
-# %% ../nbs/07a_crosswalk.ipynb #x038
-CSV_COLUMNS = ['source_id', 'source_title', 'rank', 'target_id', 'target_label', 'target_title', 'score', 'evidence_source',
-               'evidence_target', 'known_link']
+# %% ../nbs/07a_crosswalk.ipynb #x046
+CSV_COLUMNS = ['source_id', 'source_title', 'rank', 'target_id', 'target_label', 'target_title', 'score',
+               'evidence_source', 'evidence_target', 'known_link']
 
+# %% ../nbs/07a_crosswalk.ipynb #x047
 def write_csv(result:dict, path:str|Path, truth:dict|None=None):
     "Write the mappings as CSV; `truth` ({source_id: [target ids]}) fills the `known_link` column."
     flat = lambda s: ' '.join(str(s).split())
@@ -217,20 +234,24 @@ def write_csv(result:dict, path:str|Path, truth:dict|None=None):
         for m in result['mappings']:
             for r, x in enumerate(m['matches'], 1):
                 known = '' if truth is None else 'yes' if x['target_id'] in truth.get(m['source_id'], ()) else 'no'
-                w.writerow([flat(v) for v in (m['source_id'], m['source_title'], r, x['target_id'], x['target_label'], x['target_title'],
-                                              x['score'], x['evidence']['source'], x['evidence']['target'], known)])
+                row = (m['source_id'], m['source_title'], r, x['target_id'], x['target_label'], x['target_title'],
+                       x['score'], x['evidence']['source'], x['evidence']['target'], known)
+                w.writerow([flat(v) for v in row])
 
-# %% ../nbs/07a_crosswalk.ipynb #x041
+# %% ../nbs/07a_crosswalk.ipynb #x051
 NS = 'https://ai-standards.github.io/ns/crosswalk'
 
+# %% ../nbs/07a_crosswalk.ipynb #x052
 def _map(m:dict, x:dict, rank:int) -> dict:
     "One OSCAL `map`: a source item, a target item, the relationship, rank/score and evidence."
-    return {'uuid': str(uuid.uuid4()), 'relationship': 'intersects-with', 'sources': [{'type': 'control', 'id-ref': m['source_id']}],
+    return {'uuid': str(uuid.uuid4()), 'relationship': 'intersects-with',
+            'sources': [{'type': 'control', 'id-ref': m['source_id']}],
             'targets': [{'type': 'control', 'id-ref': x['target_id']}],
-            'props': [{'name': 'rank', 'ns': NS, 'value': str(rank)}, {'name': 'score', 'ns': NS, 'value': str(x['score'])}],
+            'props': [{'name': 'rank', 'ns': NS, 'value': str(rank)},
+                      {'name': 'score', 'ns': NS, 'value': str(x['score'])}],
             'remarks': f"Source: {x['evidence']['source']}\nTarget: {x['evidence']['target']}"}
 
-# %% ../nbs/07a_crosswalk.ipynb #x042
+# %% ../nbs/07a_crosswalk.ipynb #x053
 def oscal_mapping_collection(result:dict, source:str, target:str, # names or paths of the source and target
                              title:str|None=None) -> dict:
     "The crosswalk as an OSCAL 1.2 mapping-collection document."
@@ -238,17 +259,21 @@ def oscal_mapping_collection(result:dict, source:str, target:str, # names or pat
     maps = [_map(m, x, r) for m in result['mappings'] for r, x in enumerate(m['matches'], 1)]
     if not maps: raise ValueError('the crosswalk has no matches to write')
     prov = {'method': 'automation', 'matching-rationale': 'semantic', 'status': 'draft',
-            'mapping-description': 'Candidates ranked by ai_standards crosswalk (sentence embeddings, title, BM25); to be reviewed by a person.'}
+            'mapping-description': 'Candidates ranked by ai_standards crosswalk (sentence embeddings, title, '
+                                   'BM25); to be reviewed by a person.'}
     return {'mapping-collection': {'uuid': str(uuid.uuid4()),
-        'metadata': {'title': title or f'Crosswalk from {source} to {target}', 'last-modified': now, 'version': '1.0', 'oscal-version': '1.2.1'},
-        'provenance': prov, 'mappings': [{'uuid': str(uuid.uuid4()), 'source-resource': {'type': 'catalog', 'href': str(source)},
+        'metadata': {'title': title or f'Crosswalk from {source} to {target}', 'last-modified': now,
+                     'version': '1.0', 'oscal-version': '1.2.1'},
+        'provenance': prov, 'mappings': [{'uuid': str(uuid.uuid4()),
+                                          'source-resource': {'type': 'catalog', 'href': str(source)},
                                           'target-resource': {'type': 'catalog', 'href': str(target)}, 'maps': maps}]}}
 
-# %% ../nbs/07a_crosswalk.ipynb #x044
+# %% ../nbs/07a_crosswalk.ipynb #x055
 def validate_oscal(doc:dict) -> str:
-    "Validate a mapping-collection with compliance-trestle; the validator's name, or raise `ValueError` with the first errors."
+    "Validate a mapping-collection with compliance-trestle; the validator's name, or `ValueError` naming the errors."
     try: from trestle.oscal.mapping import Model; from trestle.oscal import OSCAL_VERSION
     except ImportError: return 'not validated (compliance-trestle is not installed)'
     try: Model.model_validate(doc)
-    except Exception as e: raise ValueError('OSCAL mapping-collection invalid: ' + ' '.join(str(e).split())[:400]) from None
+    except Exception as e:
+        raise ValueError('OSCAL mapping-collection invalid: ' + ' '.join(str(e).split())[:400]) from None
     return f'compliance-trestle OSCAL {OSCAL_VERSION} mapping model'

@@ -32,14 +32,16 @@ def normalize_identifier(s:str) -> str|None:
     if _DOTTED.match(s): return '.'.join(p.lower() if p.isalpha() else str(int(p)) for p in s.split('.'))
     return str(int(s)) if prefixed and s.isdigit() else None
 
-# %% ../nbs/04a_lexical.ipynb #l010
-_MENTION = re.compile(r'(?<![\w.])(?:[A-Z]{2}\.[A-Z]{2}-\d{1,3}|[A-Z]{2}-\d{1,3}(?:\s?\(\d{1,3}\))?|(?:[A-Z]|\d{1,3})(?:\.\d{1,3})+)(?!\w)')
+# %% ../nbs/04a_lexical.ipynb #l012
+_MENTION = re.compile(r'(?<![\w.])(?:[A-Z]{2}\.[A-Z]{2}-\d{1,3}|[A-Z]{2}-\d{1,3}(?:\s?\(\d{1,3}\))?'
+                      r'|(?:[A-Z]|\d{1,3})(?:\.\d{1,3})+)(?!\w)')
 
+# %% ../nbs/04a_lexical.ipynb #l013
 def find_identifiers(text:str) -> list[str]:
     "Canonical forms of the identifiers written in `text`, in order, without repeats."
     return list(dict.fromkeys(n for m in _MENTION.finditer(text) if (n := normalize_identifier(m.group()))))
 
-# %% ../nbs/04a_lexical.ipynb #l013
+# %% ../nbs/04a_lexical.ipynb #l016
 _WORD = re.compile(r'(?u)\b\w\w+\b')
 
 def _stop_stem():
@@ -51,92 +53,104 @@ def _stop_stem():
         _SS = frozenset(STOPWORDS_EN), Stemmer.Stemmer('english')
     return _SS
 
-# %% ../nbs/04a_lexical.ipynb #l014
+# %% ../nbs/04a_lexical.ipynb #l017
 def word_tokens(text:str) -> list[str]:
     "Lower-cased, stemmed words of two or more characters, stop words removed."
     stop, stem = _stop_stem()
     return stem.stemWords([w for w in _WORD.findall(text.lower()) if w not in stop])
 
-# %% ../nbs/04a_lexical.ipynb #l016
+# %% ../nbs/04a_lexical.ipynb #l019
 def tokenize(text:str, # the chunk text (with its heading)
              own:str|None=None, # the chunk's own clause or control label, e.g. 'AC-2(1)' or '4.2'
             ) -> list[str]:
-    "BM25 tokens of a chunk: words (outside identifiers), `#id` for each identifier it mentions, `§id` for its own identifier."
+    "BM25 tokens of a chunk: words (outside identifiers), `#id` per identifier it mentions, `§id` for its own one."
     own_id = normalize_identifier(own) if own else None
-    return word_tokens(_MENTION.sub(' ', text)) + ['#' + i for i in find_identifiers(text)] + (['§' + own_id] if own_id else [])
+    ids = ['#' + i for i in find_identifiers(text)] + (['§' + own_id] if own_id else [])
+    return word_tokens(_MENTION.sub(' ', text)) + ids
 
-# %% ../nbs/04a_lexical.ipynb #l018
+# %% ../nbs/04a_lexical.ipynb #l021
 def query_tokens(query:str) -> list[str]:
     "BM25 tokens of a query: an identifier query asks for the clause itself and its mentions; others for words and ids."
     if n := normalize_identifier(query): return ['§' + n, '#' + n]
     ids = find_identifiers(query)
     return word_tokens(_MENTION.sub(' ', query)) + [p + i for i in ids for p in '§#']
 
-# %% ../nbs/04a_lexical.ipynb #l021
+# %% ../nbs/04a_lexical.ipynb #l024
 def bm25_index(tokens:list[list[str]]):
     "A `bm25s.BM25` index over tokenized chunks (Lucene BM25, k1=1.5, b=0.75)."
     import bm25s
     index = bm25s.BM25(); index.index(tokens, show_progress=False)
     return index
 
+# %% ../nbs/04a_lexical.ipynb #l025
 def bm25_scores(index, tokens:list[str], n:int) -> np.ndarray:
     "BM25 score of every one of the `n` indexed chunks for the query `tokens` (zeros when none is known)."
     known = [t for t in tokens if t in index.vocab_dict]
     return np.asarray(index.get_scores(known), np.float32) if known else np.zeros(n, np.float32)
 
-# %% ../nbs/04a_lexical.ipynb #l024
+# %% ../nbs/04a_lexical.ipynb #l030
 def _ranks(scores:np.ndarray) -> np.ndarray:
     "0-based rank of each entry, best first."
     r = np.empty(len(scores), np.int64); r[np.argsort(-scores, kind='stable')] = np.arange(len(scores))
     return r
 
+# %% ../nbs/04a_lexical.ipynb #l031
 def rrf(dense:np.ndarray, lexical:np.ndarray, k:int=60) -> np.ndarray:
-    "Reciprocal-rank fusion of two score vectors over the same chunks (chunks without a lexical match get no lexical term)."
+    "Reciprocal-rank fusion of two score vectors over the same chunks (no lexical term for chunks without a match)."
     return 1 / (k + 1 + _ranks(dense)) + np.where(lexical > 0, 1 / (k + 1 + _ranks(lexical)), 0)
 
-# %% ../nbs/04a_lexical.ipynb #l026
+# %% ../nbs/04a_lexical.ipynb #l033
 def _minmax(x:np.ndarray) -> np.ndarray:
     lo, hi = float(x.min()), float(x.max())
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
+# %% ../nbs/04a_lexical.ipynb #l034
 def score_fusion(dense:np.ndarray, lexical:np.ndarray, alpha:float=0.5) -> np.ndarray:
     "`alpha`·dense + (1-`alpha`)·lexical, each min-max normalised over the collection."
     return alpha * _minmax(dense) + (1 - alpha) * _minmax(lexical)
 
-# %% ../nbs/04a_lexical.ipynb #l028
+# %% ../nbs/04a_lexical.ipynb #l036
 FUSIONS = ('rrf', 'score')
-DEFAULT_FUSION = dict(fusion='score', alpha=0.5, identifier_first=True)  # chosen on validation rows: bench/results/search.md
+DEFAULT_FUSION = dict(fusion='score', alpha=0.5, identifier_first=True)  # chosen on validation: bench/results/search.md
 
+# %% ../nbs/04a_lexical.ipynb #l037
 def fuse(dense:np.ndarray, lexical:np.ndarray, own_match:np.ndarray|None=None, # True for chunks that are the queried id
          fusion:str='score', alpha:float=0.5, identifier_first:bool=True) -> np.ndarray:
-    "Fused scores, higher is better; with `identifier_first`, chunks that are the queried identifier outrank all others."
+    "Fused scores, higher is better; with `identifier_first`, chunks that are the queried id outrank all others."
     if fusion not in FUSIONS: raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     s = rrf(dense, lexical) if fusion == 'rrf' else score_fusion(dense, lexical, alpha)
     return s + 10.0 * own_match if identifier_first and own_match is not None else s
 
-# %% ../nbs/04a_lexical.ipynb #l031
+# %% ../nbs/04a_lexical.ipynb #l041
+def _key(url:str, collection:str) -> str:
+    return hashlib.sha256(f'{url.rstrip("/")}|{collection}'.encode()).hexdigest()[:16]
+
+# %% ../nbs/04a_lexical.ipynb #l042
 def index_dir(db:str|Path|None=None, # folder of the embedded database
               url:str|None=None, # or a Chroma server
               collection:str=vectordb.DEFAULT_COLLECTION) -> Path:
     "Where the search index of a collection is kept."
-    if url: return default_cache_dir()/'search'/hashlib.sha256(f'{url.rstrip("/")}|{collection}'.encode()).hexdigest()[:16]
+    if url: return default_cache_dir()/'search'/_key(url, collection)
     return Path(db)/'ai_standards_search'/collection
 
-# %% ../nbs/04a_lexical.ipynb #l034
+# %% ../nbs/04a_lexical.ipynb #l045
 ROW_FIELDS = ('doc_id', 'title', 'label', 'file', 'source', 'page_start', 'page_end', 'clause', 'heading',
               'normative_level', 'kind', 'chunk_index', 'record_id')
 
+# %% ../nbs/04a_lexical.ipynb #l046
 def chunk_row(id:str, text:str, meta:dict|None) -> dict:
     "The part of a stored chunk the search index keeps."
     meta = meta or {}
     own = normalize_identifier(str(meta['clause'])) if meta.get('clause') else None
-    return {k: meta[k] for k in ROW_FIELDS if meta.get(k) is not None} | dict(id=id, text=text) | ({'own': own} if own else {})
+    row = {k: meta[k] for k in ROW_FIELDS if meta.get(k) is not None} | dict(id=id, text=text)
+    return row | ({'own': own} if own else {})
 
+# %% ../nbs/04a_lexical.ipynb #l047
 def chunk_tokens(row:dict) -> list[str]:
     "BM25 tokens of a stored chunk: heading and text, its clause (or record label) as its own identifier."
     return tokenize(f"{row.get('heading') or ''}\n{row['text']}", own=row.get('clause'))
 
-# %% ../nbs/04a_lexical.ipynb #l037
+# %% ../nbs/04a_lexical.ipynb #l051
 class SearchIndex:
     "Chunks of one collection with their BM25 index and vectors, as of the collection state in `state`."
     def __init__(self, rows:list[dict], tokens:list[list[str]], vectors:np.ndarray, state:dict, bm25=None):
@@ -147,7 +161,7 @@ class SearchIndex:
     @property
     def ids(self) -> list[str]: return [r['id'] for r in self.rows]
 
-# %% ../nbs/04a_lexical.ipynb #l038
+# %% ../nbs/04a_lexical.ipynb #l052
 def _save(self:SearchIndex, folder:Path) -> Path:
     "Write this index as a new version under `folder`, then make it the current one; remove older versions."
     folder.mkdir(parents=True, exist_ok=True)
@@ -159,16 +173,17 @@ def _save(self:SearchIndex, folder:Path) -> Path:
     os.replace(tmp, folder/v)
     write_atomic(folder/'CURRENT', json.dumps(self.state | {'version': v}))
     for old in folder.iterdir():
-        if old.is_dir() and old.name != v and (old.name.startswith('v-') or old.name.endswith('.tmp')): shutil.rmtree(old, True)
+        if old.is_dir() and old.name != v and old.name.startswith(('v-', '.v-')): shutil.rmtree(old, True)
     return folder/v
 SearchIndex.save = _save
 
-# %% ../nbs/04a_lexical.ipynb #l039
+# %% ../nbs/04a_lexical.ipynb #l053
 def read_state(folder:Path) -> dict|None:
     "The state `CURRENT` records (None when there is no complete index)."
     try: return json.loads((Path(folder)/'CURRENT').read_text())
     except (OSError, ValueError): return None
 
+# %% ../nbs/04a_lexical.ipynb #l054
 def _load(folder:Path, state:dict|None=None, tokens:bool=False) -> SearchIndex|None:
     "The current version under `folder` (None when absent or unreadable); `tokens` also reads the BM25 tokens."
     import bm25s
@@ -185,14 +200,16 @@ def _load(folder:Path, state:dict|None=None, tokens:bool=False) -> SearchIndex|N
     return None
 SearchIndex.load = staticmethod(_load)
 
-# %% ../nbs/04a_lexical.ipynb #l042
+# %% ../nbs/04a_lexical.ipynb #l059
 def db_signature(db:str|Path) -> list|None:
     "[name, inode, size, mtime_ns] of each of the embedded database's SQLite files; any write to it changes them."
-    return [[f.name, st.st_ino, st.st_size, st.st_mtime_ns] for f in sorted(Path(db).glob('chroma.sqlite3*')) for st in [f.stat()]] or None
+    files = sorted(Path(db).glob('chroma.sqlite3*'))
+    return [[f.name, st.st_ino, st.st_size, st.st_mtime_ns] for f in files for st in [f.stat()]] or None
 
+# %% ../nbs/04a_lexical.ipynb #l060
 def ids_digest(ids) -> str: return hashlib.sha256('\n'.join(sorted(ids)).encode()).hexdigest()
 
-# %% ../nbs/04a_lexical.ipynb #l043
+# %% ../nbs/04a_lexical.ipynb #l061
 def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
     "Rows and vectors of the chunks `ids`, read from the collection in batches."
     rows, vecs = [], []
@@ -202,7 +219,7 @@ def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
         vecs.append(np.asarray(got['embeddings'], np.float32).reshape(len(got['ids']), -1))
     return rows, np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32)
 
-# %% ../nbs/04a_lexical.ipynb #l044
+# %% ../nbs/04a_lexical.ipynb #l062
 def _collection_state(store) -> dict:
     "What the index must match: ids digest, count, model, database signature (taken before the ids are read)."
     sig = db_signature(store.path) if store.path else None
@@ -210,7 +227,7 @@ def _collection_state(store) -> dict:
     return dict(format=1, collection=store.name, store=store.where, count=len(ids), ids_sha256=ids_digest(ids),
                 signature=sig, model=store.model_info()), ids
 
-# %% ../nbs/04a_lexical.ipynb #l045
+# %% ../nbs/04a_lexical.ipynb #l063
 def sync_index(store, # a `VectorStore`
                folder:Path|None=None, # default: `index_dir` of the store's collection
               ) -> SearchIndex:
@@ -233,10 +250,10 @@ def sync_index(store, # a `VectorStore`
                          ([old.tokens[i] for i in keep] if old else []) + [chunk_tokens(r) for r in rows],
                          np.concatenate(parts) if parts else np.zeros((0, vecs.shape[1]), np.float32), state)
         ix.save(folder)
-        logger.debug(f'search index of {store.name}: {len(keep)} kept, {len(rows)} added, {len(old) - len(keep) if old else 0} dropped')
+        logger.debug(f'search index of {store.name}: {len(keep)} kept, {len(rows)} added')
         return ix
 
-# %% ../nbs/04a_lexical.ipynb #l046
+# %% ../nbs/04a_lexical.ipynb #l064
 def open_index(db:str|Path|None='chroma_db', # folder of the embedded database
                url:str|None=None, # or a Chroma server
                collection:str=vectordb.DEFAULT_COLLECTION) -> SearchIndex:
@@ -250,20 +267,25 @@ def open_index(db:str|Path|None='chroma_db', # folder of the embedded database
             return ix
     return sync_index(vectordb.VectorStore(db, url=url, collection=collection), folder)
 
-# %% ../nbs/04a_lexical.ipynb #l048
+# %% ../nbs/04a_lexical.ipynb #l066
 def after_ingest(store, embedder=None):
     "Ingest hook: sync the search index and prepare the fast query encoder; a failure is logged, never fatal."
     try: sync_index(store)
-    except Exception as e: logger.warning(f'search index not updated ({type(e).__name__}: {e}); the next search rebuilds it')
+    except Exception as e:
+        logger.warning(f'search index not updated ({type(e).__name__}: {e}); the next search rebuilds it')
     if embedder is None: return
     try: prepare_query_encoder(embedder)
-    except Exception as e: logger.info(f'no ONNX query encoder ({type(e).__name__}: {e}); searches load sentence-transformers')
+    except Exception as e:
+        logger.info(f'no ONNX query encoder ({type(e).__name__}: {e}); searches load sentence-transformers')
 
-if not any(getattr(h, '__name__', '') == 'after_ingest' for h in vectordb.AFTER_INGEST): vectordb.AFTER_INGEST.append(after_ingest)
+# %% ../nbs/04a_lexical.ipynb #l067
+if after_ingest.__name__ not in [getattr(h, '__name__', '') for h in vectordb.AFTER_INGEST]:
+    vectordb.AFTER_INGEST.append(after_ingest)
 
-# %% ../nbs/04a_lexical.ipynb #l050
+# %% ../nbs/04a_lexical.ipynb #l069
 def _onnx_folder(fingerprint:str) -> Path: return default_cache_dir()/'onnx'/fingerprint
 
+# %% ../nbs/04a_lexical.ipynb #l070
 def prepare_query_encoder(embedder) -> dict|None:
     "Export the embedder's model to fp32 ONNX once and check it against sentence-transformers; the check's result."
     from ai_standards import models
@@ -276,72 +298,84 @@ def prepare_query_encoder(embedder) -> dict|None:
     onnx = folder/'model_fused.onnx' if (folder/'model_fused.onnx').exists() else folder/'model.onnx'
     enc = models.OnnxEncoder(onnx, embedder.model_path, st.max_seq_length)
     ref = st.encode(models.QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
-    res = dict(onnx=onnx.name, max_seq_length=st.max_seq_length, min_cosine=float((enc.encode(models.QUALITY_TEXTS) * ref).sum(1).min()))
+    cos = (enc.encode(models.QUALITY_TEXTS) * ref).sum(1)
+    res = dict(onnx=onnx.name, max_seq_length=st.max_seq_length, min_cosine=float(cos.min()))
     write_atomic(report, json.dumps(res)); return res
 
-# %% ../nbs/04a_lexical.ipynb #l051
+# %% ../nbs/04a_lexical.ipynb #l071
 def encode_query(query:str, model:dict) -> np.ndarray:
     "The query's normalized vector from the collection's `model` (as `VectorStore.model_info` records it)."
     from ai_standards import models
     q = _onnx_folder(model.get('fingerprint') or '-')/'query_fp32.json'
     info = json.loads(q.read_text()) if q.exists() else {}
     if info.get('min_cosine', 0) >= 0.9999 and model.get('path'):
-        enc = models.OnnxEncoder(q.parent/info['onnx'], model['path'], info['max_seq_length'], threads=min(4, os.cpu_count() or 1))
+        threads = min(4, os.cpu_count() or 1)
+        enc = models.OnnxEncoder(q.parent/info['onnx'], model['path'], info['max_seq_length'], threads=threads)
         return enc.encode([query])[0]
     backend = model['backend'] if model.get('backend') in models.BACKENDS else 'auto'
     return models.Embedder(model.get('path'), backend=backend).generate_embeddings([query])[0]
 
-# %% ../nbs/04a_lexical.ipynb #l053
+# %% ../nbs/04a_lexical.ipynb #l073
 MODES = ('hybrid', 'dense', 'lexical')
 
+# %% ../nbs/04a_lexical.ipynb #l074
 def _mask(self:SearchIndex, label=None, document=None, normative_level=None) -> np.ndarray|None:
     "Chunks passing the filters (None: no filter), with the same meaning as `VectorStore.search`'s."
     if not (label or document or normative_level): return None
-    ok = lambda r: ((not label or str(r.get('label')) == label) and (not normative_level or r.get('normative_level') == normative_level)
+    ok = lambda r: ((not label or str(r.get('label')) == label)
+                    and (not normative_level or r.get('normative_level') == normative_level)
                     and (not document or document in (r.get('file'), r.get('doc_id'), r.get('source'))))
     return np.array([ok(r) for r in self.rows], bool)
 SearchIndex.mask = _mask
 
-# %% ../nbs/04a_lexical.ipynb #l054
+# %% ../nbs/04a_lexical.ipynb #l075
 def _scores(self:SearchIndex, query:str, mode:str, qvec=None, **fusion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "(final, dense, lexical) scores of every chunk for `query` in `mode`."
     n = len(self)
     lex = bm25_scores(self.bm25, query_tokens(query), n) if mode != 'dense' else np.zeros(n, np.float32)
-    dense = self.vectors @ (encode_query(query, self.state['model']) if qvec is None else qvec) if mode != 'lexical' else np.zeros(n, np.float32)
+    if mode == 'lexical': dense = np.zeros(n, np.float32)
+    else: dense = self.vectors @ (encode_query(query, self.state['model']) if qvec is None else qvec)
     qid = normalize_identifier(query); ids = [qid] if qid else find_identifiers(query)
     own = np.isin(self.own, ids) if ids else None
     if mode == 'dense': return dense, dense, lex
-    if mode == 'lexical': return lex + (10.0 * own if own is not None and fusion.get('identifier_first', True) else 0), dense, lex
+    if mode == 'lexical':
+        return lex + (10.0 * own if own is not None and fusion.get('identifier_first', True) else 0), dense, lex
     return fuse(dense, lex, own, **(DEFAULT_FUSION | fusion)), dense, lex
 SearchIndex.scores = _scores
 
-# %% ../nbs/04a_lexical.ipynb #l055
-def _search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.ndarray|None=None, qvec=None, **fusion) -> list[dict]:
+# %% ../nbs/04a_lexical.ipynb #l076
+def _search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.ndarray|None=None, qvec=None,
+            **fusion) -> list[dict]:
     "The `k` best chunks, best first, each with its citation fields, `score`, `dense_score` and `lexical_score`."
     s, dense, lex = self.scores(query, mode, qvec, **fusion)
     s = np.where(mask, s, -np.inf) if mask is not None else s
     if mode == 'lexical': s = np.where(lex > 0, s, -np.inf)  # lexical mode lists only chunks that match
     top = [int(i) for i in np.argsort(-s, kind='stable')[:k] if np.isfinite(s[i])]
-    return [{kk: v for kk, v in self.rows[i].items() if kk != 'own'} | dict(score=round(float(s[i]), 4), dense_score=round(float(dense[i]), 4),
-            lexical_score=round(float(lex[i]), 4)) for i in top]
+    scores = lambda i: dict(score=round(float(s[i]), 4), dense_score=round(float(dense[i]), 4),
+                            lexical_score=round(float(lex[i]), 4))
+    return [{kk: v for kk, v in self.rows[i].items() if kk != 'own'} | scores(i) for i in top]
 SearchIndex.search = _search
 
-# %% ../nbs/04a_lexical.ipynb #l056
+# %% ../nbs/04a_lexical.ipynb #l077
 def search_collection(query:str, # what to look for: words, or an identifier such as AC-2(1) or clause 4.2
                       db:str|Path|None='chroma_db', # folder of the embedded database
                       url:str|None=None, # or a Chroma server
                       collection:str=vectordb.DEFAULT_COLLECTION, # collection name
                       k:int=5, # how many results
                       mode:str='hybrid', # 'hybrid', 'dense' or 'lexical'
-                      label:str|None=None, document:str|None=None, normative_level:str|None=None, # filters, as in VectorStore.search
+                      label:str|None=None, # only chunks with this label
+                      document:str|None=None, # only chunks of this document (file name, doc id or source path)
+                      normative_level:str|None=None, # only chunks of this normative level
                       requirements_only:bool=False, # shorthand for normative_level='requirement'
                       **fusion, # fusion='rrf'|'score', alpha, identifier_first (default: DEFAULT_FUSION)
                      ) -> list[dict]:
     "The `k` best chunks for `query`, with citations; arguments are checked before anything is loaded."
     if not query or not query.strip(): raise vectordb.VectorStoreError('the search query is empty')
-    if not isinstance(k, int) or k < 1: raise vectordb.VectorStoreError(f'k must be a whole number of at least 1, not {k!r}')
+    if not isinstance(k, int) or k < 1:
+        raise vectordb.VectorStoreError(f'k must be a whole number of at least 1, not {k!r}')
     if mode not in MODES: raise vectordb.VectorStoreError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     ix = open_index(db, url, collection)
-    if not len(ix): raise vectordb.VectorStoreError(f"collection '{collection}' at {url or db} is empty: run `ai-standards ingest` first")
+    if not len(ix):
+        raise vectordb.VectorStoreError(f"collection '{collection}' at {url or db} is empty: run `ai-standards ingest`")
     mask = ix.mask(label, document, 'requirement' if requirements_only else normative_level)
     return ix.search(query, k, mode, mask, **fusion)
