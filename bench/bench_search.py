@@ -123,7 +123,8 @@ def main():
           'comes back; the fusion default is chosen on the validation rows.', '',
           f'Chosen on validation (mean MRR@10 over the two query sets): **{best}** ({means[best]:.3f}); '
           f'the library default is {__import__("ai_standards.lexical", fromlist=["x"]).DEFAULT_FUSION}.', '', table(q)]
-    if lat: md += ['', f'## One search from a cold process (median of 3; load average {os.getloadavg()[0]:.1f} on 2 cores)', '', table(lat)]
+    if lat: md += ['', f'## One search from a cold process on the 17-PDF database (median of 3; load average '
+                   f'{os.getloadavg()[0]:.1f} on 2 cores: wall seconds include waiting for a CPU, CPU seconds do not)', '', table(lat)]
     (out/'search.md').write_text('\n'.join(md) + '\n'); print('\n'.join(md))
 
 if __name__ == '__main__': main()
