@@ -11,7 +11,7 @@ from loguru import logger
 
 # %% auto #0
 __all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_train', 'cmd_classify', 'cmd_evaluate',
-           'cmd_info', 'cmd_demo', 'build_parser', 'main']
+           'cmd_info', 'cmd_demo', 'cmd_crosswalk', 'add_crosswalk_parser', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -81,6 +81,7 @@ def cmd_chunk(args):
 def _store(args, create:bool=True):
     "The VectorStore named by --db / --chroma-url / --collection; `create=False` for reading only."
     from ai_standards.vectordb import VectorStore
+    import ai_standards.lexical  # registers the ingest hook that keeps the search index in step
     return VectorStore(args.db, url=args.chroma_url, collection=args.collection, create=create)
 
 # %% ../nbs/09_cli.ipynb #c015
@@ -121,10 +122,10 @@ def _hits_text(hits:list[dict]) -> str:
     return '\n'.join(out)
 
 def cmd_search(args):
-    "Semantic search over an ingested collection, with citations (read-only: creates nothing)."
-    if args.k < 1: raise UsageError(f'--k must be 1 or more, got {args.k}')
-    hits = _store(args, create=False).search(args.query, k=args.k, label=args.label, document=args.document,
-                                             requirements_only=args.requirements_only)
+    "Hybrid (BM25 + dense), dense or lexical search over an ingested collection, with citations."
+    from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
+    hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode, label=args.label,
+                             document=args.document, requirements_only=args.requirements_only)
     _emit(args, hits, _hits_text(hits))
     return 0
 
@@ -285,6 +286,105 @@ def cmd_demo(args):
     _emit(args, s, text)
     return 0
 
+# %% ../nbs/09_cli.ipynb #c028b
+def _crosswalk_text(res:dict, shown:int=3) -> str:
+    "Each source with its first `shown` candidates and their evidence; then the metrics."
+    out = []
+    for m in res['mappings']:
+        out.append(f"{m['source_id']}  {m['source_title'][:100]}")
+        for r, x in enumerate(m['matches'][:shown], 1):
+            out.append(f"  {r}. {x['target_label'] or x['target_id']} {x['target_title'][:60]} [{x['score']:.2f}]")
+            out.append(f"     \"{x['evidence']['target'][:150]}\"")
+    mt, keys = res.get('metrics') or {}, ('recall@1', 'recall@5', 'recall@10', 'mrr', 'ndcg@10')
+    if mt: out.append(f"\n{mt['n_sources']} sources, {mt['n_links']} known links ({mt['truth_field']}): " +
+                      ', '.join(f'{k} {mt[k]:.3f}' for k in keys))
+    return '\n'.join(out)
+
+# %% ../nbs/09_cli.ipynb #c028c
+def _crosswalk_targets(args, report):
+    "Target items from files, or from an ingested collection."
+    from ai_standards.crosswalk import collection_items, load_items
+    if not (args.to_db or args.to_chroma_url): return load_items(args.to, label_field=args.label_field, report=report)
+    from ai_standards.vectordb import VectorStore
+    if args.to_db and not (Path(args.to_db)/'chroma.sqlite3').is_file():
+        raise CLIError(f'{args.to_db}: no database there (run ingest first)')
+    return collection_items(VectorStore(args.to_db, url=args.to_chroma_url, collection=args.collection))
+
+# %% ../nbs/09_cli.ipynb #c028d
+def _embedding_model(model_dir) -> str|None:
+    "The sentence-transformers folder in a model folder written by `train` (its `embedding/`), or the folder itself."
+    if model_dir is None: return None
+    d = Path(model_dir)
+    if not d.exists(): raise CLIError(f'{model_dir}: no such model folder')
+    return str(d/'embedding') if (d/'embedding'/'modules.json').exists() else str(d)
+
+# %% ../nbs/09_cli.ipynb #c028e
+def _write_outputs(args, res:dict, sources:list[dict]):
+    "The --csv and --oscal files (the OSCAL document is validated first)."
+    from ai_standards.crosswalk import oscal_mapping_collection, truth_links, validate_oscal, write_csv
+    truth = {s['id']: truth_links(s, args.truth_field) for s in sources} if args.truth_field else None
+    if args.csv: write_csv(res, args.csv, truth)
+    if not args.oscal: return
+    target = ' '.join(map(str, args.to)) or str(args.to_db or args.to_chroma_url)
+    doc = oscal_mapping_collection(res, ' '.join(map(str, args.sources)), target)
+    res['oscal_validated_by'] = validate_oscal(doc)
+    Path(args.oscal).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+
+# %% ../nbs/09_cli.ipynb #c028g
+def cmd_crosswalk(args):
+    "Map source items onto target items: candidates with evidence; JSON, CSV, OSCAL; metrics against known links."
+    from ai_standards.documents import IngestReport
+    from ai_standards.crosswalk import crosswalk, load_items
+    from ai_standards.models import Embedder
+    if not args.to and not (args.to_db or args.to_chroma_url):
+        raise CLIError('say what to map onto: --to FILE..., --to-db DIR or --to-chroma-url URL')
+    report = IngestReport()
+    sources = load_items(args.sources, label_field=args.label_field, report=report)
+    targets = _crosswalk_targets(args, report)
+    if not sources or not targets:
+        raise CLIError(f'nothing to map: {len(sources)} source and {len(targets)} target items'
+                       + ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
+    embedder = Embedder(_embedding_model(args.model), device=args.device)
+    res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field)
+    _write_outputs(args, res, sources)
+    res['failures'] = [dict(file=p, reason=r) for p, r in report.failures]
+    text = _crosswalk_text(res) + ''.join(f'\nwritten: {f}' for f in (args.csv, args.oscal) if f)
+    _emit(args, res, text + ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in res['failures']))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #c028f
+def add_crosswalk_parser(sub):
+    "The `crosswalk` sub-command's arguments."
+    x = sub.add_parser('crosswalk', help='map the items of one standard onto another, with evidence')
+    x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE', help='JSONL records, PDFs, text files or folders')
+    x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET', help='JSONL, PDF, text files, folders')
+    x.add_argument('--to-db', type=Path, metavar='DIR', help='map onto an ingested embedded database instead')
+    x.add_argument('--to-chroma-url', metavar='URL', help='map onto a collection on a Chroma server instead')
+    x.add_argument('--collection', default='standards_embeddings',
+                   help='collection for --to-db / --to-chroma-url (default: %(default)s)')
+    x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
+    x.add_argument('--model', metavar='MODEL_DIR',
+                   help='embedding model: a folder written by train, or a sentence-transformers folder')
+    x.add_argument('--truth-field', metavar='FIELD', help='source field with known target ids: recall@k, MRR, nDCG@10')
+    x.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
+    x.add_argument('--csv', type=Path, metavar='FILE', help='write one row per (source, rank)')
+    x.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')
+    x.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
+    x.add_argument('--json', action='store_true', help='print mappings and metrics as JSON')
+    x.set_defaults(func=cmd_crosswalk)
+
+# %% ../nbs/09_cli.ipynb #c029a
+def _positive_int(s:str) -> int:
+    "argparse type: a whole number of at least 1 (so `--k 0` is a usage error before anything loads)."
+    try: n = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
+    if n < 1: raise argparse.ArgumentTypeError(f'must be at least 1, not {n}')
+    return n
+
+def _nonempty(s:str) -> str:
+    if not s.strip(): raise argparse.ArgumentTypeError('the query is empty')
+    return s
+
 # %% ../nbs/09_cli.ipynb #c030
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."
@@ -327,10 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
     i.add_argument('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
     i.set_defaults(func=cmd_ingest)
-    q = sub.add_parser('search', help='semantic search over ingested documents, with citations')
-    q.add_argument('query', help='what to look for, in plain words')
+    q = sub.add_parser('search', help='hybrid (BM25 + dense) search over ingested documents, with citations')
+    q.add_argument('query', type=_nonempty, help='what to look for: plain words, or an identifier such as AC-2(1) or clause 4.2')
     store_args(q)
-    q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
+    q.add_argument('--k', type=_positive_int, default=5, help='number of results (default: %(default)s)')
+    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
     q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
@@ -378,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument('--quick', action='store_true', help='check sizes only, not checksums')
     n.add_argument('--json', action='store_true', help='print the description as JSON')
     n.set_defaults(func=cmd_info)
+    add_crosswalk_parser(sub)
     return p
 
 # %% ../nbs/09_cli.ipynb #c030a

@@ -17,7 +17,7 @@ from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_id',
+__all__ = ['DEFAULT_COLLECTION', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_id',
            'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search',
            'update_file_hash', 'chunker_signature', 'record_chunker', 'prune_roots', 'ingest']
 
@@ -326,6 +326,9 @@ def _writer_lock(store:VectorStore):
     from filelock import FileLock
     return FileLock(str(store.path/'.ai_standards.lock'))
 
+# %% ../nbs/04_vectordb.ipynb #c032b
+AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`
+
 # %% ../nbs/04_vectordb.ipynb #c032a
 def prune_roots(paths:list, # the paths an ingest with prune=True was given
                ) -> list[str]:
@@ -392,6 +395,7 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
         flush()
         if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
         if prune: counts['removed'] += _prune(store, roots, seen)
+        for hook in AFTER_INGEST: hook(store, embedder)  # derived indexes (e.g. lexical search) catch up, still under the lock
     return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped,
                 chunks_added=counts['added'], chunks_unchanged=counts['unchanged'], chunks_removed=counts['removed'],
                 chunks_in_collection=store.count(),
