@@ -40,6 +40,13 @@ def nist_data():
     if d is None: pytest.skip(NO_DATA)
     return d
 
+def repo_copy(dest:Path) -> Path:
+    "A copy of the checkout's sources (no .git, venv or build output) at `dest`: for runs that write beside the notebooks."
+    skip = shutil.ignore_patterns('.git', '.venv', 'venv', '_docs', '_proc', '_work', '__pycache__', '*.egg-info', '.pytest_cache',
+                                  'runs', 'models', 'chroma_db', '.cache', 'build', 'dist', 'tests')
+    shutil.copytree(ROOT, dest, ignore=skip, dirs_exist_ok=True)
+    return dest
+
 def cli(*args, cwd=None, timeout=600, env=None):
     "Run the installed `ai-standards` command; return the CompletedProcess (text mode)."
     return subprocess.run([cli_exe(), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
