@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 import pytest
-from conftest import ROOT
+from conftest import ROOT, repo_copy
 
 DOC_URL = 'https://ai-standards.github.io/ai_standards/'  # doc_host + doc_baseurl in settings.ini: nbdev's API links use it
 
@@ -20,10 +20,12 @@ def _chromium() -> str|None:
     return shutil.which('chromium')
 
 @pytest.fixture(scope='module')
-def site():
-    r = subprocess.run([sys.executable, ROOT/'.ci'/'build_docs.py', 'site'], cwd=ROOT, capture_output=True, text=True, timeout=900)
+def site(tmp_path_factory):
+    "The site built in a copy of the checkout (the build rewrites ai_standards/_modidx.py and nbs/*.yml, and writes _proc/, _docs/)."
+    d = repo_copy(tmp_path_factory.mktemp('docs'))
+    r = subprocess.run([sys.executable, d/'.ci'/'build_docs.py', 'site'], cwd=d, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return ROOT/'_docs'
+    return d/'_docs'
 
 @pytest.fixture(scope='module')
 def served(site):

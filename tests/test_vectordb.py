@@ -1,36 +1,19 @@
-"Vector store against the embedded client and a real `chroma run` server; concurrent writers; SIGKILL mid-ingest."
-import json, os, signal, socket, sqlite3, subprocess, sys, time, urllib.request
+"""Vector store against the embedded client and a real `chroma run` server; concurrent writers (folder and server); SIGKILL
+mid-ingest; an incremental ingest equals a fresh one; what prune may and may not delete."""
+import json, os, shutil, signal, sqlite3, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import cli, free_port
 from ai_standards.vectordb import VectorStore, VectorStoreError, ingest, store_id
 from ai_standards.chunking import Chunker, process_documents
+from ai_standards.sample import render_markdown_pdf, sample_corpus_dir
 
 def _clean_ids(folder:Path) -> set:
     "The collection ids a clean ingest of `folder` gives: each chunk id qualified by its resolved file path."
     return {store_id(str(Path(c['source']).resolve()), c['id']) for d in process_documents([folder], progress=False) for c in d['chunks']}
 
-def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-@pytest.fixture(scope='module')
-def chroma_server(tmp_path_factory):
-    "A real Chroma server (`chroma run`, shipped with chromadb) on a free localhost port with a temporary data folder."
-    port, data = _free_port(), tmp_path_factory.mktemp('chroma_server')
-    exe = Path(sys.executable).parent/'chroma'
-    log = open(data/'server.log', 'wb')  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen([str(exe), 'run', '--path', str(data/'db'), '--host', '127.0.0.1', '--port', str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f'http://127.0.0.1:{port}'
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f'{url}/api/v2/heartbeat', timeout=1); break
-        except Exception: time.sleep(0.5)
-    else:
-        proc.kill(); pytest.fail('chroma run did not answer its heartbeat within 60 s: ' + (data/'server.log').read_text()[-2000:])
-    yield url
-    proc.terminate(); proc.wait(timeout=30); log.close()
+N_SAMPLE_CHUNKS = 253  # the sample corpus as PDFs, default chunker (256 tokens, overlap 32)
 
 @pytest.fixture(params=['embedded', 'server'])
 def store(request, tmp_path):
@@ -39,7 +22,7 @@ def store(request, tmp_path):
 
 def test_ingest_search_reingest(store, sample_pdfs):
     first = ingest([sample_pdfs], store, progress=False)
-    assert first['failures'] == [] and first['chunks_added'] == first['chunks_in_collection'] > 200
+    assert first['failures'] == [] and first['chunks_added'] == first['chunks_in_collection'] == N_SAMPLE_CHUNKS
     again = ingest([sample_pdfs], store, progress=False)
     assert (again['chunks_added'], again['chunks_removed'], again['chunks_unchanged']) == (0, 0, first['chunks_added'])
     hits = store.search('test the restoration of backups', k=3, requirements_only=True)
@@ -58,7 +41,7 @@ def test_bad_input_is_refused(store):
     with pytest.raises(VectorStoreError, match='query is empty'): store.search('  ')
 
 def test_server_down_names_the_url():
-    port = _free_port()
+    port = free_port()
     with pytest.raises(VectorStoreError, match=f'Chroma server at http://127.0.0.1:{port} is unreachable after 2 tries'):
         VectorStore(url=f'http://127.0.0.1:{port}', retries=2)
     r = cli('search', 'x', '--chroma-url', f'http://127.0.0.1:{port}')
@@ -67,7 +50,7 @@ def test_server_down_names_the_url():
 def test_cli_against_server(chroma_server, sample_pdfs):
     r = cli('ingest', sample_pdfs, '--chroma-url', chroma_server, '--collection', 'cli-test', '--json')
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)['chunks_added'] > 200
+    assert json.loads(r.stdout)['chunks_added'] == N_SAMPLE_CHUNKS
     r = cli('search', 'notify the supervisory authority of a breach', '--chroma-url', chroma_server, '--collection', 'cli-test', '--json')
     assert r.returncode == 0 and json.loads(r.stdout)[0]['file'] == 'PRIV-203.pdf'
 
@@ -101,3 +84,96 @@ def test_sigkill_midway_then_rerun_gives_clean_result(tmp_path, nist_data):
     store = VectorStore(db)
     got = store.collection.get(include=[])['ids']
     assert len(got) == len(set(got)) == len(expected) and set(got) == expected
+
+def test_two_concurrent_ingests_one_server(chroma_server, sample_pdfs):
+    "Two ingests into one collection of one Chroma server at once (no file lock covers a server): one copy of each chunk."
+    cmd = [sys.executable, '-m', 'ai_standards.cli', 'ingest', str(sample_pdfs), '--chroma-url', chroma_server, '--collection', 'two-writers', '--json']
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    expected = {c['id'] for d in process_documents([sample_pdfs], progress=False) for c in d['chunks']}
+    store = VectorStore(url=chroma_server, collection='two-writers')
+    assert store.count() == len(expected) == N_SAMPLE_CHUNKS and store.ids_where({'kind': 'pdf'}) == expected
+
+def _snapshot(store:VectorStore) -> dict:
+    "Every stored chunk: id -> (text, metadata, embedding rounded to 5 decimals)."
+    got = store.collection.get(include=['documents', 'metadatas', 'embeddings'])
+    return {i: (t, m, tuple(np.round(e, 5))) for i, t, m, e in zip(got['ids'], got['documents'], got['metadatas'], got['embeddings'])}
+
+def _new_version(folder:Path, name:str='ENRG-1003'):
+    "Replace folder/energy_management/NAME.pdf by a new version: one requirement reworded."
+    md = (sample_corpus_dir()/'energy_management'/f'{name}.md').read_text()
+    edited = md.replace('A measurement and verification plan shall be prepared', 'A measurement and verification plan shall be approved')
+    assert edited != md
+    (folder/'new.md').write_text(edited)
+    render_markdown_pdf(folder/'new.md', folder/'energy_management'/f'{name}.pdf'); (folder/'new.md').unlink()
+
+def test_incremental_ingest_equals_fresh_ingest(tmp_path, sample_pdfs):
+    "After one file changes, re-ingesting into the old store leaves exactly what a fresh ingest of the folder stores."
+    folder = tmp_path/'pdfs'; shutil.copytree(sample_pdfs, folder)
+    store = VectorStore(tmp_path/'inc')
+    ingest([folder], store, progress=False)
+    victim = str((folder/'energy_management'/'ENRG-1003.pdf').resolve())
+    old = store.ids_where({'source': victim})
+    _new_version(folder)
+    r = ingest([folder], store, progress=False)
+    new = store.ids_where({'source': victim})
+    assert r['failures'] == [] and r['files_unchanged'] == 29 and r['chunks_removed'] == len(old) and r['chunks_added'] == len(new)
+    assert not old & new and r['chunks_unchanged'] == N_SAMPLE_CHUNKS - len(old)
+    fresh = VectorStore(tmp_path/'fresh'); ingest([folder], fresh, progress=False)
+    assert _snapshot(store) == _snapshot(fresh)
+
+def test_prune_limits(tmp_path, sample_pdfs):
+    """prune deletes the chunks of files gone from the ingested folders, and nothing else: not files outside them (even in
+    a folder whose name starts the same), not files that still exist but failed to read this time."""
+    a, a2 = tmp_path/'a', tmp_path/'a2'
+    shutil.copytree(sample_pdfs/'privacy', a); shutil.copytree(sample_pdfs/'risk_management', a2)
+    store = VectorStore(tmp_path/'db')
+    ingest([a, a2], store, progress=False)
+    n = {p.name: len(store.ids_where({'source': str(p.resolve())})) for p in [*a.glob('*.pdf'), *a2.glob('*.pdf')]}
+    assert len(n) == 6 and all(n.values())
+    (a2/'RISK-601.pdf').unlink()  # gone, but outside the folder ingested below
+    (a/'PRIV-202.pdf').write_bytes(b'%PDF-1.4 damaged')  # still there, unreadable now: its stored chunks stay
+    (a/'PRIV-203.pdf').unlink()  # gone from the ingested folder: pruned
+    r = ingest([a], store, prune=True, progress=False)
+    assert [Path(f['file']).name for f in r['failures']] == ['PRIV-202.pdf']
+    assert r['chunks_removed'] == n['PRIV-203.pdf'] and r['chunks_in_collection'] == sum(n.values()) - n['PRIV-203.pdf']
+    assert store.ids_where({'source': str((a2/'RISK-601.pdf').resolve())}) and store.ids_where({'source': str((a/'PRIV-202.pdf').resolve())})
+
+def test_cli_prune(tmp_path, sample_pdfs):
+    "`ingest --prune` removes a deleted file's chunks; without --prune they stay."
+    folder, db = tmp_path/'pdfs', tmp_path/'db'
+    shutil.copytree(sample_pdfs/'privacy', folder)
+    r = cli('ingest', folder, '--db', db, '--json'); assert r.returncode == 0, r.stderr
+    total = json.loads(r.stdout)['chunks_in_collection']
+    gone = folder/'PRIV-201.pdf'
+    n = len(VectorStore(db).ids_where({'source': str(gone.resolve())})); gone.unlink()
+    r = cli('ingest', folder, '--db', db, '--json'); assert r.returncode == 0, r.stderr
+    assert (json.loads(r.stdout)['chunks_removed'], json.loads(r.stdout)['chunks_in_collection']) == (0, total)
+    r = cli('ingest', folder, '--db', db, '--prune', '--json'); assert r.returncode == 0, r.stderr
+    assert (json.loads(r.stdout)['chunks_removed'], json.loads(r.stdout)['chunks_in_collection']) == (n, total - n) and n > 0
+
+def test_cli_ingest_strict(tmp_path, sample_pdfs):
+    "A file that fails is listed and the rest goes in: exit 0, or 1 with --strict."
+    (tmp_path/'bad.pdf').write_text('not a pdf')
+    for flags, code in (((), 0), (('--strict',), 1)):
+        r = cli('ingest', sample_pdfs/'privacy', tmp_path/'bad.pdf', '--db', tmp_path/f'db{code}', *flags, '--json')
+        assert r.returncode == code, r.stderr
+        s = json.loads(r.stdout)
+        assert s['documents'] == 3 and [Path(f['file']).name for f in s['failures']] == ['bad.pdf']
+
+def test_cli_rerun_with_a_bad_file_is_not_an_error(tmp_path, sample_pdfs):
+    folder, db = tmp_path/'pdfs', tmp_path/'db'
+    shutil.copytree(sample_pdfs/'privacy', folder)
+    assert cli('ingest', folder, '--db', db).returncode == 0
+    (folder/'bad.pdf').write_text('not a pdf')
+    r = cli('ingest', folder, '--db', db, '--json')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['files_unchanged'] == 3
+
+def test_identical_files_keep_their_own_chunks(tmp_path, sample_pdfs):
+    folder = tmp_path/'pdfs'; (folder/'x').mkdir(parents=True)
+    shutil.copy(sample_pdfs/'privacy'/'PRIV-201.pdf', folder/'PRIV-201.pdf'); shutil.copy(folder/'PRIV-201.pdf', folder/'x'/'copy.pdf')
+    store = VectorStore(tmp_path/'db')
+    ingest([folder], store, progress=False)
+    assert store.ids_where({'file': 'PRIV-201.pdf'}) and store.ids_where({'file': 'copy.pdf'})

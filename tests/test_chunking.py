@@ -1,0 +1,72 @@
+"""Chunking facts that must not drift: pinned chunk ids (a change re-embeds every stored chunk), clause detection on
+headings as real standards print them and as they come back out of a PDF, and the normative level of each verbal form."""
+import pytest
+from ai_standards.chunking import Chunker, chunk_id, find_sections, match_heading, normative_level
+from ai_standards.documents import Document, load_document
+
+# The id formula: sha256 of 'DOC_SHA256:CHAR_START:TEXT', first 32 hex digits. If the formula changes (for example to
+# include the source path), these pins must be updated in the same commit, and the change announced: every store re-embeds.
+def test_chunk_id_is_pinned():
+    assert chunk_id('a'*64, 0, 'x') == '0715c0281d5cb48cd9dc1c00feee1c68'
+    assert chunk_id('a'*64, 1, 'x') != chunk_id('a'*64, 0, 'x') != chunk_id('b'*64, 0, 'x')
+
+def test_chunker_output_is_pinned():
+    "A fixed text and the default settings give fixed chunks, ids and signature (tokenizer, 256 tokens, overlap 32, min 24)."
+    ch = Chunker()
+    assert ch.signature == '9114256b104c/256/32/24'
+    d = Document('d', 'd.txt', '0'*64, 'D', ['Intro text.\n1 Scope\nThis document applies to every system that stores personal data.\n'
+                                              '1.1 Terms\nWords shall mean what they say.', '1.2.1 The user shall log in.'])
+    got = [(c['id'], c['clause'], c['heading'], c['char_start'], c['page_start'], c['normative_level']) for c in ch(d)]
+    assert got == [('17e4f5645577856ec79ce10eb915cc13', '1.1', 'Terms', 0, 1, 'requirement'),  # intro and "1 Scope" fold into 1.1
+                   ('d5573ec0db8aa7bfce1679e15b55d3ed', '1.2.1', None, 128, 2, 'requirement')]  # not under 1.1: no heading
+
+@pytest.mark.parametrize('line,expected', [
+    ('2. Background', ('2', 'Background')),
+    ('3.1 Timing, Prioritization, and Testing', ('3.1', 'Timing, Prioritization, and Testing')),
+    ('10.2 Nonconformity and corrective action', ('10.2', 'Nonconformity and corrective action')),
+    ('5.3 Organizational roles, responsibilities and authorities', ('5.3', 'Organizational roles, responsibilities and authorities')),
+    ('SI-2 FLAW REMEDIATION', ('SI-2', 'FLAW REMEDIATION')),
+    ('AC-2 (4) AUTOMATED AUDIT ACTIONS', ('AC-2 (4)', 'AUTOMATED AUDIT ACTIONS')),
+    ('Annex A (normative) Reference control objectives and controls', ('Annex A', '(normative) Reference control objectives and controls')),
+    ('Appendix B\u2014Acronyms', ('Appendix B', 'Acronyms')),
+    ('Chapter 2 The Risk Management Framework', ('Chapter 2', 'The Risk Management Framework')),
+    ('6.1.2 The organization shall define and apply an information security risk assessment process.', ('6.1.2', None)),
+    ('3.2 Key management ....... 12', None),  # table of contents
+    ('Table 2: Patch types', None),
+    ('2019 Annual report', None),
+    ('1 1 Scope', None),
+])
+def test_real_heading_shapes(line, expected):
+    assert match_heading(line) == expected
+
+def test_sections_of_a_numbered_standard():
+    "Headings and untitled numbered clauses as a text extraction lays them out; an untitled clause keeps its parent's heading."
+    d = Document('s', 's.txt', '0'*64, 'S', ['Foreword text.\n4 Context of the organization\n4.1 Understanding the organization\nText.\n'
+                                              '4.1.1 The organization shall determine external issues.\n5 Leadership\nText.\n'
+                                              '5.1.2 Top management shall demonstrate commitment.'])
+    assert [(c, h) for _, c, h in find_sections(d)] == [(None, None), ('4', 'Context of the organization'), ('4.1', 'Understanding the organization'),
+                                                       ('4.1.1', 'Understanding the organization'), ('5', 'Leadership'), ('5.1.2', 'Leadership')]
+
+def test_clauses_from_a_rendered_pdf(sample_pdfs):
+    "The headings of a sample standard survive PDF rendering, extraction and cleaning: every chunk's clause, heading and page."
+    doc = load_document(sample_pdfs/'information_security'/'ISEC-102.pdf', label='information_security')
+    got = [(c['clause'], c['heading'], c['page_start'], c['normative_level']) for c in Chunker()(doc)]
+    assert got == [('1', 'Scope', 1, 'informative'), ('2.1', 'Access control policy', 1, 'requirement'),
+                   ('2.2', 'User registration and de-registration', 1, 'requirement'), ('2.3', 'Privileged access rights', 1, 'requirement'),
+                   ('2.4', 'Authentication', 1, 'requirement'), ('2.5', 'Review of access rights', 2, 'requirement'),
+                   ('3.1', 'Policy on the use of cryptographic controls', 2, 'requirement'), ('3.2', 'Key management', 2, 'requirement'),
+                   ('3.3', 'Encryption in transit', 2, 'requirement')]
+
+@pytest.mark.parametrize('text,level', [
+    ('Staff shall not share keys.', 'requirement'), ('Staff must not share keys.', 'requirement'),
+    ('An audit trail is REQUIRED.', 'requirement'), ('Keys should not be reused.', 'recommendation'),
+    ('Encryption is RECOMMENDED.', 'recommendation'), ('Data need not be encrypted.', 'permission'),
+    ('Compression is OPTIONAL.', 'permission'), ('It is required reading.', 'informative'),
+    ('An optional step, often recommended.', 'informative'), ('Published in May 2014.', 'informative'),
+    ('Backups shall be tested; copies may be kept off site.', 'requirement'),  # the strongest form wins
+])
+def test_normative_levels(text, level):
+    assert normative_level(text) == level
+
+def test_may_not_is_not_a_permission():
+    assert normative_level('Personal data may not be transferred to a third country.') == 'requirement'
