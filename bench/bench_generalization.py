@@ -14,6 +14,8 @@ Baselines: TF-IDF (word 1-2 grams) + LR, class-balanced (C=1) and plain (C=10); 
 Time and process peak memory per pipeline step come from the run's state.json.
 
 Run: python bench/bench_generalization.py   -> bench/results/generalization.{md,json}
+     python bench/bench_generalization.py --quick   -> the same checks for the default predictor's recipe (pool of the
+     TF-IDF and base-embedding heads, weights on validation, refit) without training the two transformers (minutes, not an hour)
 """
 import argparse, json, os, resource, shutil, sys, time
 from pathlib import Path
@@ -36,30 +38,60 @@ def doc_labels(model, docs):
         n = len(d['chunks']); out.append(str(model.classes_[int(p[i:i+n].mean(0).argmax())]) if n else None); i += n
     return out
 
-def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--out', default=str(Path(__file__).parent/'_work'/'generalization'))
-    ap.add_argument('--keep', action='store_true', help='resume the run folder instead of starting over')
-    a = ap.parse_args()
-    from ai_standards.sample import shared_data_dir
+def full(a, data_dir):
+    "The whole pipeline with default settings; the saved (refit) model and baselines on all records."
     from ai_standards.pipeline import AIStandardsTrainer
     from ai_standards.chunking import process_documents
-    from ai_standards.evaluation import evaluate_model
     from ai_standards.training import create_training_data
-    data_dir = shared_data_dir()
-    if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
     if not a.keep: shutil.rmtree(a.out, ignore_errors=True)
     t0 = time.time()
     t = AIStandardsTrainer(run_dir=str(Path(a.out)/'run'), label_field='family', progress=False)
     res = t.train([data_dir/'nist_sp800_53r5_controls.jsonl'])
     train_min, peak = (time.time() - t0) / 60, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     steps = json.loads((Path(a.out)/'run'/'state.json').read_text())['steps']
-    checks = {'1. SP 800-53 test controls': {r['model']: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n=res['n']) for r in res['results']}}
-    # 2 and 3: the saved (refit) model against baselines on all 1,007 records
     saved = AIStandardsTrainer.from_models(res['models_dir'])
     records = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], saved.get_chunker(),
                                                      label_field='family', progress=False), embed=False)
     models = {'default predictor (saved, refit)': saved.predictor} | baselines(records['texts'], records['labels'])
-    pdfs = process_documents([data_dir/'pdfs'], saved.get_chunker(), manifest=data_dir/'pdfs'/'manifest.csv', progress=False)
+    return res, models, saved.get_chunker(), steps, train_min, peak
+
+def quick(data_dir):
+    "The default predictor's recipe on base embeddings: fit on training rows, weights on validation, test report, refit."
+    from sentence_transformers import SentenceTransformer
+    from ai_standards.chunking import Chunker, process_documents
+    from ai_standards.evaluation import evaluate_model, subset
+    from ai_standards.models import default_model_path
+    from ai_standards.training import create_training_data, split_training_data, fit_ensemble, refit_ensemble
+    t0, chunker = time.time(), Chunker()
+    data = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], chunker, label_field='family',
+                                                  progress=False), embed=False)
+    tr, va, te = split_training_data(data)
+    ens = fit_ensemble(data, None, SentenceTransformer(default_model_path(), device='cpu'), (tr, va, te))
+    train, test = subset(data, tr), subset(data, te)
+    scored = {'default predictor (pool)': ens} | baselines(train['texts'], train['labels'])
+    results = {n: evaluate_model(m, test, 'document') for n, m in scored.items()}
+    res = dict(n=results['default predictor (pool)']['n'], weights=ens.weights, embedding_source='base', validation=ens.validation,
+               ece=results['default predictor (pool)']['calibration']['ece'], trained_on=f'all {len(data["texts"])} labeled rows (refit)',
+               results=[dict(model=n, accuracy=r['accuracy'], macro_f1=r['macro_f1']) for n, r in results.items()])
+    full_ens = refit_ensemble(ens, data)
+    models = {'default predictor (refit)': full_ens} | baselines(data['texts'], data['labels'])
+    steps = dict(quick=dict(seconds=time.time() - t0, summary=dict(peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))))
+    return res, models, chunker, steps, (time.time() - t0) / 60, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('--out', default=str(Path(__file__).parent/'_work'/'generalization'))
+    ap.add_argument('--keep', action='store_true', help='resume the run folder instead of starting over')
+    ap.add_argument('--quick', action='store_true', help='the default predictor from base embeddings; no transformer training')
+    a = ap.parse_args()
+    from ai_standards.sample import shared_data_dir
+    from ai_standards.chunking import process_documents
+    data_dir = shared_data_dir()
+    if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
+    if a.quick: res, models, chunker, steps, train_min, peak = quick(data_dir)
+    else: res, models, chunker, steps, train_min, peak = full(a, data_dir)
+    checks = {'1. SP 800-53 test controls': {r['model']: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n=res['n']) for r in res['results']}}
+    pdfs = process_documents([data_dir/'pdfs'], chunker, manifest=data_dir/'pdfs'/'manifest.csv', progress=False)
     truth = [d['label'] for d in pdfs]
     csf = [json.loads(l) for l in open(data_dir/'crosswalks'/'csf2_to_sp800_53r5.jsonl')]
     fams = [{x.split('-')[0].upper() for x in r['sp800_53r5']} for r in csf]
@@ -73,7 +105,7 @@ def main():
         timing[name] = round(time.time() - t1, 1)
     checks['2. 17 NIST PDFs (document label)'], checks['3. CSF 2.0 subcategories (linked family)'] = pdf_res, csf_res
     md = ['# Generalization: the default predictor against the baselines on differently worded text', '',
-          f'Whole pipeline on SP 800-53 Rev 5 (default settings): {train_min:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores.',
+          ('Quick mode (no transformer training): ' if a.quick else 'Whole pipeline on SP 800-53 Rev 5 (default settings): ') + f'{train_min:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores.',
           'Per step (seconds / peak MB after the step): ' + ', '.join(f"{k} {v['seconds']:.0f}s/{v['summary'].get('peak_rss_mb', '?')}MB" for k, v in steps.items()),
           '', f"Default predictor: pool weights {res.get('weights')} ({res.get('embedding_source')} embeddings), fitted on validation; "
           f"test ECE {res.get('ece') if res.get('ece') is None else round(res['ece'], 3)}; saved model learned from {res.get('trained_on')}.", '']
@@ -87,8 +119,9 @@ def main():
                f"({default['accuracy'] - base[best]['accuracy']:+.3f})." + (' n < 30: too few to rank models.' if n < 30 else ''), '']
     print('\n'.join(md))
     out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
-    (out/'generalization.md').write_text('\n'.join(md) + '\n')
-    (out/'generalization.json').write_text(json.dumps(dict(checks=checks, train_minutes=round(train_min, 2), peak_rss_mb=round(peak),
+    name = 'generalization_quick' if a.quick else 'generalization'
+    (out/f'{name}.md').write_text('\n'.join(md) + '\n')
+    (out/f'{name}.json').write_text(json.dumps(dict(checks=checks, train_minutes=round(train_min, 2), peak_rss_mb=round(peak),
         steps={k: dict(seconds=v['seconds'], peak_rss_mb=v['summary'].get('peak_rss_mb')) for k, v in steps.items()},
         weights=res.get('weights'), embedding_source=res.get('embedding_source'), ece=res.get('ece'), trained_on=res.get('trained_on'),
         predict_seconds=timing), indent=1, default=str))
