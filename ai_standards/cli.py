@@ -123,6 +123,7 @@ def _hits_text(hits:list[dict]) -> str:
 
 def cmd_search(args):
     "Hybrid (BM25 + dense), dense or lexical search over an ingested collection, with citations."
+    if args.k < 1: raise UsageError(f'--k must be 1 or more, got {args.k}')
     from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
     hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode, label=args.label,
                              document=args.document, requirements_only=args.requirements_only)
@@ -430,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser('search', help='hybrid (BM25 + dense) search over ingested documents, with citations')
     q.add_argument('query', type=_nonempty, help='what to look for: plain words, or an identifier such as AC-2(1) or clause 4.2')
     store_args(q)
-    q.add_argument('--k', type=_positive_int, default=5, help='number of results (default: %(default)s)')
+    q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
     q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')

@@ -131,6 +131,8 @@ def index_dir(db:str|Path|None=None, # folder of the embedded database
               collection:str=vectordb.DEFAULT_COLLECTION) -> Path:
     "Where the search index of a collection is kept."
     if url: return default_cache_dir()/'search'/_key(url, collection)
+    if Path(db).is_dir() and not os.access(db, os.W_OK):  # a read-only database: keep its index in the cache instead
+        return default_cache_dir()/'search'/_key(str(Path(db).resolve()), collection)
     return Path(db)/'ai_standards_search'/collection
 
 # %% ../nbs/04a_lexical.ipynb #l045
@@ -261,6 +263,7 @@ def open_index(db:str|Path|None='chroma_db', # folder of the embedded database
     folder = index_dir(db, url, collection)
     if not url:
         if not (Path(db)/'chroma.sqlite3').is_file():
+            vectordb.VectorStore(db, create=False)  # says exactly what is wrong (a file, no folder, no database)
             raise vectordb.VectorStoreError(f'no database at {db}: run `ai-standards ingest` first')
         state = read_state(folder)
         if state and state.get('signature') == db_signature(db) and (ix := SearchIndex.load(folder, state)) is not None:

@@ -91,13 +91,15 @@ def test_server_path(chroma_server, sample_pdfs, tmp_path):
     finally: del os.environ['AI_STANDARDS_CACHE']
 
 def test_bad_arguments_are_usage_errors(tmp_path):
-    for args in (['--k', '0'], ['--k', 'x'], ['--mode', 'fuzzy']):
+    for args in (['--k', 'x'], ['--mode', 'fuzzy']):
         r = cli('search', 'x', '--db', tmp_path/'none', *args)
         assert r.returncode == 2 and 'usage:' in r.stderr, r.stderr
+    r = cli('search', 'x', '--db', tmp_path/'none', '--k', '0')  # one line, before anything loads (tests/test_data_loss.py)
+    assert r.returncode == 2 and r.stderr.strip() == 'ai-standards search: error: --k must be 1 or more, got 0', r.stderr
     r = cli('search', '   ', '--db', tmp_path/'none')
-    assert r.returncode == 2 and 'the query is empty' in r.stderr
+    assert r.returncode == 2 and "argument 2 is empty ('   ')" in r.stderr  # the CLI's check of every argument
     r = cli('search', 'x', '--db', tmp_path/'none', '--mode', 'lexical')
-    assert r.returncode == 1 and 'no database at' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1 and 'no Chroma database at' in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 def test_identifier_query_finds_its_control_first(tmp_path, nist_data):
     "The issue's case: `search \"AC-2(1)\"` after ingesting Rev 5 records (the AC, PL and SI families, to stay small)."
