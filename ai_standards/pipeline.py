@@ -393,7 +393,7 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
 def _load_evaluate(self:AIStandardsTrainer, ctx:dict):
     if not self.config.ensemble: return
     source = ctx['state'].summary('evaluate').get('embedding_source')
-    tuned = self.embedding_model if source == 'fine-tuned' and self.embedding_model is not None else _base_model(self)
+    tuned = _base_model(self) if source == 'base' or self.embedding_model is None else self.embedding_model
     self.ensemble = P.load_ensemble(self.run_dir/'06_evaluate'/'ensemble', self.classifier['model'], self.classifier['tokenizer'], tuned)
 
 # %% ../nbs/08_pipeline.ipynb #c032

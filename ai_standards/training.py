@@ -548,6 +548,7 @@ def refit_ensemble(ens:EnsembleClassifier, # a fitted ensemble: its views, weigh
     heads = _fit_heads(training_data, rows, list(ens.weights), ens.embedding_model, getattr(ens, 'C', None))
     out = EnsembleClassifier(ens.classes_, ens.weights, ens.classifier, ens.tokenizer, ens.embedding_model, **heads)
     out.C, out.validation, out.refit_rows = getattr(ens, 'C', HEAD_C), ens.validation, len(rows)
+    out.embedding_source = getattr(ens, 'embedding_source', None)  # which embedding model the pool was fitted with
     return out
 
 # %% ../nbs/05_training.ipynb #c070d

@@ -36,8 +36,10 @@ def test_pool_weights_come_from_validation_only(fitted):
 
 def test_refit_learns_every_labeled_row(fitted):
     data, (tr, va, te), ens = fitted
+    ens.embedding_source = 'base'
     full = refit_ensemble(ens, data)
     assert full.refit_rows == len(data['texts']) and full.weights == ens.weights
+    assert full.embedding_source == 'base'  # the pipeline reloads the pool with the embedding model it was fitted with
     words = lambda rows: {w for i in rows for w in ens.tfidf.vectorizer.build_analyzer()(data['texts'][i]) if ' ' not in w}
     only_held_out = words(set(va) | set(te)) - words(tr)  # terms of held-out documents that no training row uses
     assert only_held_out and not only_held_out & set(ens.tfidf.vectorizer.vocabulary_)
