@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 from .models import Embedder
-from .training import (aggregate_by, predict_proba, similarity_gap, label_retrieval, plain_retrieval, split_training_data)
+from .training import (aggregate_by, encode, predict_proba, similarity_gap, label_retrieval, plain_retrieval, split_training_data)
 
 # %% auto #0
 __all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
@@ -351,7 +351,7 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     if main.get('calibration'): figures['reliability'] = plot_reliability(main, 'Default predictor')
     sims, emb = {}, {}
     for name, st in (embedding_models or {}).items():
-        emb[name] = st.encode(test['texts'], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        emb[name] = encode(st, test['texts'])
         sims[name] = compute_similarity_metrics(emb[name], test['labels'])
     lo = min((np.min(s['class_similarity']) for s in sims.values()), default=None)
     hi = max((np.max(s['class_similarity']) for s in sims.values()), default=None)
