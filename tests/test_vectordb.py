@@ -91,7 +91,7 @@ def test_two_concurrent_ingests_one_server(chroma_server, sample_pdfs):
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-    expected = {c['id'] for d in process_documents([sample_pdfs], progress=False) for c in d['chunks']}
+    expected = _clean_ids(sample_pdfs)
     store = VectorStore(url=chroma_server, collection='two-writers')
     assert store.count() == len(expected) == N_SAMPLE_CHUNKS and store.ids_where({'kind': 'pdf'}) == expected
 
