@@ -159,6 +159,9 @@ def _trainer_for(args):
         if getattr(args, k, None) is not None: over[k] = str(getattr(args, k))
     if args.db: over['db_path'] = str(args.db)
     if args.no_refit: over['refit'] = False
+    if args.classifier or args.epochs is not None: over['train_classifier'] = True  # classifier epochs ask for a classifier
+    if args.fine_tune or args.embedding_epochs is not None: over['fine_tune_embeddings'] = True
+
     t = AIStandardsTrainer(cfg, **over)
     if args.epochs is not None: t.config.classifier.epochs = args.epochs
     if args.embedding_epochs is not None: t.config.embedding.epochs = args.embedding_epochs
@@ -275,6 +278,8 @@ def cmd_demo(args):
     from ai_standards.training import ClassifierConfig, EmbeddingConfig
     out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
     cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'), progress=not args.json,
+                         train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train makes them opt-in
+
                          classifier=ClassifierConfig(epochs=args.epochs), embedding=EmbeddingConfig(epochs=1))
     t = AIStandardsTrainer(cfg); res = t.train([pdfs])
     query = 'How quickly must a personal data breach be notified?'
@@ -446,8 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
     t.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
     t.add_argument('--label-field', help='JSONL field holding the label (e.g. family)')
-    t.add_argument('--epochs', type=float, help='classifier epochs (default: 4)')
-    t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1)')
+    t.add_argument('--classifier', action='store_true', help='also fine-tune the Hugging Face classifier (step 4; not used by the default predictor)')
+    t.add_argument('--fine-tune', action='store_true', help='also fine-tune the embedding model on the labels (step 5; the pool uses it when validation prefers it)')
+    t.add_argument('--epochs', type=float, help='classifier epochs (default: 4; implies --classifier)')
+    t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1; implies --fine-tune)')
+
     t.add_argument('--no-refit', action='store_true', help='save the evaluated predictor instead of refitting it on every labeled row')
     t.add_argument('--db', type=Path, help='embedded Chroma folder (default: RUN_DIR/chroma_db)')
     t.add_argument('--chroma-url', help='a Chroma server instead of --db')

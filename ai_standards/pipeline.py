@@ -20,11 +20,12 @@ from .evaluation import TransformerPredictor
 from . import persistence as P
 
 # %% auto #0
-__all__ = ['STEPS', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config', 'PipelineError',
-           'data_fingerprint', 'RunState', 'AIStandardsTrainer', 'get_embedder', 'get_store', 'get_chunker',
-           'create_training_data', 'generate_embeddings', 'store_embeddings_in_db', 'train_classification_model',
-           'fine_tune_embedding_model', 'predictor', 'evaluate_model', 'compute_similarity_metrics', 'save_models',
-           'load_models', 'from_models', 'report_models', 'train_from_processed_data', 'train', 'classify', 'search']
+__all__ = ['STEPS', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config', 'needs_classifier',
+           'PipelineError', 'data_fingerprint', 'RunState', 'AIStandardsTrainer', 'get_embedder', 'get_store',
+           'get_chunker', 'create_training_data', 'generate_embeddings', 'store_embeddings_in_db',
+           'train_classification_model', 'fine_tune_embedding_model', 'predictor', 'evaluate_model',
+           'compute_similarity_metrics', 'save_models', 'load_models', 'from_models', 'report_models',
+           'train_from_processed_data', 'train', 'classify', 'search']
 
 # %% ../nbs/08_pipeline.ipynb #c007
 @dataclass
@@ -44,7 +45,9 @@ class PipelineConfig:
     split_field:str='suggested_split' # document metadata field with a given train/test split
     test_size:float=0.2 # share of documents held out for the test report when the data gives no test split
     store_embeddings:bool=True # step 3: write chunks and embeddings to Chroma
-    fine_tune_embeddings:bool=True # step 5: fine-tune the embedding model on the labels
+    train_classifier:bool=False # step 4: fine-tune the HF classifier (opt-in, see "What a run trains"; on when needed)
+    fine_tune_embeddings:bool=False # step 5: fine-tune the embedding model on the labels (opt-in, see "What a run trains")
+
     ensemble:bool=True # default predictor: a pool of heads (TF-IDF, embeddings), weights fitted on validation
     views:str='tfidf,embedding' # views the default predictor pools ('classifier' adds the fine-tuned classifier)
     refit:bool=True # after evaluation, refit the default predictor on every labeled row (False: keep the evaluated one)
@@ -84,6 +87,11 @@ def read_config(path:str|Path) -> PipelineConfig:
 def write_config(cfg:PipelineConfig, path:str|Path):
     "Write a configuration as JSON."
     write_atomic(Path(path), json.dumps(config_to_dict(cfg), indent=1))
+
+# %% ../nbs/08_pipeline.ipynb #c010n
+def needs_classifier(cfg:PipelineConfig) -> bool:
+    "Whether step 4 trains the classifier: asked for, pooled as a view, or the only predictor (no ensemble)."
+    return cfg.train_classifier or not cfg.ensemble or 'classifier' in cfg.views
 
 # %% ../nbs/08_pipeline.ipynb #c012
 STEPS = ('prepare', 'embed', 'store', 'classifier', 'embedding', 'evaluate', 'persist', 'report')
@@ -151,7 +159,8 @@ class AIStandardsTrainer:
     @property
     def models_dir(self) -> Path: return Path(self.config.models_dir or self.run_dir/'models')
     def __repr__(self):
-        state = 'trained' if self.classifier else 'untrained'
+        state = 'trained' if self.classifier or self.ensemble else 'untrained'
+
         return f'AIStandardsTrainer({state}, run_dir={str(self.run_dir)!r}, labels={len(self.label_map["labels"]) if self.label_map else None})'
 
 # %% ../nbs/08_pipeline.ipynb #c020
@@ -234,7 +243,7 @@ AIStandardsTrainer.predictor, AIStandardsTrainer.evaluate_model, AIStandardsTrai
 # %% ../nbs/08_pipeline.ipynb #c024
 def save_models(self:AIStandardsTrainer, output_dir:str|Path|None=None) -> Path:
     "Save the trained models, label map, configuration and metrics (atomically, with a manifest)."
-    if self.classifier is None: raise ValueError('nothing to save: train or load a classifier first')
+    if self.classifier is None and self.ensemble is None: raise ValueError('nothing to save: train or load a model first')
     cfg = config_to_dict(self.config) | dict(db_path=str(Path(self.config.db_path or self.run_dir/'chroma_db').absolute()) if not self.config.chroma_url else None)
     self.model_dir = P.save_models(output_dir or self.models_dir, self.classifier, self.embedding_model, self.ensemble,
                                    self.label_map, cfg, self.metrics)
@@ -246,7 +255,10 @@ def load_models(self:AIStandardsTrainer, model_dir:str|Path, device:str|None=Non
     if b.config: self.config = config_from_dict(b.config, f'{model_dir}/config.json')
     self.classifier = dict(model=b.classifier, tokenizer=b.tokenizer, label_map=b.label_map) if b.classifier is not None else None
     self.embedding_model, self.ensemble, self.label_map, self.metrics, self.model_dir = b.embedding_model, b.ensemble, b.label_map, b.metrics, b.path
-    self._chunker = Chunker(str(b.path/'classifier'), max_tokens=self.config.max_tokens, overlap=self.config.overlap) if b.classifier is not None else None
+    tok = next((b.path/c for c in ('classifier', 'embedding', 'ensemble_embedding') if (b.path/c/'tokenizer_config.json').exists()), None)
+    self._chunker = Chunker(str(tok), max_tokens=self.config.max_tokens, overlap=self.config.overlap) if tok else None
+
+
     self._embedder = self._store = None
     return self
 
@@ -301,6 +313,7 @@ def _step_store(self:AIStandardsTrainer, ctx:dict) -> dict:
 # %% ../nbs/08_pipeline.ipynb #c029
 def _step_classifier(self:AIStandardsTrainer, ctx:dict) -> dict:
     "Fine-tune the classifier (resuming from its last epoch checkpoint), keep the best epoch in final/, drop the checkpoints."
+    if not needs_classifier(self.config): return dict(skipped=True)
     out = self.run_dir/'04_classifier'
     r = self.train_classification_model(ctx['data'], out, ctx['splits'])
     final = out/'final'; tmp = out/'final.tmp'
@@ -313,7 +326,9 @@ def _step_classifier(self:AIStandardsTrainer, ctx:dict) -> dict:
     return dict(best_validation_macro_f1=m['best_macro_f1'], epochs=len(m['validation']), seconds=m['seconds'], examples_per_second=m['examples_per_second'])
 
 def _load_classifier(self:AIStandardsTrainer, ctx:dict):
+    if not needs_classifier(self.config): self.classifier = None; return
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     final = self.run_dir/'04_classifier'/'final'; r = json.loads((final/'result.json').read_text())
     with quiet_hf():
         model = AutoModelForSequenceClassification.from_pretrained(final).to(pick_device(self.config.device)).eval()
@@ -365,7 +380,8 @@ def _trained_on(ens, d:dict, train:list[int]) -> str|None:
 def report_models(self:AIStandardsTrainer, base=None) -> tuple[dict, dict]:
     "What a report compares besides the default predictor: embedding models (base, fine-tuned) and the classifier alone."
     emb = {'base': base or _base_model(self)} | ({'fine-tuned': self.embedding_model} if self.embedding_model is not None else {})
-    extra = {'classifier alone': TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])} if self.ensemble is not None else {}
+    clf = self.classifier
+    extra = {'classifier alone': TransformerPredictor(clf['model'], clf['tokenizer'])} if self.ensemble is not None and clf else {}
     return emb, extra
 
 AIStandardsTrainer.report_models = report_models
@@ -377,7 +393,8 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
     out = self.run_dir/'06_evaluate'
     if self.config.ensemble: self.ensemble = _choose_ensemble(self, d, ctx['splits'], base, tuned)
     models, extra = self.report_models(base)
-    m = E.evaluation_report(d, self.predictor, out/'report', (tr, va, te) if te else (tr, [], va), models, self.classifier['metrics'],
+    curves = (self.classifier or {}).get('metrics')
+    m = E.evaluation_report(d, self.predictor, out/'report', (tr, va, te) if te else (tr, [], va), models, curves,
                             self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model)
     if self.ensemble is not None:
         if self.config.refit: self.ensemble = T.refit_ensemble(self.ensemble, d)
@@ -394,7 +411,9 @@ def _load_evaluate(self:AIStandardsTrainer, ctx:dict):
     if not self.config.ensemble: return
     source = ctx['state'].summary('evaluate').get('embedding_source')
     tuned = _base_model(self) if source == 'base' or self.embedding_model is None else self.embedding_model
-    self.ensemble = P.load_ensemble(self.run_dir/'06_evaluate'/'ensemble', self.classifier['model'], self.classifier['tokenizer'], tuned)
+    clf = self.classifier or {}
+    self.ensemble = P.load_ensemble(self.run_dir/'06_evaluate'/'ensemble', clf.get('model'), clf.get('tokenizer'), tuned)
+
 
 # %% ../nbs/08_pipeline.ipynb #c032
 def _step_persist(self:AIStandardsTrainer, ctx:dict) -> dict:
@@ -402,7 +421,8 @@ def _step_persist(self:AIStandardsTrainer, ctx:dict) -> dict:
     if self.embedding_model is None and self.ensemble is not None: self.embedding_model = self.ensemble.embedding_model
     self.metrics = dict(steps={k: v['summary'] for k, v in ctx['state'].d['steps'].items()},
                         evaluation=json.loads((self.run_dir/'06_evaluate'/'report'/'metrics.json').read_text())['models'],
-                        classifier=self.classifier['metrics'], embedding=ctx.get('embedding_figures'))
+                        classifier=(self.classifier or {}).get('metrics'), embedding=ctx.get('embedding_figures'))
+
     return dict(models_dir=str(self.save_models().absolute()))
 
 def _step_report(self:AIStandardsTrainer, ctx:dict) -> dict:

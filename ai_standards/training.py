@@ -13,11 +13,11 @@ from loguru import logger
 from .models import Embedder, load_classifier, pick_device, resolve_model, quiet_hf
 
 # %% auto #0
-__all__ = ['HEAD_C', 'TrainingDataError', 'create_training_data', 'split_training_data', 'ClassifierConfig',
-           'train_classification_model', 'predict_proba', 'aggregate_by', 'similarity_gap', 'knn_scores', 'encode',
-           'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model',
-           'LinearHead', 'TfidfHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier', 'pool_figures',
-           'fit_ensemble', 'refit_ensemble', 'cv_head_C']
+__all__ = ['ENCODE_CACHE_MAX', 'HEAD_C', 'TrainingDataError', 'create_training_data', 'split_training_data', 'ClassifierConfig',
+           'train_classification_model', 'predict_proba', 'aggregate_by', 'similarity_gap', 'knn_scores',
+           'weights_version', 'encode', 'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig',
+           'fine_tune_embedding_model', 'LinearHead', 'TfidfHead', 'pool_proba', 'fit_pool_weights',
+           'EnsembleClassifier', 'pool_figures', 'fit_ensemble', 'refit_ensemble', 'cv_head_C']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -269,18 +269,42 @@ def knn_scores(train_emb:np.ndarray, train_labels:list, test_emb:np.ndarray, tes
     pred = KNeighborsClassifier(n_neighbors=min(k, len(train_labels)), metric='cosine').fit(train_emb, train_labels).predict(test_emb)
     return dict(accuracy=float(accuracy_score(test_labels, pred)), macro_f1=float(f1_score(test_labels, pred, average='macro')))
 
+# %% ../nbs/05_training.ipynb #c045y
+ENCODE_CACHE_MAX = 50_000  # vectors kept per model, about 75 MB at 384 dimensions; past it the cache starts over
+
+def weights_version(model) -> int:
+    "A number that changes whenever the model's weights change in place (optimizer steps, `load_state_dict`)."
+    return sum(p._version for p in model.parameters())
+
 # %% ../nbs/05_training.ipynb #c046a
 def encode(model, # a SentenceTransformer
            texts:list[str], batch_size:int=64) -> np.ndarray:
-    "Normalized float32 embeddings of `texts`: the one set of `encode` arguments every head and figure uses."
-    return model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    "Normalized float32 embeddings of `texts`: the one set of `encode` arguments; repeated texts come from the model's cache."
+    texts = list(texts)
+    if not texts: return model.encode([], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    version, cache = getattr(model, '_encode_cache', (None, {}))
+    if version != weights_version(model): cache = {}
+    todo = list(dict.fromkeys(t for t in texts if t not in cache))
+    if todo:
+        if len(cache) + len(todo) > ENCODE_CACHE_MAX: cache = {}
+        cache.update(zip(todo, model.encode(todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)))
+    model._encode_cache = (weights_version(model), cache)
+    return np.stack([cache[t] for t in texts])
 
 # %% ../nbs/05_training.ipynb #c047
-def _ir(model, queries:dict, corpus:dict, relevant:dict, name:str) -> dict:
-    "MRR@10, nDCG@10 and accuracy@1 of `model` on one retrieval task."
+def _cached_ir():
+    "sentence-transformers' `InformationRetrievalEvaluator`, its texts encoded through `encode` (and so its cache)."
+    import torch
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
-    ev = InformationRetrievalEvaluator(queries, corpus, relevant, mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[10],
-                                       map_at_k=[10], name=name, write_csv=False, batch_size=64)
+    class CachedIR(InformationRetrievalEvaluator):
+        def embed_inputs(self, model, sentences, **kw): return torch.from_numpy(encode(model, sentences, self.batch_size))
+    return CachedIR
+
+def _ir(
+model, queries:dict, corpus:dict, relevant:dict, name:str) -> dict:
+    "MRR@10, nDCG@10 and accuracy@1 of `model` on one retrieval task."
+    ev = _cached_ir()(queries, corpus, relevant, mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[10],
+                      map_at_k=[10], name=name, write_csv=False, batch_size=64)
     r = ev(model)
     return {m: float(r[f'{name}_cosine_{m}']) for m in ('mrr@10', 'ndcg@10', 'accuracy@1')}
 

@@ -14,6 +14,8 @@ Baselines: TF-IDF (word 1-2 grams) + LR, class-balanced (C=1) and plain (C=10); 
 Time and process peak memory per pipeline step come from the run's state.json.
 
 Run: python bench/bench_generalization.py   -> bench/results/generalization.{md,json}
+     python bench/bench_generalization.py --transformers   -> the same with the HF classifier and the embedding fine-tune
+                                                                     (train --classifier --fine-tune), to generalization_transformers.*
      python bench/bench_generalization.py --quick   -> the same checks for the default predictor's recipe (pool of the
      TF-IDF and base-embedding heads, weights on validation, refit) without training the two transformers (minutes, not an hour)
 """
@@ -45,7 +47,8 @@ def full(a, data_dir):
     from ai_standards.training import create_training_data
     if not a.keep: shutil.rmtree(a.out, ignore_errors=True)
     t0 = time.time()
-    t = AIStandardsTrainer(run_dir=str(Path(a.out)/'run'), label_field='family', progress=False)
+    extra = dict(train_classifier=True, fine_tune_embeddings=True) if a.transformers else {}
+    t = AIStandardsTrainer(run_dir=str(Path(a.out)/'run'), label_field='family', progress=False, **extra)
     res = t.train([data_dir/'nist_sp800_53r5_controls.jsonl'])
     train_min, peak = (time.time() - t0) / 60, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     steps = json.loads((Path(a.out)/'run'/'state.json').read_text())['steps']
@@ -83,6 +86,7 @@ def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', default=str(Path(__file__).parent/'_work'/'generalization'))
     ap.add_argument('--keep', action='store_true', help='resume the run folder instead of starting over')
     ap.add_argument('--quick', action='store_true', help='the default predictor from base embeddings; no transformer training')
+    ap.add_argument('--transformers', action='store_true', help='also train the HF classifier and fine-tune the embeddings (train --classifier --fine-tune)')
     a = ap.parse_args()
     from ai_standards.sample import shared_data_dir
     from ai_standards.chunking import process_documents
@@ -105,7 +109,7 @@ def main():
         timing[name] = round(time.time() - t1, 1)
     checks['2. 17 NIST PDFs (document label)'], checks['3. CSF 2.0 subcategories (linked family)'] = pdf_res, csf_res
     md = ['# Generalization: the default predictor against the baselines on differently worded text', '',
-          ('Quick mode (no transformer training): ' if a.quick else 'Whole pipeline on SP 800-53 Rev 5 (default settings): ') + f'{train_min:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores.',
+          ('Quick mode (no transformer training): ' if a.quick else 'Whole pipeline on SP 800-53 Rev 5 (' + ('--classifier --fine-tune' if a.transformers else 'default settings') + '): ') + f'{train_min:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores.',
           'Per step (seconds / peak MB after the step): ' + ', '.join(f"{k} {v['seconds']:.0f}s/{v['summary'].get('peak_rss_mb', '?')}MB" for k, v in steps.items()),
           '', f"Default predictor: pool weights {res.get('weights')} ({res.get('embedding_source')} embeddings), fitted on validation; "
           f"test ECE {res.get('ece') if res.get('ece') is None else round(res['ece'], 3)}; saved model learned from {res.get('trained_on')}.", '']
@@ -119,7 +123,7 @@ def main():
                f"({default['accuracy'] - base[best]['accuracy']:+.3f})." + (' n < 30: too few to rank models.' if n < 30 else ''), '']
     print('\n'.join(md))
     out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
-    name = 'generalization_quick' if a.quick else 'generalization'
+    name = 'generalization_quick' if a.quick else 'generalization_transformers' if a.transformers else 'generalization'
     (out/f'{name}.md').write_text('\n'.join(md) + '\n')
     (out/f'{name}.json').write_text(json.dumps(dict(checks=checks, train_minutes=round(train_min, 2), peak_rss_mb=round(peak),
         steps={k: dict(seconds=v['seconds'], peak_rss_mb=v['summary'].get('peak_rss_mb')) for k, v in steps.items()},

@@ -183,3 +183,18 @@ def test_nist_train_and_classify(nist_data, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     r = cli('classify', out, 'The organization employs multifactor authentication for network access to privileged accounts.', '--json')
     assert json.loads(r.stdout)['documents'][0]['label'] == 'IA'
+
+def test_default_train_fits_the_pool_without_transformer_training(sample_pdfs, tmp_path):
+    "`train` without --classifier/--fine-tune: steps 4 and 5 skipped, the folder holds the pool and the base embedding model only."
+    out = tmp_path/'m'
+    r = cli('train', sample_pdfs, '--out', out, '--json', timeout=1800); assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    steps = json.loads((tmp_path/'m.run'/'state.json').read_text())['steps']
+    assert steps['classifier']['summary']['skipped'] and steps['embedding']['summary']['skipped']
+    assert not (tmp_path/'m.run'/'04_classifier').exists() and not (out/'classifier').exists()
+    assert res['embedding_source'] == 'base' and set(res['weights']) == {'tfidf', 'embedding'}
+    assert 'classifier alone' not in {x['model'] for x in res['results']}
+    r = cli('info', out, '--json'); assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)['components']) == {'embedding', 'ensemble'}
+    r = cli('classify', out, sample_pdfs/'privacy'/'PRIV-201.pdf', '--json'); assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['documents'][0]['label'] == 'privacy'
