@@ -4,6 +4,7 @@
     python .ci/build_docs.py readme        # README.md from nbs/index.ipynb
     python .ci/build_docs.py check-readme  # exit 1 when README.md is not what nbs/index.ipynb renders to
     python .ci/build_docs.py site          # the docs site in _docs/: nbdev_docs with Quarto, else nbdev processing + smalldocs
+    python .ci/build_docs.py all           # README.md, then the site
 """
 import json, re, shutil, subprocess, sys
 from pathlib import Path
@@ -16,7 +17,39 @@ def processed_notebooks(force:bool=False) -> Path:
     from nbdev.serve import proc_nbs
     cfg = get_config(path=ROOT)
     proc_nbs(str(cfg.nbs_path), n_workers=0, force=force)
-    return cfg.config_path/'_proc'
+    proc = cfg.config_path/'_proc'
+    for nb in proc.rglob('*.ipynb'): quiet_outputs(nb)
+    return proc
+
+NOISE = re.compile(r'^(?:(?:INFO|DEBUG|SUCCESS|TRACE): .*'      # loguru lines below WARNING (notebooks log as LEVEL: message)
+                   r'|.*\d+%\|.*|\s*'                           # progress bars (tqdm: "Computing widget examples: 0%|...")
+                   r'|.*:\d+: \w*Warning: .*)$')                 # Python warnings (the next line, the source, goes with them)
+
+def _quiet_text(text:str) -> str:
+    "Stream text without log lines below WARNING, progress bars, or Python warnings and their source lines."
+    out, skip = [], False
+    for line in re.split(r'\r?\n|\r', text):
+        if skip and line.startswith('  '): continue
+        skip = bool(re.match(r'.*:\d+: \w*Warning: ', line))
+        if not NOISE.match(line): out.append(line)
+    return '\n'.join(out) + '\n' if out else ''
+
+def quiet_outputs(nb:Path):
+    "Drop log chatter, warnings and progress bars (stderr) and widgets from a processed notebook's outputs; one box per stream."
+    d = json.loads(nb.read_text())
+    for c in d['cells']:
+        outs = []
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream':
+                text = ''.join(o['text'])
+                if o['name'] == 'stderr' and not (text := _quiet_text(text)): continue
+                if outs and outs[-1].get('output_type') == 'stream' and outs[-1]['name'] == o['name']:
+                    outs[-1]['text'] += text; continue
+                o = o | {'text': text}
+            elif any('widget' in k for k in o.get('data', {})): continue
+            outs.append(o)
+        if 'outputs' in c: c['outputs'] = outs
+    nb.write_text(json.dumps(d, indent=1, ensure_ascii=False))
 
 def _page_links(md:str) -> str:
     "Point links to module pages (`documents.html`) at their notebooks, which GitHub renders."
@@ -89,6 +122,7 @@ def build_site() -> Path:
 
 def main(cmd:str='readme') -> int:
     if cmd == 'site': print(f'site written to {build_site()}'); return 0
+    if cmd == 'all': return main('readme') or main('site')
     if cmd == 'readme': (ROOT/'README.md').write_text(render_readme()); print('wrote README.md'); return 0
     if cmd == 'check-readme':
         ok = (ROOT/'README.md').read_text() == render_readme()

@@ -36,7 +36,7 @@ def load_tokenizer(model:str|None=None, # local folder or Hugging Face id; defau
 
 # %% ../nbs/02_chunking.ipynb #c011
 NORMATIVE_LEVELS = ('requirement', 'recommendation', 'permission', 'informative')
-_NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b|\b(?i:may\s+not)\b')),  # 'may not' prohibits
+_NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b|\b(?i:may\s+not)\b')),  # may not: prohibits
               ('recommendation', re.compile(r'\b(?i:should)\b|\bRECOMMENDED\b')),
               ('permission', re.compile(r'\b(?i:may)\b(?!\s+\d)|\b(?i:need not)\b|\bOPTIONAL\b'))]
 
@@ -47,7 +47,8 @@ def normative_level(text:str) -> str:
 # %% ../nbs/02_chunking.ipynb #c014
 _HEADINGS = [re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){0,5})\.?\s+(?P<title>[A-Z(][^\n]*)$'),
              re.compile(r'^(?P<num>[A-Z]{2,3}-\d{1,3}(?:\s?\(\d{1,3}\))?)\.?\s+(?P<title>[A-Z][^\n]*)$'),
-             re.compile(r'^(?P<num>(?i:appendix|annex|chapter|section|part)\s+(?:[A-Z]|\d{1,2})(?:\.\d{1,3})*)\b[\s:.—–-]*(?P<title>[^\n]*)$')]
+             re.compile(r'^(?P<num>(?i:appendix|annex|chapter|section|part)\s+(?:[A-Z]|\d{1,2})(?:\.\d{1,3})*)\b'
+                        r'[\s:.—–-]*(?P<title>[^\n]*)$')]
 _CLAUSE_START = re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){1,5})\.?\s+\S')
 _TOC = re.compile(r'(?:\.\s?){4,}\s*[\dixvlc]+$|\s\.\.\.\s[\dixvlc]+$')
 
@@ -69,14 +70,16 @@ def match_heading(line:str, # one line of cleaned text
 def find_sections(doc:Document) -> list[tuple[int, str|None, str|None]]:
     "(character offset, clause, heading) of each section of `doc.text`, in order."
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
-    if doc.kind == 'jsonl': clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
+    if doc.kind == 'jsonl':
+        clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
     out, pos = [(0, clause, heading)], 0
     for line in doc.text.split('\n'):
         m = match_heading(line) if doc.kind != 'jsonl' else None
         if m:
             clause = m[0]
             if m[1]: heading, head_clause = m[1], m[0]
-            elif not (head_clause and clause.startswith(head_clause + '.')): heading = None  # untitled clause outside the last heading
+            elif not (head_clause and clause.startswith(head_clause + '.')):
+                heading = None  # an untitled clause outside the last heading
             if out[-1][0] == pos: out[-1] = (pos, clause, heading)
             else: out.append((pos, clause, heading))
         pos += len(line) + 1
@@ -129,9 +132,11 @@ class Chunker:
         self.tokenizer = load_tokenizer(model)
         self.max_tokens, self.overlap, self.min_tokens = max_tokens, overlap, min_tokens
         tok_hash = hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()[:12]
-        self.signature = f'{tok_hash}/{max_tokens}/{overlap}/{min_tokens}'  # same signature, same chunks for the same text
+        # same signature, same chunks for the same text
+        self.signature = f'{tok_hash}/{max_tokens}/{overlap}/{min_tokens}'
         self.budget = max_tokens - self.tokenizer.num_special_tokens_to_add(False)
-        if not 0 <= overlap < self.budget // 2: raise ValueError(f'overlap must be between 0 and {self.budget//2 - 1}, got {overlap}')
+        if not 0 <= overlap < self.budget // 2:
+            raise ValueError(f'overlap must be between 0 and {self.budget//2 - 1}, got {overlap}')
 
     def count(self, text:str) -> int:
         "Tokens the model sees for `text`, special tokens included."
@@ -175,9 +180,11 @@ def check_chunks(doc:Document, chunks:list[dict], chunker:Chunker):
     "Assert the chunk invariants: fits the model, offsets and pages match the text, ids unique."
     text, offs = doc.text, doc.page_offsets()
     for c in chunks:
-        assert chunker.count(c['text']) == c['n_tokens'] <= chunker.max_tokens, (c['id'], chunker.count(c['text']), c['n_tokens'])
+        n = chunker.count(c['text'])
+        assert n == c['n_tokens'] <= chunker.max_tokens, (c['id'], n, c['n_tokens'])
         assert text[c['char_start']:c['char_end']] == c['text']
-        assert offs[c['page_start']-1] <= c['char_start'] and c['char_end'] <= offs[c['page_end']-1] + len(doc.pages[c['page_end']-1])
+        last = c['page_end'] - 1
+        assert offs[c['page_start']-1] <= c['char_start'] and c['char_end'] <= offs[last] + len(doc.pages[last])
     assert len({c['id'] for c in chunks}) == len(chunks), 'duplicate chunk ids'
 
 # %% ../nbs/02_chunking.ipynb #c041

@@ -33,7 +33,8 @@ def quiet_hf():
     from transformers.utils import logging as hf_logging
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     root = logging.getLogger().level
-    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar(); logging.getLogger().setLevel(logging.ERROR)
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
+    logging.getLogger().setLevel(logging.ERROR)
     try: yield
     finally:
         hf_logging.set_verbosity(level); logging.getLogger().setLevel(root)
@@ -52,7 +53,8 @@ def model_fingerprint(model:str) -> str:
     if not p.is_dir(): return hashlib.sha256(model.encode()).hexdigest()[:16]
     h = hashlib.sha256()
     for f in sorted(p.rglob('*')):
-        if f.is_file() and f.suffix in ('.json', '.safetensors', '.bin', '.txt', '.onnx') and not f.name.startswith('.'):
+        weights = f.suffix in ('.json', '.safetensors', '.bin', '.txt', '.onnx')
+        if f.is_file() and weights and not f.name.startswith('.'):
             h.update(f.relative_to(p).as_posix().encode()); h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -61,8 +63,10 @@ def default_cache_dir() -> Path:
     "Folder for caches: $AI_STANDARDS_CACHE, else ~/.cache/ai_standards."
     return Path(os.environ.get('AI_STANDARDS_CACHE') or Path.home()/'.cache'/'ai_standards')
 
+# %% ../nbs/03_models.ipynb #c016b
 def text_hash(text:str) -> str: return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
+# %% ../nbs/03_models.ipynb #c016c
 def write_atomic(path:Path, text:str):
     "Write a file so that concurrent readers see the old content or the new, never a part."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,12 +78,14 @@ class EmbeddingCache:
     def __init__(self, path:Path|str):
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._db() as db: db.execute('CREATE TABLE IF NOT EXISTS vec (model TEXT, h TEXT, v BLOB, PRIMARY KEY (model, h))')
+        with self._db() as db:
+            db.execute('CREATE TABLE IF NOT EXISTS vec (model TEXT, h TEXT, v BLOB, PRIMARY KEY (model, h))')
 
     @contextmanager
     def _db(self):
         if not hasattr(self._local, 'db'):
-            self._local.db = sqlite3.connect(self.path, timeout=60); self._local.db.execute('PRAGMA journal_mode=WAL')
+            self._local.db = sqlite3.connect(self.path, timeout=60)
+            self._local.db.execute('PRAGMA journal_mode=WAL')
         with self._local.db as db: yield db
 
     def get(self, model:str, hashes:list[str]) -> dict:
@@ -104,12 +110,14 @@ def _st_modules(model_path:str) -> list[str]:
     f = Path(model_path)/'modules.json'
     return [m['type'].rsplit('.', 1)[-1] for m in json.loads(f.read_text())] if f.exists() else []
 
+# %% ../nbs/03_models.ipynb #c020b
 def _mean_pooling(model_path:str) -> bool:
     "True when the model is Transformer + mean Pooling (+ Normalize): what the ONNX path computes."
     mods = _st_modules(model_path)
     if mods[:2] != ['Transformer', 'Pooling'] or set(mods[2:]) - {'Normalize'}: return False
     cfg = json.loads((Path(model_path)/'1_Pooling'/'config.json').read_text())
-    return bool(cfg.get('pooling_mode_mean_tokens')) and not any(v for k, v in cfg.items() if k.startswith('pooling_mode') and k != 'pooling_mode_mean_tokens')
+    others = any(v for k, v in cfg.items() if k.startswith('pooling_mode') and k != 'pooling_mode_mean_tokens')
+    return bool(cfg.get('pooling_mode_mean_tokens')) and not others
 
 # %% ../nbs/03_models.ipynb #c022
 def export_onnx_int8(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
@@ -128,8 +136,9 @@ def export_onnx_int8(model_path:str, # local sentence-transformers folder (Trans
     dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
+        axes = {n: {0: 'batch', 1: 'seq'} for n in [*names, 'last_hidden_state']}
         torch.onnx.export(_Wrap(hf), dummy, str(out_dir/'model.onnx'), input_names=names, output_names=['last_hidden_state'],
-                          dynamic_axes={n: {0: 'batch', 1: 'seq'} for n in [*names, 'last_hidden_state']}, opset_version=17, dynamo=False)
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
     src, cfg = out_dir/'model.onnx', AutoConfig.from_pretrained(model_path)
     if cfg.model_type == 'bert':
         from onnxruntime.transformers import optimizer
@@ -153,12 +162,14 @@ class OnnxEncoder:
 
     def encode(self, texts:list[str], batch_size:int=32, progress:bool=False) -> np.ndarray:
         "Normalized float32 embeddings of `texts`, in order."
-        out = np.zeros((len(texts), self.session.get_outputs()[0].shape[-1] or 0), np.float32) if texts else np.zeros((0, 0), np.float32)
+        dim = self.session.get_outputs()[0].shape[-1] or 0
+        out = np.zeros((len(texts), dim), np.float32) if texts else np.zeros((0, 0), np.float32)
         order = np.argsort([-len(t) for t in texts], kind='stable')
         for i in tqdm(range(0, len(texts), batch_size), desc='embedding', unit='batch', disable=not progress):
             idx = order[i:i+batch_size]
             enc = self.tok.encode_batch([texts[j] for j in idx])
-            feed = {'input_ids': np.array([e.ids for e in enc], np.int64), 'attention_mask': np.array([e.attention_mask for e in enc], np.int64),
+            feed = {'input_ids': np.array([e.ids for e in enc], np.int64),
+                    'attention_mask': np.array([e.attention_mask for e in enc], np.int64),
                     'token_type_ids': np.array([e.type_ids for e in enc], np.int64)}
             h = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
             m = feed['attention_mask'][..., None].astype(np.float32)
@@ -193,11 +204,13 @@ class Embedder:
                  batch_size:int=32, # texts per forward pass
                  cache:bool|Path|str=True, # on-disk embedding cache: True (default file), a path, or False
                 ):
-        if backend not in BACKENDS: raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
         self.model_path, self.device = resolve_model(model), pick_device(device)
         self.backend_request, self.precision, self.batch_size = backend, precision, batch_size
         self.fingerprint = model_fingerprint(self.model_path)
-        self.cache = None if cache is False else EmbeddingCache(default_cache_dir()/'embeddings.sqlite' if cache is True else Path(cache))
+        cache_file = default_cache_dir()/'embeddings.sqlite' if cache is True else cache
+        self.cache = None if cache is False else EmbeddingCache(cache_file)
         self._st = self._onnx = None
         self.backend = None
         self.backend = self._choose_backend()
@@ -212,7 +225,8 @@ def _sentence_transformer(self:Embedder):
             with quiet_hf(): self._st = SentenceTransformer(self.model_path, device=self.device)
         except Exception as e:
             if not self.device.startswith('cuda'): raise
-            logger.warning(f'loading {self.model_path} on {self.device} failed ({e}); using the CPU'); self.device = 'cpu'
+            logger.warning(f'loading {self.model_path} on {self.device} failed ({e}); using the CPU')
+            self.device = 'cpu'
             with quiet_hf(): self._st = SentenceTransformer(self.model_path, device='cpu')
     return self._st
 Embedder.sentence_transformer = property(_sentence_transformer)
@@ -229,12 +243,16 @@ def _onnx_encoder(self:Embedder) -> OnnxEncoder:
             enc = OnnxEncoder(path, self.model_path, self.sentence_transformer.max_seq_length)
             ref = self.sentence_transformer.encode(QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
             cos = (enc.encode(QUALITY_TEXTS) * ref).sum(1)
-            write_atomic(report, json.dumps(dict(min_cosine=float(cos.min()), mean_cosine=float(cos.mean()), export_seconds=round(time.time()-t, 1))))
+            q = dict(min_cosine=float(cos.min()), mean_cosine=float(cos.mean()), export_seconds=round(time.time()-t, 1))
+            write_atomic(report, json.dumps(q))
         q = json.loads(report.read_text())
-        if q['min_cosine'] < 0.99: raise RuntimeError(f"int8 ONNX embeddings too far from fp32 (min cosine {q['min_cosine']:.4f} < 0.99)")
+        if q['min_cosine'] < 0.99:
+            raise RuntimeError(f"int8 ONNX embeddings too far from fp32 (min cosine {q['min_cosine']:.4f} < 0.99)")
         self._onnx = OnnxEncoder(folder/'model_int8.onnx', self.model_path, self.sentence_transformer.max_seq_length)
     return self._onnx
+Embedder._onnx_encoder = _onnx_encoder
 
+# %% ../nbs/03_models.ipynb #c030b
 def _probe_bf16(self:Embedder) -> dict:
     "Time fp32 and bf16 on the quality sentences (best of 3) and compare their vectors; cached per model and CPU."
     import platform, torch
@@ -245,14 +263,17 @@ def _probe_bf16(self:Embedder) -> dict:
     def run(bf16):
         best = None
         for _ in range(3):
-            t = time.perf_counter(); v = self._encode_torch(texts, False, bf16=bf16); dt = time.perf_counter() - t
+            t = time.perf_counter(); v = self._encode_torch(texts, False, bf16=bf16)
+            dt = time.perf_counter() - t
             best = dt if best is None else min(best, dt)
         return v, best
     v32, t32 = run(False); v16, t16 = run(True)
     res = dict(fp32_seconds=round(t32, 3), bf16_seconds=round(t16, 3), min_cosine=float((v32 * v16).sum(1).min()))
     write_atomic(f, json.dumps(res))  # two processes may probe at once on a fresh machine
     return res
+Embedder._probe_bf16 = _probe_bf16
 
+# %% ../nbs/03_models.ipynb #c030c
 def _choose_backend(self:Embedder) -> str:
     "The backend to use: see the table above."
     if self.backend_request == 'onnx-int8': self._onnx_encoder(); return 'onnx-int8'
@@ -260,7 +281,7 @@ def _choose_backend(self:Embedder) -> str:
     if not self.device.startswith('cpu'): return 'torch'
     p = self._probe_bf16()
     return 'torch-bf16' if p['bf16_seconds'] < 0.85 * p['fp32_seconds'] and p['min_cosine'] >= 0.99 else 'torch'
-Embedder._onnx_encoder, Embedder._probe_bf16, Embedder._choose_backend = _onnx_encoder, _probe_bf16, _choose_backend
+Embedder._choose_backend = _choose_backend
 
 # %% ../nbs/03_models.ipynb #c031
 def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=None) -> np.ndarray:
@@ -270,7 +291,8 @@ def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=
     bf16 = self.backend == 'torch-bf16' if bf16 is None else bf16
     def run():
         cuda = self.device.startswith('cuda')
-        dtype = torch.bfloat16 if bf16 else {'fp16': torch.float16, 'bf16': torch.bfloat16}.get('fp16' if self.precision == 'auto' and cuda else self.precision)
+        want = 'fp16' if self.precision == 'auto' and cuda else self.precision
+        dtype = torch.bfloat16 if bf16 else {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(want)
         ctx = torch.autocast('cuda' if cuda else 'cpu', dtype=dtype) if dtype else nullcontext()
         with ctx, torch.inference_mode():
             return st.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
@@ -284,7 +306,8 @@ def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=
 Embedder._encode_torch = _encode_torch
 
 # %% ../nbs/03_models.ipynb #c033
-def generate_embeddings(self:Embedder, texts:list[str], # texts to embed (duplicates and cached texts are not recomputed)
+def generate_embeddings(self:Embedder,
+                        texts:list[str], # texts to embed (duplicates and cached texts are not recomputed)
                         progress:bool=False, # show a progress bar
                        ) -> np.ndarray:
     "L2-normalized float32 embeddings, shape (len(texts), dim), in input order."
@@ -298,7 +321,8 @@ def generate_embeddings(self:Embedder, texts:list[str], # texts to embed (duplic
     todo = [h for h in first if h not in have]
     if todo:
         src = [texts[first[h]] for h in todo]
-        vecs = self._onnx.encode(src, self.batch_size, progress) if self.backend == 'onnx-int8' else self._encode_torch(src, progress)
+        onnx = self.backend == 'onnx-int8'
+        vecs = self._onnx.encode(src, self.batch_size, progress) if onnx else self._encode_torch(src, progress)
         have.update(zip(todo, vecs))
         if self.cache: self.cache.put(key, todo, vecs)
     dim = self.dimension
@@ -308,6 +332,8 @@ def generate_embeddings(self:Embedder, texts:list[str], # texts to embed (duplic
              embedded=s['embedded'] + len(todo), seconds=s['seconds'] + time.time() - t0)
     return out
 Embedder.generate_embeddings = generate_embeddings
+
+# %% ../nbs/03_models.ipynb #c033b
 def _dimension(self:Embedder) -> int:
     st = self.sentence_transformer
     return (getattr(st, 'get_embedding_dimension', None) or st.get_sentence_embedding_dimension)()
@@ -324,9 +350,11 @@ def load_classifier(model:str|Path|None=None, # local folder or HF id; default: 
     labels = list(labels) if labels else [f'LABEL_{i}' for i in range(10)]
     with warnings.catch_warnings(), quiet_hf():
         warnings.simplefilter('ignore')
-        clf = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                                                 label2id={l: i for i, l in enumerate(labels)}, ignore_mismatched_sizes=True)
+        clf = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+            ignore_mismatched_sizes=True)
     device = pick_device(device)
     try: clf.to(device)
-    except Exception as e: logger.warning(f'moving the classifier to {device} failed ({e}); using the CPU'); clf.to('cpu')
+    except Exception as e:
+        logger.warning(f'moving the classifier to {device} failed ({e}); using the CPU'); clf.to('cpu')
     return clf, AutoTokenizer.from_pretrained(path)

@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlparse
 import numpy as np
+import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from loguru import logger
 from .documents import IngestReport, file_sha256
 from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata', 'VectorStore', 'model_info', 'store_id',
-           'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search',
-           'update_file_hash', 'chunker_signature', 'record_chunker', 'prune_roots', 'ingest']
+__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata', 'VectorStore',
+           'model_info', 'store_id', 'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources',
+           'embedder_for', 'search', 'update_file_hash', 'chunker_signature', 'record_chunker', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -57,11 +59,17 @@ class VectorStore:
     def where(self) -> str: return self.url or str(self.path)
     def count(self) -> int: return self._retry(self.collection.count)
 
-# %% ../nbs/04_vectordb.ipynb #c013
-def _is_connection_error(e:Exception) -> bool:
-    text = f'{type(e).__name__} {e}'.lower()
-    return any(w in text for w in ('connect', 'timeout', 'timed out', 'unreachable', 'refused', 'remoteprotocol', '502', '503', '504'))
+# %% ../nbs/04_vectordb.ipynb #c013t
+def _transient(e:BaseException) -> bool:
+    "Whether `e`, or an error it was raised from, is a network failure or a gateway's 502/503/504 answer."
+    for _ in range(10):  # chromadb re-raises httpx.ConnectError as a ValueError: walk the chain
+        if e is None: return False
+        if isinstance(e, (httpx.TransportError, ConnectionError, TimeoutError)): return True
+        if isinstance(e, httpx.HTTPStatusError) and e.response.status_code in (502, 503, 504): return True
+        e = e.__cause__ or e.__context__
+    return False
 
+# %% ../nbs/04_vectordb.ipynb #c013p
 def _problem(e:Exception) -> str:
     "What went wrong talking to a server, in a few words: its HTTP status, else the innermost message (never HTML)."
     chain = []
@@ -72,17 +80,21 @@ def _problem(e:Exception) -> str:
     msgs = [' '.join(str(x).split()) for x in chain]
     return next((m[:160] for m in reversed(msgs) if m and not m.startswith('<')), type(chain[0]).__name__)
 
+# %% ../nbs/04_vectordb.ipynb #c013
+RETRY_WAIT = wait_exponential(multiplier=0.25, max=8)  # seconds between server tries: 0.25, 0.5, 1, ... 8
+
 def _retry(self:VectorStore, fn, *args, **kwargs):
-    "Call `fn`; for a server, retry connection failures with back-off, then fail naming the URL."
-    for attempt in range(self.retries if self.url else 1):
-        try: return fn(*args, **kwargs)
-        except Exception as e:
-            if not self.url or not _is_connection_error(e): raise
-            if attempt == self.retries - 1:
-                raise VectorStoreError(f'Chroma server at {self.url} is unreachable after {self.retries} tries '
-                                       f'({_problem(e)})') from None
-            wait = min(8.0, 0.25 * 2 ** attempt)
-            logger.info(f'Chroma server at {self.url} unreachable ({type(e).__name__}); retrying in {wait:.1f}s'); time.sleep(wait)
+    "Call `fn`; for a server, retry transient failures with back-off (tenacity), then fail in one line naming the URL."
+    if not self.url: return fn(*args, **kwargs)
+    log = lambda rs: logger.info(f'Chroma server at {self.url} unreachable ({type(rs.outcome.exception()).__name__}); '
+                                 f'retrying in {rs.next_action.sleep:.1f}s')
+    tries = Retrying(stop=stop_after_attempt(self.retries), wait=RETRY_WAIT, retry=retry_if_exception(_transient),
+                     before_sleep=log, reraise=True)
+    try: return tries(fn, *args, **kwargs)
+    except Exception as e:
+        if not _transient(e): raise
+        raise VectorStoreError(f'Chroma server at {self.url} is unreachable after {self.retries} tries '
+                               f'({_problem(e)})') from None
 VectorStore._retry = _retry
 
 # %% ../nbs/04_vectordb.ipynb #c013a
@@ -198,7 +210,8 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
         emb, ids = emb[first], [ids[j] for j in first]
         texts, metadata = [texts[j] for j in first], [metadata[j] for j in first]
     self._record_model(embedder, emb.shape[1])
-    metas = [sanitize_metadata({k: v for k, v in m.items() if k != 'text'}) for m in metadata]  # keeps `id`: Chroma refuses empty metadata
+    # keeps `id`: Chroma refuses empty metadata
+    metas = [sanitize_metadata({k: v for k, v in m.items() if k != 'text'}) for m in metadata]
     for i in range(0, len(ids), self.max_batch):
         s = slice(i, i + self.max_batch)
         self._retry(self.collection.upsert, ids=ids[s], embeddings=emb[s], documents=list(texts[s]), metadatas=metas[s])
@@ -288,7 +301,8 @@ def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dic
     "Make the store hold exactly the chunks of `docs` (all from one file) for `source`; counts of what changed."
     chunks = {store_id(source, c['id']): (d, c) for d in docs for c in d['chunks']}
     have = store.ids_where({'source': source})
-    file_hash = docs[0]['sha256'] if docs[0]['kind'] != 'jsonl' else file_sha256(source)  # a JSONL record's sha256 is the record's
+    # a JSONL record's sha256 is the record's
+    file_hash = docs[0]['sha256'] if docs[0]['kind'] != 'jsonl' else file_sha256(source)
     new = [i for i in chunks if i not in have]
     for i in range(0, len(new), batch):  # each batch is complete only when file_hashes counts all of them
         part = [chunks[j] for j in new[i:i+batch]]
@@ -329,7 +343,7 @@ def _writer_lock(store:VectorStore):
 # %% ../nbs/04_vectordb.ipynb #c032b
 AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`
 
-# %% ../nbs/04_vectordb.ipynb #c032a
+# %% ../nbs/04_vectordb.ipynb #c032ax
 def prune_roots(paths:list, # the paths an ingest with prune=True was given
                ) -> list[str]:
     "The resolved paths whose vanished files `prune` may delete; a missing or unreadable one refuses the whole ingest."
@@ -395,7 +409,8 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
         flush()
         if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
         if prune: counts['removed'] += _prune(store, roots, seen)
-        for hook in AFTER_INGEST: hook(store, embedder)  # derived indexes (e.g. lexical search) catch up, still under the lock
+        # derived indexes (e.g. lexical search) catch up, still under the lock
+        for hook in AFTER_INGEST: hook(store, embedder)
     return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped,
                 chunks_added=counts['added'], chunks_unchanged=counts['unchanged'], chunks_removed=counts['removed'],
                 chunks_in_collection=store.count(),
