@@ -8,10 +8,13 @@ import argparse, json, os, sys, traceback
 from collections import Counter
 from pathlib import Path
 from loguru import logger
+from .documents import DOC_SUFFIXES, IngestReport
+from .vectordb import DEFAULT_COLLECTION
 
 # %% auto #0
-__all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'cmd_ingest', 'cmd_search', 'cmd_train', 'cmd_classify', 'cmd_evaluate',
-           'cmd_info', 'cmd_demo', 'cmd_crosswalk', 'add_crosswalk_parser', 'build_parser', 'main']
+__all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search', 'add_search',
+           'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify', 'cmd_evaluate',
+           'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -20,50 +23,85 @@ class CLIError(Exception):
 class UsageError(CLIError):
     "A command line that cannot be right, reported as one line, exit status 2."
 
+# %% ../nbs/09_cli.ipynb #c006a
+def _parent(*flags, **kw) -> argparse.ArgumentParser:
+    "A parent parser holding one option, for a sub-command's `parents=`."
+    p = argparse.ArgumentParser(add_help=False); p.add_argument(*flags, **kw)
+    return p
+
+# %% ../nbs/09_cli.ipynb #c006b
+_KINDS = ', '.join(DOC_SUFFIXES).rsplit(', ', 1)[0] + ' or ' + list(DOC_SUFFIXES)[-1]  # '.pdf, .txt, .md or .jsonl'
+_JSON = _parent('--json', action='store_true', help='print the result as JSON')
+_PATHS = _parent('paths', nargs='+', type=Path, metavar='PATH', help=f'{_KINDS} files, or folders of them')
+_MANIFEST = _parent('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
+_LABEL_FIELD = _parent('--label-field', help='JSONL field holding the label (default: label, then category)')
+_DEVICE = _parent('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
+_STRICT = _parent('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
+_EXITS = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
+          'failed: each gets a FAILED line; --strict makes any failure exit 1. 1 when no document could be read '
+          'at all, or on an error. 2 for a usage error.')
+
+# %% ../nbs/09_cli.ipynb #c006d
+_STORE = argparse.ArgumentParser(add_help=False)
+_STORE.add_argument('--db', default='chroma_db', help='folder of the embedded Chroma database (default: %(default)s)')
+_STORE.add_argument('--chroma-url', help='a Chroma server instead of --db, e.g. http://localhost:8000')
+_STORE.add_argument('--collection', default=DEFAULT_COLLECTION, help='collection name (default: %(default)s)')
+
 # %% ../nbs/09_cli.ipynb #c008
 def _emit(args, summary:dict, text:str):
     "Print `summary` as JSON with --json, else the human `text`."
     print(json.dumps(summary, indent=1, default=str) if args.json else text)
 
+# %% ../nbs/09_cli.ipynb #c008a
+def _failures(report:IngestReport) -> list[dict]:
+    "A report's failures as the `failures` list of every command's JSON."
+    return [dict(file=str(p), reason=r) for p, r in report.failures]
+
+def _failed_text(failures:list[dict]) -> str:
+    "One `FAILED file: reason` line per failure, each after a line break."
+    return ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in failures)
+
+# %% ../nbs/09_cli.ipynb #c008c
+def _table(models:dict) -> list[str]:
+    "Models compared, one line each with accuracy and macro-F1, under a header."
+    return [f"  {'model':34} accuracy  macro-F1"] + [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}"
+                                                    for n, r in models.items()]
+
 # %% ../nbs/09_cli.ipynb #c009
 def _ignored(files:list) -> str:
-    "'2 file(s) of other types ignored (.docx 2)' without the last word."
-    from ai_standards.documents import IngestReport
-    return IngestReport(ignored=list(files)).ignored_text().removesuffix(' ignored')
+    "'2 file(s) of other types (.docx 2)': the report's text without 'ignored', which the summary line starts with."
+    return IngestReport(ignored=list(files)).ignored_text().replace(' ignored', '', 1)
 
+# %% ../nbs/09_cli.ipynb #c010a
+def _nothing_read(paths, failures:list, ignored:list) -> str:
+    "Why no document came from `paths`: every failure, and the files of other types found instead of documents."
+    where, other = ', '.join(map(str, paths)), IngestReport(ignored=list(ignored)).ignored_text() if ignored else ''
+    if failures:
+        why = ''.join(f'; {Path(p).name}: {r}' for p, r in failures)
+        return f'no documents could be read from {where}{why}' + (f'; {other}' if other else '')
+    found = f'{other}; documents are' if other else 'it holds no'
+    return f'no documents found in {where}: {found} {_KINDS} files'
+
+# %% ../nbs/09_cli.ipynb #c010
 def _chunk_summary(processed:list[dict], report) -> dict:
     "Counts a person wants after chunking: documents, pages, chunks by level and label, failures."
     chunks = [c for d in processed for c in d['chunks']]
     return dict(documents=len(processed), pages=sum(d['n_pages'] for d in processed), chunks=len(chunks),
                 chunks_by_normative_level=dict(Counter(c['normative_level'] for c in chunks).most_common()),
                 documents_by_label=dict(sorted(Counter(str(d['label']) for d in processed).items())),
-                failures=[dict(file=p, reason=r) for p, r in report.failures], files_ignored=report.ignored)
+                failures=_failures(report), files_ignored=report.ignored)
 
-# %% ../nbs/09_cli.ipynb #c010
 def _summary_text(s:dict) -> str:
     "The chunking summary as a few readable lines."
     lines = [f"{s['documents']} documents, {s['pages']} pages, {s['chunks']} chunks",
              '  by normative level: ' + ', '.join(f'{k} {v}' for k, v in s['chunks_by_normative_level'].items()),
              '  documents by label: ' + ', '.join(f'{k} {v}' for k, v in s['documents_by_label'].items())]
-    lines += [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines)
-
-# %% ../nbs/09_cli.ipynb #c010a
-def _nothing_read(paths, failures:list, ignored:list) -> str:
-    "Why no document came from `paths`: every failure, and the files of other types found instead of documents."
-    from ai_standards.documents import IngestReport
-    where, other = ', '.join(map(str, paths)), IngestReport(ignored=list(ignored)).ignored_text() if ignored else ''
-    if failures:
-        why = ''.join(f'; {Path(p).name}: {r}' for p, r in failures)
-        return f'no documents could be read from {where}{why}' + (f'; {other}' if other else '')
-    kinds = ' .pdf, .txt, .md or .jsonl files'
-    return f'no documents found in {where}: ' + (f'{other}; documents are' if other else 'it holds no') + kinds
+    return '\n'.join(lines) + _failed_text(s['failures'])
 
 # %% ../nbs/09_cli.ipynb #c012
 def cmd_chunk(args):
     "Documents → chunks; print a summary, optionally write the chunks as JSONL."
-    from ai_standards.documents import IngestReport
     from ai_standards.chunking import Chunker, process_documents
     report = IngestReport()
     processed = process_documents(args.paths, Chunker(max_tokens=args.max_tokens, overlap=args.overlap), report,
@@ -77,6 +115,15 @@ def cmd_chunk(args):
     _emit(args, s, _summary_text(s) + (f'\nchunks written to {args.out}' if args.out else ''))
     return 1 if report.failures and args.strict else 0
 
+def add_chunk(sub):
+    "The `chunk` sub-command's parser."
+    c = sub.add_parser('chunk', parents=[_PATHS, _MANIFEST, _LABEL_FIELD, _STRICT, _JSON], epilog=_EXITS,
+                       help='read documents and cut them into clause-aware chunks')
+    c.add_argument('--max-tokens', type=int, default=256, help='tokens per chunk at most (default: %(default)s)')
+    c.add_argument('--overlap', type=int, default=32, help='tokens shared by consecutive chunks (default: %(default)s)')
+    c.add_argument('--out', type=Path, help='write the chunks to this JSONL file')
+    c.set_defaults(func=cmd_chunk)
+
 # %% ../nbs/09_cli.ipynb #c014
 def _store(args, create:bool=True):
     "The VectorStore named by --db / --chroma-url / --collection; `create=False` for reading only."
@@ -87,27 +134,41 @@ def _store(args, create:bool=True):
 # %% ../nbs/09_cli.ipynb #c015
 def _ingest_text(s:dict) -> str:
     "The ingest summary as a few readable lines."
-    lines = [f"{s['documents']} documents read ({s['pages']} pages), {s['files_unchanged']} files unchanged -> chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, "
-             f"removed {s['chunks_removed']}; {s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
-    lines += [f"  FAILED {f['file']}: {f['reason']}" for f in s['failures']]
-    return '\n'.join(lines + ([f"  ignored {_ignored(s['files_ignored'])}"] if s.get('files_ignored') else []))
+    lines = [f"{s['documents']} documents read ({s['pages']} pages), {s['files_unchanged']} files unchanged -> "
+             f"chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, removed {s['chunks_removed']}; "
+             f"{s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
+    if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
+    return '\n'.join(lines) + _failed_text(s['failures'])
 
 # %% ../nbs/09_cli.ipynb #c016
 def cmd_ingest(args):
     "Documents → chunks → embeddings → Chroma; print what was added, kept and removed."
-    from ai_standards.documents import IngestReport, find_documents
+    from ai_standards.documents import find_documents
     from ai_standards.models import Embedder
     from ai_standards.vectordb import ingest, prune_roots
     if args.prune: prune_roots(args.paths)  # refuses a missing or unreadable path before anything is opened
     elif not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
         raise CLIError(_nothing_read(args.paths, pre.failures, pre.ignored))
     store = _store(args)
-    embedder = store.embedder_for(device=args.device) if store.count() else Embedder(args.model, device=args.device, backend=args.backend)
-    s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest, label_field=args.label_field)
+    embedder = store.embedder_for(device=args.device) if store.count() else \
+               Embedder(args.model, device=args.device, backend=args.backend)
+    s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest,
+               label_field=args.label_field)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
     _emit(args, s, _ingest_text(s))
     return 1 if s['failures'] and args.strict else 0
+
+def add_ingest(sub):
+    "The `ingest` sub-command's parser."
+    i = sub.add_parser('ingest', parents=[_PATHS, _STORE, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
+                       epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
+    i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
+                   'folders (refused, deleting nothing, when a PATH is missing or unreadable)')
+    i.add_argument('--model', help='embedding model: folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
+    i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'torch-bf16', 'onnx-int8'],
+                   help='embedding backend (default: %(default)s)')
+    i.set_defaults(func=cmd_ingest)
 
 # %% ../nbs/09_cli.ipynb #c017
 def _hits_text(hits:list[dict]) -> str:
@@ -117,34 +178,72 @@ def _hits_text(hits:list[dict]) -> str:
     for n, h in enumerate(hits, 1):
         pages = f"p.{h['page_start']}" + (f"-{h['page_end']}" if h.get('page_end') != h['page_start'] else '')
         clause = f" §{h['clause']}" if h.get('clause') else ''
-        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')} {pages}{clause} {h.get('heading') or ''} ({h.get('normative_level')}, {h.get('label')})\n"
-                   f"   {' '.join(h['text'].split())[:240]}")
+        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')} {pages}{clause} {h.get('heading') or ''} "
+                   f"({h.get('normative_level')}, {h.get('label')})\n   {' '.join(h['text'].split())[:240]}")
     return '\n'.join(out)
 
+# %% ../nbs/09_cli.ipynb #c029a
+def _positive_int(s:str) -> int:
+    "argparse type: a whole number of at least 1 (so `--k 0` is a usage error before anything loads)."
+    try: n = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
+    if n < 1: raise argparse.ArgumentTypeError(f'must be at least 1, not {n}')
+    return n
+
+def _nonempty(s:str) -> str:
+    if not s.strip(): raise argparse.ArgumentTypeError('the query is empty')
+    return s
+
+# %% ../nbs/09_cli.ipynb #c017a
 def cmd_search(args):
     "Hybrid (BM25 + dense), dense or lexical search over an ingested collection, with citations."
     if args.k < 1: raise UsageError(f'--k must be 1 or more, got {args.k}')
     from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
-    hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode, label=args.label,
-                             document=args.document, requirements_only=args.requirements_only)
+    hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
+                             label=args.label, document=args.document, requirements_only=args.requirements_only)
     _emit(args, hits, _hits_text(hits))
     return 0
+
+def add_search(sub):
+    "The `search` sub-command's parser."
+    q = sub.add_parser('search', parents=[_STORE, _JSON], help='hybrid (BM25 + dense) search over ingested documents')
+    q.add_argument('query', type=_nonempty, help='plain words, or an identifier such as AC-2(1) or clause 4.2')
+    q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
+    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (%(default)s)')
+    q.add_argument('--label', help='only chunks with this label')
+    q.add_argument('--document', help='only chunks of this document (file name or doc id)')
+    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
+    q.set_defaults(func=cmd_search)
+
+# %% ../nbs/09_cli.ipynb #c019a
+def _notes(res:dict) -> list[str]:
+    "What the results table needs beside it: embeddings before/after, the pool, calibration, caution, refit."
+    e, lines = res.get('embedding') or {}, []
+    if not e.get('skipped') and 'knn_macro_f1_before' in e:
+        lines.append(f"  embeddings kNN macro-F1 (validation): base {e['knn_macro_f1_before']:.3f} -> "
+                     f"fine-tuned {e['knn_macro_f1_after']:.3f}")
+    src = f", {res['embedding_source']} embeddings" if res.get('embedding_source') else ''
+    if res.get('weights'): lines.append(f"  default predictor: pool weights fitted on validation {res['weights']}{src}")
+    if res.get('ece') is not None:
+        lines.append(f"  calibration: expected calibration error {res['ece']:.3f} on the {res['evaluated_on']} split")
+    if res.get('warning'): lines.append(f"  caution: {res['warning']}")
+    if res.get('trained_on'): lines.append(f"  saved default predictor learned from {res['trained_on']}")
+    return lines
+
+# %% ../nbs/09_cli.ipynb #c019c
+def _time_line(res:dict) -> str:
+    "This run's seconds per step; the steps an earlier run finished (only loaded now) are marked."
+    s, loaded = res['seconds'], set(res.get('resumed') or ())
+    steps = ', '.join(f'{k} {v:.0f}s' + (' (loaded)' if k in loaded else '') for k, v in s.items())
+    return f"time:     {sum(s.values()):.0f}s this run ({steps})"
 
 # %% ../nbs/09_cli.ipynb #c019
 def _results_text(res:dict) -> str:
     "The results table and where everything is."
-    lines = [f"{res['n']} {res['level']}s of the {res['evaluated_on']} split:", f"  {'model':34} accuracy  macro-F1"]
-    lines += [f"  {r['model']:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for r in res['results']]
-    e = res.get('embedding') or {}
-    if not e.get('skipped') and 'knn_macro_f1_before' in e:
-        lines.append(f"  embeddings kNN macro-F1 (validation): base {e['knn_macro_f1_before']:.3f} -> fine-tuned {e['knn_macro_f1_after']:.3f}")
-    if res.get('weights'): lines.append(f"  default predictor: pool weights fitted on validation {res['weights']}"
-                                        + (f", {res['embedding_source']} embeddings" if res.get('embedding_source') else ''))
-    if res.get('ece') is not None: lines.append(f"  calibration: expected calibration error {res['ece']:.3f} on the {res['evaluated_on']} split")
-    if res.get('warning'): lines.append(f"  caution: {res['warning']}")
-    if res.get('trained_on'): lines.append(f"  saved default predictor learned from {res['trained_on']}")
-    lines += ['', f"report:   {res['report']}", f"models:   {res['models_dir']}", f"database: {res['database']}", f"run:      {res['run_dir']}",
-              f"time:     {sum(res['seconds'].values()):.0f}s (" + ', '.join(f'{k} {v:.0f}s' for k, v in res['seconds'].items()) + ')']
+    lines = [f"{res['n']} {res['level']}s of the {res['evaluated_on']} split:"]
+    lines += _table({r['model']: r for r in res['results']}) + _notes(res)
+    lines += ['', f"report:   {res['report']}", f"models:   {res['models_dir']}", f"database: {res['database']}",
+              f"run:      {res['run_dir']}", _time_line(res)]
     return '\n'.join(lines)
 
 # %% ../nbs/09_cli.ipynb #c020
@@ -153,122 +252,45 @@ def _trainer_for(args):
     from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig, read_config
     cfg = read_config(args.config) if args.config else PipelineConfig()
     out = Path(args.out)
-    over = dict(models_dir=str(out), progress=not args.json,
-                run_dir=str(args.run_dir) if args.run_dir else cfg.run_dir if args.config else str(out.parent/f'{out.name}.run'))
+    run_dir = args.run_dir or (cfg.run_dir if args.config else out.parent/f'{out.name}.run')
+    over = dict(models_dir=str(out), progress=not args.json, run_dir=str(run_dir))
     for k in ('manifest', 'label_field', 'device', 'chroma_url'):
         if getattr(args, k, None) is not None: over[k] = str(getattr(args, k))
     if args.db: over['db_path'] = str(args.db)
     if args.no_refit: over['refit'] = False
     if args.classifier or args.epochs is not None: over['train_classifier'] = True  # classifier epochs ask for a classifier
     if args.fine_tune or args.embedding_epochs is not None: over['fine_tune_embeddings'] = True
-
     t = AIStandardsTrainer(cfg, **over)
     if args.epochs is not None: t.config.classifier.epochs = args.epochs
     if args.embedding_epochs is not None: t.config.embedding.epochs = args.embedding_epochs
     return t
 
+# %% ../nbs/09_cli.ipynb #c020a
 def cmd_train(args):
     "Documents → the eight-step pipeline → saved models, report and a results table."
-    from ai_standards.documents import IngestReport
     t, report = _trainer_for(args), IngestReport()
-    res = t.train(args.paths, restart=args.restart, report=report)
-    res = res | dict(failures=[dict(file=p, reason=r) for p, r in report.failures])
-    _emit(args, res, _results_text(res) + ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in res['failures']))
+    res = t.train(args.paths, restart=args.restart, report=report) | dict(failures=_failures(report))
+    _emit(args, res, _results_text(res) + _failed_text(res['failures']))
     return 1 if report.failures and args.strict else 0
 
-# %% ../nbs/09_cli.ipynb #c022
-_DOC_SUFFIXES = ('.pdf', '.txt', '.md', '.markdown', '.jsonl')
-
-def _classify_text(res:list[dict], chunks:int) -> str:
-    "Per document: label, probability, alternatives; then its first `chunks` chunks with clause and page."
-    out = []
-    for r in res:
-        if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
-        alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
-        truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
-        out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  [{r['n_chunks']} chunk(s); next: {alts}]")
-        for c in r['chunks'][:chunks]:
-            where = f"p.{c['page']}" + (f" §{c['clause']}" if c['clause'] else '')
-            out.append(f"    {where:14} {c['label']} {c['probability']:.2f} ({c['normative_level']}) {' '.join(c['text'].split())[:80]}")
-        if len(r['chunks']) > chunks: out.append(f"    ... {len(r['chunks']) - chunks} more chunk(s) (--chunks N, or --json)")
-    return '\n'.join(out)
-
-def cmd_classify(args):
-    "Label documents and texts with a saved model; per document and per chunk."
-    from ai_standards.documents import IngestReport
-    from ai_standards.pipeline import AIStandardsTrainer
-    missing = [x for x in args.inputs if x.lower().endswith(_DOC_SUFFIXES) and not os.path.exists(x)]
-    if missing: raise CLIError(f'{missing[0]}: no such file (quote a text to classify it as text)')
-    inputs = [Path(x) if os.path.exists(x) else x for x in args.inputs]  # a file or folder only when it exists as one
-    t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
-    res = t.classify(inputs, top_k=args.top, report=report)
-    if not res:
-        raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures))
-    _emit(args, dict(documents=res, failures=[dict(file=p, reason=r) for p, r in report.failures]),
-          _classify_text(res, args.chunks) + ''.join(f'\n  FAILED {p}: {r}' for p, r in report.failures))
-    return 1 if report.failures else 0
-
-# %% ../nbs/09_cli.ipynb #c024
-def _evaluate_text(m:dict, folder) -> str:
-    lines = [f"{m['n']} {m['level']}s: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}", f"  {'model':34} accuracy  macro-F1"]
-    lines += [f"  {'default predictor' if n == 'model' else n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}" for n, r in m['models'].items()]
-    if m.get('unknown_labels'): lines.append(f"  labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}")
-    if m.get('absent_labels'): lines.append(f"  labels absent from the data (left out of macro averages): {', '.join(m['absent_labels'])}")
-    if m.get('calibration'): lines.append(f"  expected calibration error of the default predictor: {m['calibration']['ece']:.3f}")
-    if m.get('warning'): lines.append(f"  caution: {m['warning']}")
-    return '\n'.join(lines + ([f'report: {folder}'] if folder else []))
-
-def cmd_evaluate(args):
-    "Accuracy, P/R/F1, confusion matrix and baselines of a saved model on labeled data."
-    import tempfile, shutil
-    from ai_standards.documents import IngestReport
-    from ai_standards.pipeline import AIStandardsTrainer
-    from ai_standards.training import create_training_data
-    from ai_standards.evaluation import evaluation_report
-    from ai_standards.chunking import process_documents
-    t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
-    docs = process_documents(args.data, t.get_chunker(), report, manifest=args.manifest, label_field=args.label_field or t.config.label_field, progress=False)
-    if not docs: raise CLIError(_nothing_read(args.data, report.failures, report.ignored))
-    data = create_training_data(docs, embed=False, split_field=t.config.split_field)
-    test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
-    train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
-    folder = Path(args.report) if args.report else Path(tempfile.mkdtemp(prefix='ai_standards_eval_'))
-    emb, extra = t.report_models()
-    try:
-        m = evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb, (t.metrics or {}).get('classifier'),
-                              args.level or t.config.evaluation_level, f'{Path(args.model_dir).name} on {", ".join(Path(p).name for p in args.data)}',
-                              extra, t.config.model)
-    finally:
-        if not args.report: shutil.rmtree(folder, ignore_errors=True)
-    m = m | dict(failures=[dict(file=p, reason=r) for p, r in report.failures])
-    if args.json: print(json.dumps({k: v for k, v in m.items() if k not in ('ids', 'y_true', 'y_pred')} if not args.report else m, indent=1, default=float))
-    else: print(_evaluate_text(m, args.report))
-    return 0
-
-# %% ../nbs/09_cli.ipynb #c026
-def _fmt_bytes(n:int) -> str: return f'{n/1e6:.1f} MB' if n >= 1e5 else f'{n/1e3:.1f} kB'
-
-def cmd_info(args):
-    "What a model folder holds, after checking every file against its manifest."
-    from ai_standards.persistence import check_model_folder
-    folder = Path(args.model_dir); m = check_model_folder(folder, checksums=not args.quick)
-    metrics = json.loads((folder/'metrics.json').read_text()); config = json.loads((folder/'config.json').read_text())
-    ens = json.loads((folder/'ensemble.json').read_text()) if (folder/'ensemble.json').exists() else None
-    sizes = {}
-    for rel, f in m['files'].items(): sizes[rel.split('/')[0]] = sizes.get(rel.split('/')[0], 0) + f['bytes']
-    s = dict(model_dir=str(folder.absolute()), checked='sizes' if args.quick else 'sizes and sha256', created=m['created'], format_version=m['format_version'],
-             versions=m['versions'], labels=m['labels'], components=m['components'], ensemble_weights=ens and ens['weights'],
-             refit_rows=ens and ens.get('refit_rows'),
-             evaluation=metrics.get('evaluation'), database=config.get('db_path') or config.get('chroma_url'), files=len(m['files']), bytes=sizes)
-    text = [f"{s['model_dir']}: {s['files']} files match the manifest ({s['checked']})", f"created {s['created']} with " +
-            ', '.join(f'{k} {v}' for k, v in m['versions'].items() if v), f"{len(s['labels'])} labels: {', '.join(s['labels'])}",
-            'parts: ' + ', '.join(f'{k} ({_fmt_bytes(v)})' for k, v in sizes.items())]
-    if ens: text.append(f"default predictor: {ens.get('pool', 'mean')} pool, weights {ens['weights']}; learned from "
-                        + (f"all {ens['refit_rows']} labeled rows (refit after evaluation)" if ens.get('refit_rows') else 'the training rows'))
-    if s['evaluation']: text += ['evaluation (held-out split):'] + [f"  {n:34} accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}" for n, r in s['evaluation'].items()]
-    if s['database']: text.append(f"database: {s['database']}")
-    _emit(args, s, '\n'.join(text))
-    return 0
+def add_train(sub):
+    "The `train` sub-command's parser."
+    t = sub.add_parser('train', parents=[_PATHS, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
+                       help='train a classifier and embedding model, evaluate, save (resumable)',
+                       description='Read documents, then run the eight steps: prepare, embed, store, classifier, '
+                                   'embedding, evaluate, persist, report. Run the same command again to resume.')
+    t.add_argument('--out', required=True, metavar='MODEL_DIR', help='the model folder to write')
+    t.add_argument('--config', type=Path, help='pipeline settings (.json or .toml); flags override them')
+    t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
+    t.add_argument('--classifier', action='store_true', help='also fine-tune the HF classifier (step 4; not in the default pool)')
+    t.add_argument('--fine-tune', action='store_true', help='also fine-tune the embedding model (step 5; pooled if validation prefers it)')
+    t.add_argument('--epochs', type=float, help='classifier epochs (default: 4; implies --classifier)')
+    t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1; implies --fine-tune)')
+    t.add_argument('--no-refit', action='store_true', help='save the evaluated predictor instead of refitting it')
+    t.add_argument('--db', type=Path, help='embedded Chroma folder (default: RUN_DIR/chroma_db)')
+    t.add_argument('--chroma-url', help='a Chroma server instead of --db')
+    t.add_argument('--restart', action='store_true', help='start over instead of resuming')
+    t.set_defaults(func=cmd_train)
 
 # %% ../nbs/09_cli.ipynb #c028
 def cmd_demo(args):
@@ -277,10 +299,10 @@ def cmd_demo(args):
     from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig
     from ai_standards.training import ClassifierConfig, EmbeddingConfig
     out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
-    cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'), progress=not args.json,
-                         train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train makes them opt-in
-
-                         classifier=ClassifierConfig(epochs=args.epochs), embedding=EmbeddingConfig(epochs=1))
+    cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
+                         train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
+                         progress=not args.json, classifier=ClassifierConfig(epochs=args.epochs),
+                         embedding=EmbeddingConfig(epochs=1))
     t = AIStandardsTrainer(cfg); res = t.train([pdfs])
     query = 'How quickly must a personal data breach be notified?'
     hits = t.search(query, k=3)
@@ -288,9 +310,164 @@ def cmd_demo(args):
     s = res | dict(search=dict(query=query, hits=hits), classify=sample, sample_pdfs=str(pdfs))
     text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits) +
             f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({sample['probability']:.2f})" +
-            f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   ai-standards search \"backup testing\" --db {out/'chroma_db'}")
+            f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   "
+            f"ai-standards search \"backup testing\" --db {out/'chroma_db'}")
     _emit(args, s, text)
     return 0
+
+def add_demo(sub):
+    "The `demo` sub-command's parser."
+    d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus')
+    d.add_argument('--out', default='ai_standards_demo', help='folder for all the demo writes (default: %(default)s)')
+    d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
+    d.set_defaults(func=cmd_demo)
+
+# %% ../nbs/09_cli.ipynb #c022
+def _classify_text(res:list[dict], chunks:int) -> str:
+    "Per document: label, probability, alternatives; then its first `chunks` chunks with clause and page."
+    out = []
+    for r in res:
+        if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
+        alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
+        truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
+        out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  "
+                   f"[{r['n_chunks']} chunk(s); next: {alts}]")
+        for c in r['chunks'][:chunks]:
+            where = f"p.{c['page']}" + (f" §{c['clause']}" if c['clause'] else '')
+            out.append(f"    {where:14} {c['label']} {c['probability']:.2f} ({c['normative_level']}) "
+                       f"{' '.join(c['text'].split())[:80]}")
+        more = len(r['chunks']) - chunks
+        if more > 0: out.append(f"    ... {more} more chunk(s) (--chunks N, or --json)")
+    return '\n'.join(out)
+
+# %% ../nbs/09_cli.ipynb #c022a
+def cmd_classify(args):
+    "Label documents and texts with a saved model; per document and per chunk."
+    from ai_standards.pipeline import AIStandardsTrainer
+    missing = [x for x in args.inputs if x.lower().endswith(tuple(DOC_SUFFIXES)) and not os.path.exists(x)]
+    if missing: raise CLIError(f'{missing[0]}: no such file (quote a text to classify it as text)')
+    inputs = [Path(x) if os.path.exists(x) else x for x in args.inputs]  # a file or folder only when it exists as one
+    t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
+    res = t.classify(inputs, top_k=args.top, report=report)
+    if not res:
+        raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures))
+    failures = _failures(report)
+    _emit(args, dict(documents=res, failures=failures), _classify_text(res, args.chunks) + _failed_text(failures))
+    return 1 if report.failures else 0
+
+def add_classify(sub):
+    "The `classify` sub-command's parser."
+    k = sub.add_parser('classify', parents=[_DEVICE, _JSON], help='label documents or texts with a saved model')
+    k.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
+    k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT', help='a PDF, text, JSONL file, folder, or quoted text')
+    k.add_argument('--top', type=int, default=3, help='labels listed per document (default: %(default)s)')
+    k.add_argument('--chunks', type=int, default=5, help='chunks shown per document (%(default)s; all with --json)')
+    k.set_defaults(func=cmd_classify)
+
+# %% ../nbs/09_cli.ipynb #c024
+def _evaluate_text(m:dict, folder) -> str:
+    "Accuracy and macro-F1 of each model, the labels that did not match, calibration, caution."
+    lines = [f"{m['n']} {m['level']}s: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}"]
+    lines += _table({('default predictor' if n == 'model' else n): r for n, r in m['models'].items()})
+    if m.get('unknown_labels'):
+        lines.append(f"  labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}")
+    if m.get('absent_labels'):
+        lines.append(f"  labels absent from the data (left out of macro averages): {', '.join(m['absent_labels'])}")
+    if m.get('calibration'):
+        lines.append(f"  expected calibration error of the default predictor: {m['calibration']['ece']:.3f}")
+    if m.get('warning'): lines.append(f"  caution: {m['warning']}")
+    return '\n'.join(lines + ([f'report: {folder}'] if folder else []))
+
+# %% ../nbs/09_cli.ipynb #c024a
+def _evaluation(t, data:dict, args) -> dict:
+    "The evaluation report of `t` on `data`: its test rows when the data marks them (baselines fit on the rest)."
+    import tempfile, shutil
+    from ai_standards.evaluation import evaluation_report
+    test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
+    train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
+    folder = Path(args.report) if args.report else Path(tempfile.mkdtemp(prefix='ai_standards_eval_'))
+    emb, extra = t.report_models()
+    title = f'{Path(args.model_dir).name} on {", ".join(Path(p).name for p in args.data)}'
+    try:
+        return evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb,
+                                 (t.metrics or {}).get('classifier'), args.level or t.config.evaluation_level, title,
+                                 extra, t.config.model)
+    finally:
+        if not args.report: shutil.rmtree(folder, ignore_errors=True)
+
+# %% ../nbs/09_cli.ipynb #c024b
+def cmd_evaluate(args):
+    "Accuracy, P/R/F1, confusion matrix and baselines of a saved model on labeled data."
+    from ai_standards.pipeline import AIStandardsTrainer
+    from ai_standards.training import create_training_data
+    from ai_standards.chunking import process_documents
+    t, report = AIStandardsTrainer.from_models(args.model_dir, device=args.device), IngestReport()
+    docs = process_documents(args.data, t.get_chunker(), report, manifest=args.manifest,
+                             label_field=args.label_field or t.config.label_field, progress=False)
+    if not docs: raise CLIError(_nothing_read(args.data, report.failures, report.ignored))
+    data = create_training_data(docs, embed=False, split_field=t.config.split_field)
+    m = _evaluation(t, data, args) | dict(failures=_failures(report))
+    short = {k: v for k, v in m.items() if k not in ('ids', 'y_true', 'y_pred')}
+    if args.json: print(json.dumps(m if args.report else short, indent=1, default=float))
+    else: print(_evaluate_text(m, args.report) + _failed_text(m['failures']))
+    return 0
+
+def add_evaluate(sub):
+    "The `evaluate` sub-command's parser."
+    e = sub.add_parser('evaluate', parents=[_MANIFEST, _DEVICE, _JSON],
+                       help='score a saved model on labeled data, with baselines and a report')
+    e.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
+    e.add_argument('data', nargs='+', type=Path, metavar='DATA', help='a labeled JSONL file, or a folder of documents')
+    e.add_argument('--label-field', help="JSONL field holding the label (default: the model's)")
+    e.add_argument('--level', choices=['chunk', 'document'], help="score chunks or documents (default: the model's)")
+    e.add_argument('--report', type=Path, metavar='DIR', help='write metrics.json, predictions, plots and reports here')
+    e.set_defaults(func=cmd_evaluate)
+
+# %% ../nbs/09_cli.ipynb #c026
+def _fmt_bytes(n:int) -> str: return f'{n/1e6:.1f} MB' if n >= 1e5 else f'{n/1e3:.1f} kB'
+
+def _info(folder:Path, m:dict, quick:bool) -> dict:
+    "The facts `info` prints: manifest check, versions, labels, parts and their sizes, the pool, the held-out figures."
+    metrics, config = (json.loads((folder/f).read_text()) for f in ('metrics.json', 'config.json'))
+    ens = json.loads((folder/'ensemble.json').read_text()) if (folder/'ensemble.json').exists() else None
+    sizes = {}
+    for rel, f in m['files'].items(): sizes[rel.split('/')[0]] = sizes.get(rel.split('/')[0], 0) + f['bytes']
+    return dict(model_dir=str(folder.absolute()), checked='sizes' if quick else 'sizes and sha256',
+                created=m['created'], format_version=m['format_version'], versions=m['versions'], labels=m['labels'],
+                components=m['components'], ensemble=ens, ensemble_weights=ens and ens['weights'],
+                refit_rows=ens and ens.get('refit_rows'), evaluation=metrics.get('evaluation'),
+                database=config.get('db_path') or config.get('chroma_url'), files=len(m['files']), bytes=sizes)
+
+# %% ../nbs/09_cli.ipynb #c026a
+def _info_text(s:dict) -> str:
+    "The model folder in a few lines."
+    text = [f"{s['model_dir']}: {s['files']} files match the manifest ({s['checked']})",
+            f"created {s['created']} with " + ', '.join(f'{k} {v}' for k, v in s['versions'].items() if v),
+            f"{len(s['labels'])} labels: {', '.join(s['labels'])}",
+            'parts: ' + ', '.join(f'{k} ({_fmt_bytes(v)})' for k, v in s['bytes'].items())]
+    if ens := s['ensemble']:
+        n = ens.get('refit_rows')
+        rows = f"all {n} labeled rows (refit after evaluation)" if n else 'the training rows'
+        text.append(f"default predictor: {ens.get('pool', 'mean')} pool, weights {ens['weights']}; learned from {rows}")
+    if s['evaluation']: text += ['evaluation (held-out split):', *_table(s['evaluation'])]
+    if s['database']: text.append(f"database: {s['database']}")
+    return '\n'.join(text)
+
+# %% ../nbs/09_cli.ipynb #c026b
+def cmd_info(args):
+    "What a model folder holds, after checking every file against its manifest."
+    from ai_standards.persistence import check_model_folder
+    folder = Path(args.model_dir)
+    s = _info(folder, check_model_folder(folder, checksums=not args.quick), args.quick)
+    _emit(args, {k: v for k, v in s.items() if k != 'ensemble'}, _info_text(s))
+    return 0
+
+def add_info(sub):
+    "The `info` sub-command's parser."
+    n = sub.add_parser('info', parents=[_JSON], help='describe a model folder and check it against its manifest')
+    n.add_argument('model_dir', metavar='MODEL_DIR')
+    n.add_argument('--quick', action='store_true', help='check sizes only, not checksums')
+    n.set_defaults(func=cmd_info)
 
 # %% ../nbs/09_cli.ipynb #c028b
 def _crosswalk_text(res:dict, shown:int=3) -> str:
@@ -339,7 +516,6 @@ def _write_outputs(args, res:dict, sources:list[dict]):
 # %% ../nbs/09_cli.ipynb #c028g
 def cmd_crosswalk(args):
     "Map source items onto target items: candidates with evidence; JSON, CSV, OSCAL; metrics against known links."
-    from ai_standards.documents import IngestReport
     from ai_standards.crosswalk import crosswalk, load_items
     from ai_standards.models import Embedder
     if not args.to and not (args.to_db or args.to_chroma_url):
@@ -353,142 +529,40 @@ def cmd_crosswalk(args):
     embedder = Embedder(_embedding_model(args.model), device=args.device)
     res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field)
     _write_outputs(args, res, sources)
-    res['failures'] = [dict(file=p, reason=r) for p, r in report.failures]
+    res['failures'] = _failures(report)
     text = _crosswalk_text(res) + ''.join(f'\nwritten: {f}' for f in (args.csv, args.oscal) if f)
-    _emit(args, res, text + ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in res['failures']))
+    _emit(args, res, text + _failed_text(res['failures']))
     return 0
 
 # %% ../nbs/09_cli.ipynb #c028f
-def add_crosswalk_parser(sub):
-    "The `crosswalk` sub-command's arguments."
-    x = sub.add_parser('crosswalk', help='map the items of one standard onto another, with evidence')
+def add_crosswalk(sub):
+    "The `crosswalk` sub-command's parser."
+    x = sub.add_parser('crosswalk', parents=[_LABEL_FIELD, _DEVICE, _JSON],
+                       help='map the items of one standard onto another, with evidence')
     x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE', help='JSONL records, PDFs, text files or folders')
     x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET', help='JSONL, PDF, text files, folders')
     x.add_argument('--to-db', type=Path, metavar='DIR', help='map onto an ingested embedded database instead')
     x.add_argument('--to-chroma-url', metavar='URL', help='map onto a collection on a Chroma server instead')
-    x.add_argument('--collection', default='standards_embeddings',
+    x.add_argument('--collection', default=DEFAULT_COLLECTION,
                    help='collection for --to-db / --to-chroma-url (default: %(default)s)')
     x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
     x.add_argument('--model', metavar='MODEL_DIR',
                    help='embedding model: a folder written by train, or a sentence-transformers folder')
     x.add_argument('--truth-field', metavar='FIELD', help='source field with known target ids: recall@k, MRR, nDCG@10')
-    x.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
     x.add_argument('--csv', type=Path, metavar='FILE', help='write one row per (source, rank)')
     x.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')
-    x.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
-    x.add_argument('--json', action='store_true', help='print mappings and metrics as JSON')
     x.set_defaults(func=cmd_crosswalk)
 
-# %% ../nbs/09_cli.ipynb #c029a
-def _positive_int(s:str) -> int:
-    "argparse type: a whole number of at least 1 (so `--k 0` is a usage error before anything loads)."
-    try: n = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
-    if n < 1: raise argparse.ArgumentTypeError(f'must be at least 1, not {n}')
-    return n
-
-def _nonempty(s:str) -> str:
-    if not s.strip(): raise argparse.ArgumentTypeError('the query is empty')
-    return s
-
 # %% ../nbs/09_cli.ipynb #c030
+_COMMANDS = add_demo, add_chunk, add_ingest, add_search, add_train, add_classify, add_evaluate, add_info, add_crosswalk
+
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."
-    p = argparse.ArgumentParser(prog='ai-standards', description='Standards documents in: clean clause-aware chunks, embeddings, '
-                                'a category classifier and evaluation reports out.')
+    p = argparse.ArgumentParser(prog='ai-standards', description='Standards documents in: clean clause-aware chunks, '
+                                'embeddings, a category classifier and evaluation reports out.')
     p.add_argument('--verbose', action='store_true', help='show tracebacks and debug logging')
-    exits = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
-             'failed: each gets a FAILED line; --strict makes any failure exit 1. 1 when no document could be read '
-             'at all, or on an error. 2 for a usage error.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    d = sub.add_parser('demo', help='run the pipeline on the built-in sample corpus')
-    d.add_argument('--out', default='ai_standards_demo', help='folder for everything the demo writes (default: %(default)s)')
-    d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
-    d.add_argument('--json', action='store_true', help='print the summary as JSON')
-    d.set_defaults(func=cmd_demo)
-    c = sub.add_parser('chunk', help='read documents and cut them into clause-aware chunks', epilog=exits)
-    c.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
-    c.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
-    c.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
-    c.add_argument('--max-tokens', type=int, default=256, help='tokens per chunk at most (default: %(default)s)')
-    c.add_argument('--overlap', type=int, default=32, help='tokens shared by consecutive chunks of a long section (default: %(default)s)')
-    c.add_argument('--out', type=Path, help='write the chunks to this JSONL file')
-    c.add_argument('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
-    c.add_argument('--json', action='store_true', help='print the summary as JSON')
-    c.set_defaults(func=cmd_chunk)
-    def store_args(sp):
-        sp.add_argument('--db', default='chroma_db', help='folder of the embedded Chroma database (default: %(default)s)')
-        sp.add_argument('--chroma-url', help='a Chroma server instead of --db, e.g. http://localhost:8000')
-        sp.add_argument('--collection', default='standards_embeddings', help='collection name (default: %(default)s)')
-        sp.add_argument('--json', action='store_true', help='print the result as JSON')
-    i = sub.add_parser('ingest', help='documents -> chunks -> embeddings -> ChromaDB (only what changed)', epilog=exits)
-    i.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
-    store_args(i)
-    i.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
-    i.add_argument('--label-field', help='JSONL field holding the label (default: label, then category)')
-    i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
-                   'folders (refused, deleting nothing, when a PATH is missing or unreadable)')
-    i.add_argument('--model', help='embedding model: local folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
-    i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'torch-bf16', 'onnx-int8'], help='embedding backend (default: %(default)s)')
-    i.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
-    i.add_argument('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
-    i.set_defaults(func=cmd_ingest)
-    q = sub.add_parser('search', help='hybrid (BM25 + dense) search over ingested documents, with citations')
-    q.add_argument('query', type=_nonempty, help='what to look for: plain words, or an identifier such as AC-2(1) or clause 4.2')
-    store_args(q)
-    q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
-    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (default: %(default)s)')
-    q.add_argument('--label', help='only chunks with this label')
-    q.add_argument('--document', help='only chunks of this document (file name or doc id)')
-    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
-    q.set_defaults(func=cmd_search)
-    t = sub.add_parser('train', help='train a classifier and embedding model, evaluate, save (resumable)',
-                       description='Read documents, then run the eight steps: prepare, embed, store, classifier, embedding, evaluate, persist, '
-                                   'report. Run the same command again to resume after an interruption.')
-    t.add_argument('paths', nargs='+', type=Path, metavar='PATH', help='PDF, .txt, .md or .jsonl files, or folders of them')
-    t.add_argument('--out', required=True, metavar='MODEL_DIR', help='the model folder to write')
-    t.add_argument('--config', type=Path, help='pipeline settings (.json or .toml); flags override them')
-    t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
-    t.add_argument('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
-    t.add_argument('--label-field', help='JSONL field holding the label (e.g. family)')
-    t.add_argument('--classifier', action='store_true', help='also fine-tune the Hugging Face classifier (step 4; not used by the default predictor)')
-    t.add_argument('--fine-tune', action='store_true', help='also fine-tune the embedding model on the labels (step 5; the pool uses it when validation prefers it)')
-    t.add_argument('--epochs', type=float, help='classifier epochs (default: 4; implies --classifier)')
-    t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1; implies --fine-tune)')
-
-    t.add_argument('--no-refit', action='store_true', help='save the evaluated predictor instead of refitting it on every labeled row')
-    t.add_argument('--db', type=Path, help='embedded Chroma folder (default: RUN_DIR/chroma_db)')
-    t.add_argument('--chroma-url', help='a Chroma server instead of --db')
-    t.add_argument('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
-    t.add_argument('--restart', action='store_true', help='start over instead of resuming')
-    t.add_argument('--strict', action='store_true', help='exit 1 if any file failed')
-    t.add_argument('--json', action='store_true', help='print the results as JSON')
-    t.set_defaults(func=cmd_train)
-    k = sub.add_parser('classify', help='label documents or texts with a saved model')
-    k.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
-    k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT',
-                   help='a PDF, text or JSONL file, a folder of them, or a text in quotes')
-    k.add_argument('--top', type=int, default=3, help='labels listed per document (default: %(default)s)')
-    k.add_argument('--chunks', type=int, default=5, help='chunks shown per document (default: %(default)s; all with --json)')
-    k.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
-    k.add_argument('--json', action='store_true', help='print the results as JSON')
-    k.set_defaults(func=cmd_classify)
-    e = sub.add_parser('evaluate', help='score a saved model on labeled data, with baselines and a report')
-    e.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
-    e.add_argument('data', nargs='+', type=Path, metavar='DATA', help='a labeled JSONL file, or a folder of documents with labels')
-    e.add_argument('--label-field', help="JSONL field holding the label (default: the model's)")
-    e.add_argument('--manifest', type=Path, help='CSV mapping files to categories')
-    e.add_argument('--level', choices=['chunk', 'document'], help="score chunks or documents (default: the model's setting)")
-    e.add_argument('--report', type=Path, metavar='DIR', help='write metrics.json, predictions, plots, report.md and report.html here')
-    e.add_argument('--device', help='cpu, cuda... (default: CUDA when available)')
-    e.add_argument('--json', action='store_true', help='print metrics.json')
-    e.set_defaults(func=cmd_evaluate)
-    n = sub.add_parser('info', help='describe a model folder and check it against its manifest')
-    n.add_argument('model_dir', metavar='MODEL_DIR')
-    n.add_argument('--quick', action='store_true', help='check sizes only, not checksums')
-    n.add_argument('--json', action='store_true', help='print the description as JSON')
-    n.set_defaults(func=cmd_info)
-    add_crosswalk_parser(sub)
+    for add in _COMMANDS: add(sub)
     return p
 
 # %% ../nbs/09_cli.ipynb #c030a
@@ -508,15 +582,16 @@ def main(argv:list[str]|None=None) -> int:
         cmd = argv[0] if argv and argv[0].strip() and not argv[0].startswith('-') else None
         print(f"ai-standards{' ' + cmd if cmd else ''}: error: {bad}", file=sys.stderr); return 2
     args = build_parser().parse_args(argv)
-    logger.remove()  # skipped files are listed in each command's summary, so their log lines are only shown with --verbose
-    logger.add(sys.stderr, format='{level}: {message}', filter={'': 'DEBUG' if args.verbose else 'WARNING',
-                                                              'ai_standards.documents': 'DEBUG' if args.verbose else 'ERROR',
-                                                              'ai_standards.pipeline': 'DEBUG' if args.verbose else 'INFO'})
+    lvl = lambda quiet: 'DEBUG' if args.verbose else quiet
+    logger.remove()  # each command's summary lists skipped files, so their log lines are only shown with --verbose
+    logger.add(sys.stderr, format='{level}: {message}',
+               filter={'': lvl('WARNING'), 'ai_standards.documents': lvl('ERROR'),
+                       'ai_standards.pipeline': lvl('INFO')})
     try: return args.func(args)
     except KeyboardInterrupt: print('interrupted', file=sys.stderr); return 1
     except Exception as e:
         if args.verbose: traceback.print_exc()
-        ours = isinstance(e, CLIError) or type(e).__module__.startswith('ai_standards')  # our errors already read as sentences
+        ours = isinstance(e, CLIError) or type(e).__module__.startswith('ai_standards')  # ours read as sentences
         msg = str(e) if ours else f'{type(e).__name__}: {e}'
         print(f'ai-standards {args.command}: error: {msg}', file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
