@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 from .models import Embedder
-from .training import (aggregate_by, encode, predict_proba, similarity_gap, label_retrieval, plain_retrieval,
-                                   split_training_data)
+from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, encode, predict_proba, similarity_gap,
+                                   label_retrieval, plain_retrieval, split_training_data, splits_tuple)
 
 # %% auto #0
 __all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
@@ -44,12 +44,12 @@ def as_predictor(model):
 def tfidf_baseline(texts:list[str], labels:list[str],
                    class_weight:str|None=None, # 'balanced' weights classes by inverse frequency
                    C:float=10.0): # inverse regularization strength
-    "TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, fitted."
+    "TF-IDF (`TFIDF_SETTINGS`, as the default predictor's TF-IDF head) + logistic regression, fitted."
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     lr = LogisticRegression(max_iter=2000, C=C, class_weight=class_weight)
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), lr).fit(texts, labels)
+    return make_pipeline(TfidfVectorizer(**TFIDF_SETTINGS), lr).fit(texts, labels)
 
 # %% ../nbs/06_evaluation.ipynb #c011
 class EmbeddingBaseline:
@@ -399,7 +399,7 @@ def _captions(main:dict, figures:dict, n_chunks:int) -> dict:
 def _splits_of(classifier, training_data:dict) -> tuple:
     "The (train, validation, test) rows the classifier was trained with, when it says; else `split_training_data`'s."
     if isinstance(classifier, dict) and classifier.get('splits'):
-        return tuple(classifier['splits'][k] for k in ('train', 'validation', 'test'))
+        return splits_tuple(classifier['splits'])
     return split_training_data(training_data)
 
 # %% ../nbs/06_evaluation.ipynb #c034c
@@ -451,7 +451,7 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     retrieval = retrieval_metrics(embedding_models, training_data, tr, test_rows) if embedding_models and tr else {}
     drop = ('ids', 'y_true', 'y_pred', 'confusion_matrix')  # per-item lists: the main model's are in predictions.jsonl
     metrics = dict(main, title=title, created=time.strftime('%Y-%m-%d %H:%M:%S'),
-                   split=dict(train=len(tr), validation=len(va), test=len(te)),
+                   split=dict(zip(SPLITS, map(len, (tr, va, te)))),
                    models={n: {k: v for k, v in r.items() if k not in drop} for n, r in results.items()},
                    similarity=sims, retrieval=retrieval)
     write_report(out_dir, metrics, figures, _captions(main, figures, len(test['texts'])))
