@@ -3,7 +3,7 @@ a real Chroma server, and one trained sample model per test session."""
 import os
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
-import hashlib, json, shutil, socket, subprocess, sys, time, urllib.request
+import hashlib, json, shutil, signal, socket, sqlite3, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 
@@ -51,6 +51,21 @@ def cli(*args, cwd=None, timeout=600, env=None):
     "Run the installed `ai-standards` command; return the CompletedProcess (text mode)."
     return subprocess.run([cli_exe(), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+def kill_ingest_midway(paths:list, db:Path, cache:Path, at_least:int) -> tuple:
+    "Start `ingest PATHS --db DB` with a cold embedding cache, SIGKILL its process group once the cache holds `at_least` vectors."
+    env = {**os.environ, 'AI_STANDARDS_CACHE': str(cache)}  # a cold embedding cache, so the kill lands mid-embedding
+    cmd = [sys.executable, '-m', 'ai_standards.cli', 'ingest', *map(str, paths), '--db', str(db), '--json']
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    def embedded():
+        try:
+            with sqlite3.connect(cache/'embeddings.sqlite', timeout=1) as c: return c.execute('SELECT count(*) FROM vec').fetchone()[0]
+        except sqlite3.Error: return 0
+    deadline = time.time() + 300
+    while embedded() < at_least and proc.poll() is None and time.time() < deadline: time.sleep(0.2)
+    assert proc.poll() is None, 'the ingest finished before it could be killed'
+    os.killpg(proc.pid, signal.SIGKILL); proc.wait()  # the whole job dies at once, workers included, as in a crash
+    return cmd, env
 
 def cli_exe() -> str: return shutil.which('ai-standards') or str(Path(sys.executable).parent/'ai-standards')
 

@@ -2,7 +2,7 @@
 import json, os, shutil, signal, socket, sqlite3, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
-from conftest import cli
+from conftest import cli, kill_ingest_midway
 from ai_standards.lexical import (db_signature, find_identifiers, index_dir, normalize_identifier, open_index, query_tokens,
                                   read_state, search_collection)
 from ai_standards.vectordb import VectorStore, ingest
@@ -55,18 +55,8 @@ def test_index_follows_reingest_and_prune(tmp_path, sample_pdfs):
 
 def test_kill9_midway_then_search_is_consistent(tmp_path, sample_pdfs):
     "Kill -9 an ingest while it writes to Chroma; the next search brings the index in line with what Chroma holds."
-    db, cache = tmp_path/'db', tmp_path/'cache'
-    env = {**os.environ, 'AI_STANDARDS_CACHE': str(cache)}  # a cold embedding cache, so the kill lands mid-embedding
-    proc = subprocess.Popen([sys.executable, '-m', 'ai_standards.cli', 'ingest', str(sample_pdfs), '--db', str(db), '--json'],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    def embedded():
-        try:
-            with sqlite3.connect(cache/'embeddings.sqlite', timeout=1) as c: return c.execute('SELECT count(*) FROM vec').fetchone()[0]
-        except sqlite3.Error: return 0
-    deadline = time.time() + 300
-    while embedded() < 40 and proc.poll() is None and time.time() < deadline: time.sleep(0.2)
-    assert proc.poll() is None, 'the ingest finished before it could be killed'
-    os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    db = tmp_path/'db'
+    _, env = kill_ingest_midway([sample_pdfs], db, tmp_path/'cache', at_least=40)
     stored = VectorStore(db).count()
     r = cli('search', 'backups', '--db', db, '--mode', 'lexical', '--json', env=env)
     assert r.returncode in (0, 1), r.stderr  # 1 only when the kill came before any chunk was stored

@@ -4,7 +4,7 @@ import json, os, shutil, signal, sqlite3, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
-from conftest import cli, free_port
+from conftest import cli, free_port, kill_ingest_midway
 from ai_standards.vectordb import VectorStore, VectorStoreError, ingest, store_id
 from ai_standards.chunking import Chunker, process_documents
 from ai_standards.sample import render_markdown_pdf, sample_corpus_dir
@@ -66,18 +66,8 @@ def test_two_concurrent_ingests_one_folder(tmp_path, sample_pdfs):
 
 def test_sigkill_midway_then_rerun_gives_clean_result(tmp_path, nist_data):
     "Kill -9 an ingest of the NIST PDFs midway; running it again leaves exactly the ids of a clean ingest."
-    db, cache = tmp_path/'db', tmp_path/'cache'
-    env = {**os.environ, 'AI_STANDARDS_CACHE': str(cache)}  # a cold embedding cache, so the kill lands mid-embedding
-    cmd = [sys.executable, '-m', 'ai_standards.cli', 'ingest', str(nist_data/'pdfs'), '--db', str(db), '--json']
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    def embedded():
-        try:
-            with sqlite3.connect(cache/'embeddings.sqlite', timeout=1) as c: return c.execute('SELECT count(*) FROM vec').fetchone()[0]
-        except sqlite3.Error: return 0
-    deadline = time.time() + 300
-    while embedded() < 600 and proc.poll() is None and time.time() < deadline: time.sleep(0.5)
-    assert proc.poll() is None, 'the ingest finished before it could be killed'
-    os.killpg(proc.pid, signal.SIGKILL); proc.wait()  # the whole job dies at once, workers included, as in a crash
+    db = tmp_path/'db'
+    cmd, env = kill_ingest_midway([nist_data/'pdfs'], db, tmp_path/'cache', at_least=600)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     expected = _clean_ids(nist_data/'pdfs')
