@@ -456,14 +456,15 @@ def _step_prepare(self:AIStandardsTrainer, ctx:Runner) -> dict:
         logger.warning(f'no separate test split ({e}); the report scores the validation split')
         splits = T.split_training_data(data, seed=seed); held = 'validation'
     keep = {k: data[k] for k in ('texts', 'labels', 'label_ids', 'metadata', 'label_map', 'n_unlabeled')}
-    keep |= dict(splits=dict(zip(('train', 'validation', 'test'), splits)), evaluated_on=held)
+    keep |= dict(splits=T.splits_dict(splits), evaluated_on=held)
     _save_json(ctx.dir('prepare')/'training_data.json', keep)
     return dict(chunks=len(data['texts']), unlabeled=data['n_unlabeled'], labels=len(data['label_map']['labels']),
                 evaluated_on=held, train=len(splits[0]), validation=len(splits[1]), test=len(splits[2]))
 
 def _load_prepare(self:AIStandardsTrainer, ctx:Runner):
     d = json.loads((ctx.dir('prepare')/'training_data.json').read_text())
-    sp = d.pop('splits'); ctx['splits'] = tuple(sp[k] for k in ('train', 'validation', 'test'))
+    sp = d.pop('splits'); ctx['splits'] = T.splits_tuple(sp)
+
     ctx['evaluated_on'] = d.pop('evaluated_on')
     ctx['data'] = d | dict(embeddings=None); self.label_map = d['label_map']
 
@@ -472,7 +473,7 @@ def _step_embed(self:AIStandardsTrainer, ctx:Runner) -> dict:
     "Embeddings of every training chunk, written to embeddings.npy."
     e = self.generate_embeddings(ctx['data']['texts'])
     p = ctx.dir('embed')/'embeddings.npy'; p.parent.mkdir(exist_ok=True)
-    np.save(p.with_suffix('.tmp.npy'), e.astype(np.float32)); p.with_suffix('.tmp.npy').replace(p)
+    with P.atomic_path(p) as tmp: np.save(tmp, e.astype(np.float32))
     return dict(n=int(e.shape[0]), dim=int(e.shape[1]), model=self.get_embedder().model_path,
                 backend=self.get_embedder().backend)
 
@@ -497,11 +498,10 @@ def _step_classifier(self:AIStandardsTrainer, ctx:Runner) -> dict:
     if not needs_classifier(self.config): return dict(skipped=True)
     out = ctx.dir('classifier')
     r = self.train_classification_model(ctx['data'], out, ctx['splits'])
-    final = out/'final'; tmp = out/'final.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_hf(): r['model'].save_pretrained(tmp); r['tokenizer'].save_pretrained(tmp)
-    _save_json(tmp/'result.json', dict(metrics=r['metrics'], config=r['config']))
-    shutil.rmtree(final, ignore_errors=True); tmp.rename(final)
+    with P.atomic_path(out/'final') as tmp, quiet_hf():  # final/ appears whole or not at all
+        r['model'].save_pretrained(tmp); r['tokenizer'].save_pretrained(tmp)
+        _save_json(tmp/'result.json', dict(metrics=r['metrics'], config=r['config']))
+
     for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
     m = r['metrics']
     return dict(best_validation_macro_f1=m['best_macro_f1'], epochs=len(m['validation']), seconds=m['seconds'],
@@ -515,7 +515,7 @@ def _load_classifier(self:AIStandardsTrainer, ctx:Runner):
         model = AutoModelForSequenceClassification.from_pretrained(final).to(pick_device(self.config.device)).eval()
         tok = AutoTokenizer.from_pretrained(final)
     self.classifier = dict(model=model, tokenizer=tok, label_map=self.label_map, metrics=r['metrics'],
-                           config=r['config'], splits=dict(zip(('train', 'validation', 'test'), ctx['splits'])))
+                           config=r['config'], splits=T.splits_dict(ctx['splits']))
 
 # %% ../nbs/08_pipeline.ipynb #c030
 def _base_model(self:AIStandardsTrainer):
