@@ -583,8 +583,8 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
                             self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model)
     if self.ensemble is not None:
         if self.config.refit: self.ensemble = T.refit_ensemble(self.ensemble, d)
-        shutil.rmtree(out/'ensemble', ignore_errors=True); (out/'ensemble').mkdir(parents=True)
-        P.save_ensemble(self.ensemble, out/'ensemble')
+        with P.atomic_path(out/'ensemble') as tmp: tmp.mkdir(); P.save_ensemble(self.ensemble, tmp)
+
     ens = self.ensemble
     return dict(report=str((out/'report'/'report.html').absolute()), evaluated_on=ctx['evaluated_on'], level=m['level'], n=m['n'],
                 weights=ens.weights if ens is not None else None, embedding_source=getattr(ens, 'embedding_source', None),
