@@ -120,18 +120,26 @@ def _label_map_of(target:Path, model, classifier, label_map:dict|None) -> dict:
     return dict(labels=list(label_map['labels']), label2id={l: i for i, l in enumerate(label_map['labels'])})
 
 # %% ../nbs/07_persistence.ipynb #c013i
-def _save_parts(folder:Path, model, tokenizer, embedding_model, ensemble) -> dict:
+def _save_sentence_model(st, path:Path, source:str|Path|None=None):
+    "Save a SentenceTransformer; one unchanged since it was loaded from the local folder `source` is copied byte for byte."
+    if source is None: st.save(str(path))
+    else: shutil.copytree(source, path, ignore=shutil.ignore_patterns('.*'))
+
+def _save_parts(folder:Path, model, tokenizer, embedding_model, ensemble, sources:dict|None=None) -> dict:
     "Write the classifier, the embedding model(s) and the ensemble into `folder`; return the components written."
-    components = {}
+    components, sources = {}, sources or {}
     with quiet_hf():
         if model is not None:
             model.save_pretrained(folder/'classifier'); tokenizer.save_pretrained(folder/'classifier')
             components['classifier'] = 'classifier'
         if embedding_model is not None:
-            embedding_model.save(str(folder/'embedding')); components['embedding'] = 'embedding'
+            _save_sentence_model(embedding_model, folder/'embedding', sources.get('embedding'))
+            components['embedding'] = 'embedding'
         pooled = getattr(ensemble, 'embedding_model', None)  # the pool may use the base model, not the fine-tuned one
         if pooled is not None and pooled is not embedding_model:
-            pooled.save(str(folder/'ensemble_embedding')); components['ensemble_embedding'] = 'ensemble_embedding'
+            _save_sentence_model(pooled, folder/'ensemble_embedding', sources.get('ensemble_embedding'))
+            components['ensemble_embedding'] = 'ensemble_embedding'
+
     if ensemble is not None: save_ensemble(ensemble, folder); components['ensemble'] = 'ensemble.json'
     return components
 
@@ -143,6 +151,7 @@ def save_models(output_dir:str|Path, # the model folder (replaced atomically if 
                 label_map:dict|None=None, # default: the classifier's
                 config:dict|None=None, # the run's configuration
                 metrics:dict|None=None, # the run's figures
+                sources:dict|None=None, # 'embedding'/'ensemble_embedding' -> local folder that model was loaded from, unchanged
                ) -> Path:
     "Write a complete, checksummed model folder; return its path."
     target = Path(output_dir).absolute(); target.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +162,8 @@ def save_models(output_dir:str|Path, # the model folder (replaced atomically if 
     if model is None and embedding_model is None:
         raise ModelFolderError(target, 'nothing to save: give a classifier and/or an embedding model')
     with atomic_path(target) as tmp:
-        tmp.mkdir(); components = _save_parts(tmp, model, tokenizer, embedding_model, ensemble)
+        tmp.mkdir(); components = _save_parts(tmp, model, tokenizer, embedding_model, ensemble, sources)
+
         _write_json(tmp/'label_map.json', label_map)
         _write_json(tmp/'config.json', config or {}); _write_json(tmp/'metrics.json', metrics or {})
         _write_json(tmp/'manifest.json', build_manifest(tmp, label_map, components))

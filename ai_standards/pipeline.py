@@ -166,7 +166,8 @@ class TrainedModel:
               else config_from_dict(config or {})
         self.config = config_from_dict(config_to_dict(cfg) | overrides) if overrides else cfg
         self.classifier = self.embedding_model = self.ensemble = self.label_map = None
-        self._embedder = self._store = self._chunker = None
+        self._embedder = self._store = self._chunker = self._base = None
+
         self.metrics, self.model_dir = {}, None
     @property
     def run_dir(self) -> Path: return Path(self.config.run_dir)
@@ -204,11 +205,21 @@ def get_chunker(self:TrainedModel) -> Chunker:
     if self._chunker is None: self._chunker = Chunker(c.model, max_tokens=c.max_tokens, overlap=c.overlap)
     return self._chunker
 
+# %% ../nbs/08_pipeline.ipynb #c022e
+def _attach_embedder(self:TrainedModel):
+    "Let a saved default predictor embed through an `Embedder` of its folder: the disk cache, the fastest backend."
+    ens, folder = self.ensemble, Path(self.model_dir) if self.model_dir else None
+    if folder is None or getattr(ens, 'embedder', True) is not None or 'embedding' not in ens.weights: return
+
+    pooled = next((folder/p for p in ('ensemble_embedding', 'embedding') if (folder/p/'modules.json').exists()), None)
+    if pooled: ens.embedder = Embedder(pooled, self.config.device, sentence_model=ens.embedding_model)
+
 # %% ../nbs/08_pipeline.ipynb #c023
 @patch(as_prop=True)
 def predictor(self:TrainedModel):
     "The default predictor: the ensemble when there is one, else the classifier alone."
-    if self.ensemble is not None: return self.ensemble
+    if self.ensemble is not None: _attach_embedder(self); return self.ensemble
+
     if self.classifier is None:
         raise ValueError('no classifier yet: train one (train_from_processed_data) or load one (load_models)')
     return TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])
@@ -225,6 +236,14 @@ def compute_similarity_metrics(self:TrainedModel, embeddings:np.ndarray, labels:
     "Intra/inter-class similarity statistics of labeled embeddings."
     return E.compute_similarity_metrics(embeddings, labels)
 
+# %% ../nbs/08_pipeline.ipynb #c024u
+def _unchanged_sources(self:TrainedModel) -> dict:
+    "The saved components that are the base model as loaded (never trained): persistence copies its folder byte for byte."
+    path, parts = resolve_model(self.config.model), dict(embedding=self.embedding_model,
+                                                         ensemble_embedding=getattr(self.ensemble, 'embedding_model', None))
+    if self._base is None or not Path(path).is_dir(): return {}
+    return {name: path for name, m in parts.items() if m is self._base}
+
 # %% ../nbs/08_pipeline.ipynb #c021a
 @patch
 def generate_embeddings(self:TrainedModel, texts:list[str]) -> np.ndarray:
@@ -238,8 +257,9 @@ def save_models(self:TrainedModel, output_dir:str|Path|None=None) -> Path:
     if self.classifier is None and self.ensemble is None: raise ValueError('nothing to save: train or load a model first')
     cfg = config_to_dict(self.config) | dict(db_path=None if self.config.chroma_url else self.database)
     self.model_dir = P.save_models(output_dir or self.models_dir, self.classifier, self.embedding_model, self.ensemble,
-                                   self.label_map, cfg, self.metrics)
+                                   self.label_map, cfg, self.metrics, _unchanged_sources(self))
     return self.model_dir
+
 
 # %% ../nbs/08_pipeline.ipynb #c024a
 @patch
@@ -257,6 +277,8 @@ def load_models(self:TrainedModel, model_dir:str|Path, device:str|None=None) -> 
     self._chunker = Chunker(str(tok), max_tokens=c.max_tokens, overlap=c.overlap) if tok else None
     self._embedder = self._store = None
     return self
+
+
 
 @patch(cls_method=True)
 def from_models(cls:TrainedModel, model_dir:str|Path, device:str|None=None) -> TrainedModel:
@@ -519,10 +541,12 @@ def _load_classifier(self:AIStandardsTrainer, ctx:Runner):
 
 # %% ../nbs/08_pipeline.ipynb #c030
 def _base_model(self:AIStandardsTrainer):
+    "The base sentence-transformers model, loaded once; nothing trains it, so saving it copies its folder."
     from sentence_transformers import SentenceTransformer
-    "The base (not fine-tuned) sentence-transformers model."
-    dev = pick_device(self.config.device)
-    with quiet_hf(): return SentenceTransformer(resolve_model(self.config.model), device=dev)
+    if self._base is None:
+        with quiet_hf(): self._base = SentenceTransformer(resolve_model(self.config.model), device=pick_device(self.config.device))
+    return self._base
+
 
 def _step_embedding(self:AIStandardsTrainer, ctx:Runner) -> dict:
     "Fine-tune the embedding model (contrastive, on the labels; forgetting guard on); save figures beside the model."

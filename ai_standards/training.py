@@ -571,15 +571,21 @@ class EnsembleClassifier:
         self.classes_, self.weights = list(classes), {k: float(v) for k, v in weights.items() if v}
         self.classifier, self.tokenizer, self.embedding_model = classifier, tokenizer, embedding_model
         self.embedding_head, self.tfidf, self.validation = embedding_head, tfidf, None
+        self.embedder = None # set to a `models.Embedder` of the same model to encode through its disk cache
     def component_proba(self, texts:list[str], names=None) -> dict:
         "Each view's probabilities for `texts`."
         out, texts = {}, list(texts)
         for n in names or self.weights:
             if n == 'classifier': out[n] = predict_proba(self.classifier, self.tokenizer, texts)
-            elif n == 'embedding': out[n] = self.embedding_head.predict_proba(encode(self.embedding_model, texts))
+            elif n == 'embedding': out[n] = self.embedding_head.predict_proba(self.embed(texts))
             elif n == 'tfidf': out[n] = self.tfidf.predict_proba(texts)
         return out
+    def embed(self, texts:list[str]) -> np.ndarray:
+        "Vectors for the embedding head: the `embedder` when set (cached on disk, shared with ingest), else `encode`."
+        if self.embedder is not None: return self.embedder.generate_embeddings(texts)
+        return encode(self.embedding_model, texts)
     def predict_proba(self, texts:list[str]) -> np.ndarray:
+
         if not len(texts): return np.zeros((0, len(self.classes_)))
         return pool_proba(self.component_proba(texts), self.weights)
     def predict(self, texts:list[str]) -> list[str]:

@@ -5,6 +5,8 @@ import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from conftest import cli, cli_exe
+from ai_standards.models import model_fingerprint, resolve_model
+from ai_standards.pipeline import TrainedModel
 
 TRAIN = ('--epochs', '4', '--embedding-epochs', '1')  # the settings of `ai-standards demo`, whose run is shared (conftest.py)
 
@@ -198,3 +200,6 @@ def test_default_train_fits_the_pool_without_transformer_training(sample_pdfs, t
     assert set(json.loads(r.stdout)['components']) == {'embedding', 'ensemble'}
     r = cli('classify', out, sample_pdfs/'privacy'/'PRIV-201.pdf', '--json'); assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)['documents'][0]['label'] == 'privacy'
+    assert model_fingerprint(str(out/'embedding')) == model_fingerprint(resolve_model())  # the base model, copied
+    m = TrainedModel.from_models(out); assert m.classify([sample_pdfs/'privacy'/'PRIV-201.pdf'])[0]['label'] == 'privacy'
+    s = m.ensemble.embedder.stats; assert s['cached'] > 0 and s['embedded'] == 0, s  # train's vectors, from the disk cache
