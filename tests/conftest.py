@@ -55,7 +55,8 @@ def cli(*args, cwd=None, timeout=600, env=None):
 def kill_ingest_midway(paths:list, db:Path, cache:Path, at_least:int) -> tuple:
     "Start `ingest PATHS --db DB` with a cold embedding cache, SIGKILL its process group once the cache holds `at_least` vectors."
     env = {**os.environ, 'AI_STANDARDS_CACHE': str(cache)}  # a cold embedding cache, so the kill lands mid-embedding
-    cmd = [sys.executable, '-m', 'ai_standards.cli', 'ingest', *map(str, paths), '--db', str(db), '--json']
+    cmd = [sys.executable, '-m', 'ai_standards.cli', 'ingest', *map(str, paths), '--db', str(db), '--json',
+           '--backend', 'torch']  # no backend probe in a cold cache: the kill is what is tested
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     def embedded():
         try:
