@@ -1,4 +1,4 @@
-"Crosswalk: output formats (JSON keys, CSV, OSCAL validated), targets from files or an ingested collection, metrics, errors."
+"Crosswalk: output formats (JSON keys, CSV, OSCAL validated), targets from files, an ingested folder or a Chroma server, metrics, errors."
 import csv, json
 import pytest
 from conftest import cli
@@ -70,3 +70,18 @@ def test_csf_to_rev5_reaches_the_measured_figures(nist_data, request):
     m = json.loads(r.stdout)['metrics']
     assert (m['n_sources'], m['n_links']) == (52, 442)
     assert m['recall@10'] == pytest.approx(0.523, abs=0.01) and m['mrr'] == pytest.approx(0.751, abs=0.01)
+
+def test_onto_a_chroma_server_collection(files, chroma_server):
+    "The server path: ingest the targets into a `chroma run` server, then map onto that collection by URL."
+    r = cli('ingest', files/'tgt.jsonl', '--chroma-url', chroma_server, '--collection', 'crosswalk-targets', '--json')
+    assert r.returncode == 0, r.stderr
+    r = cli('crosswalk', files/'src.jsonl', '--to-chroma-url', chroma_server, '--collection', 'crosswalk-targets',
+            '--k', '4', '--json', '--truth-field', 'links')
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert [m['matches'][0]['target_id'] for m in res['mappings']] == ['ac-2', 'mp-6', 'pe-3']
+    assert [x['target_title'] for x in res['mappings'][0]['matches'][:1]] == ['Account Management']
+    assert res['mappings'][1]['matches'][0]['evidence']['target'].startswith('Sanitize system media')
+    assert (res['metrics']['recall@1'], res['metrics']['n_links'], res['metrics']['links_not_in_targets']) == (1.0, 3, 1)
+    r = cli('crosswalk', files/'src.jsonl', '--to-chroma-url', chroma_server, '--collection', 'no-such-collection')
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
