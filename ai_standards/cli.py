@@ -516,16 +516,19 @@ def _write_outputs(args, res:dict, sources:list[dict]):
 # %% ../nbs/09_cli.ipynb #c028g
 def cmd_crosswalk(args):
     "Map source items onto target items: candidates with evidence; JSON, CSV, OSCAL; metrics against known links."
-    from ai_standards.crosswalk import crosswalk, load_items
+    from ai_standards.crosswalk import add_related, crosswalk, load_items, oscal_related
     from ai_standards.models import Embedder
     if not args.to and not (args.to_db or args.to_chroma_url):
         raise CLIError('say what to map onto: --to FILE..., --to-db DIR or --to-chroma-url URL')
+    try: related = oscal_related(args.related) if args.related else {}  # a bad catalog fails before any reading
+    except ValueError as e: raise CLIError(str(e)) from None
     report = IngestReport()
     sources = load_items(args.sources, label_field=args.label_field, report=report)
     targets = _crosswalk_targets(args, report)
     if not sources or not targets:
         raise CLIError(f'nothing to map: {len(sources)} source and {len(targets)} target items'
                        + ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
+    add_related(targets, related)
     embedder = Embedder(_embedding_model(args.model), device=args.device)
     res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field)
     _write_outputs(args, res, sources)
@@ -545,6 +548,8 @@ def add_crosswalk(sub):
     x.add_argument('--to-chroma-url', metavar='URL', help='map onto a collection on a Chroma server instead')
     x.add_argument('--collection', default=DEFAULT_COLLECTION,
                    help='collection for --to-db / --to-chroma-url (default: %(default)s)')
+    x.add_argument('--related', type=Path, metavar='CATALOG',
+                   help="an OSCAL catalog JSON whose related-control links join the targets' scores")
     x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
     x.add_argument('--model', metavar='MODEL_DIR',
                    help='embedding model: a folder written by train, or a sentence-transformers folder')

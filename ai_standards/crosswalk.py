@@ -15,8 +15,14 @@ from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
 
 # %% auto #0
 __all__ = ['DEFAULT_METHOD', 'CSV_COLUMNS', 'NS', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded',
-           'score_matrix', 'evidence', 'truth_links', 'ranking_metrics', 'crosswalk', 'write_csv',
-           'oscal_mapping_collection', 'validate_oscal']
+           'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'score_matrix', 'evidence', 'truth_links',
+           'ranking_metrics', 'crosswalk', 'write_csv', 'oscal_mapping_collection', 'validate_oscal']
+
+# %% ../nbs/07a_crosswalk.ipynb #x005a
+def _id_list(v) -> list[str]:
+    "Ids from a JSON list or a string separated by commas, semicolons or spaces."
+    if v is None: return []
+    return [str(x).strip() for x in (v if isinstance(v, list) else re.split(r'[,;\s]+', str(v))) if str(x).strip()]
 
 # %% ../nbs/07a_crosswalk.ipynb #x006
 def _record_item(doc) -> dict:
@@ -24,7 +30,8 @@ def _record_item(doc) -> dict:
     m = doc.metadata
     rid = str(m['record_id'])
     return dict(id=rid, label=str(m.get('label') or rid), title=doc.title if doc.title != rid else '', text=doc.text,
-                parent=m.get('parent') or None, file=Path(doc.source).name, page=None, clause=m.get('label'), meta=m)
+                parent=m.get('parent') or None, file=Path(doc.source).name, page=None, clause=m.get('label'), meta=m,
+                related=_id_list(m.get('related')))
 
 # %% ../nbs/07a_crosswalk.ipynb #x007
 def _chunk_items(doc, chunker:Chunker) -> list[dict]:
@@ -85,7 +92,9 @@ DEFAULT_METHOD = dict(top_sentences=2, # a target's dense score: mean cosine of 
                       title_weight=0.5, # weight of the cosine with the target's title (z-scored)
                       lexical_weight=0.2, # weight of BM25 of the source text against the target (z-scored)
                       enhancement_penalty=1.0, # subtracted (in standard deviations) from items that have a parent
-                      children_weight=0.0) # a base item gains this share of its best child's score
+                      children_weight=0.0, # a base item gains this share of its best child's score
+                      related_weight=0.1, # weight of the mean score of a target's best related targets
+                      related_top=3) # how many of its related targets that mean takes
 
 # %% ../nbs/07a_crosswalk.ipynb #x019
 def _z(x:np.ndarray) -> np.ndarray:
@@ -136,10 +145,52 @@ def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) 
     if kids: out[:, [j for j, _ in kids]] -= penalty
     return out
 
+# %% ../nbs/07a_crosswalk.ipynb #x028b
+def oscal_related(path:str|Path) -> dict[str, list[str]]:
+    "{control id: ids of its related controls} from an OSCAL catalog JSON (the `links` whose `rel` is `related`)."
+    if not Path(path).is_file(): raise ValueError(f'{path}: no such file')
+    try: cat = json.loads(Path(path).read_text(encoding='utf-8'))['catalog']; todo = [cat]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'{path}: not an OSCAL catalog JSON ({type(e).__name__}: {e})') from None
+    out = {}
+    while todo:
+        c = todo.pop(); todo += c.get('groups', []) + c.get('controls', [])
+        rel = [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
+        if rel and 'id' in c: out[c['id']] = rel
+    return out
+
+# %% ../nbs/07a_crosswalk.ipynb #x028e
+def add_related(items:list[dict], # target items (from `load_items` or `collection_items`)
+                links:dict[str, list[str]], # {item id: related ids}, e.g. from `oscal_related`
+               ) -> int:
+    "Add `links` to the items' `related` ids; the number of items that gained some."
+    n = 0
+    for i in items:
+        new = [x for x in links.get(i['id'], []) if x not in (i.get('related') or [])]
+        if new: i['related'] = list(i.get('related') or []) + new; n += 1
+    return n
+
+# %% ../nbs/07a_crosswalk.ipynb #x028h
+def _neighbour_grid(targets:list[dict]) -> np.ndarray:
+    "(n_targets, most neighbours) indices of each target's related targets, links taken both ways, -1 for padding."
+    pos, nb = {t['id']: j for j, t in enumerate(targets)}, [set() for _ in targets]
+    for j, t in enumerate(targets):
+        for r in t.get('related') or ():
+            if pos.get(r, j) != j: nb[j].add(pos[r]); nb[pos[r]].add(j)
+    grid = np.full((len(targets), max(1, max(map(len, nb), default=1))), -1, np.int64)
+    for j, v in enumerate(nb): grid[j, :len(v)] = sorted(v)
+    return grid
+
+# %% ../nbs/07a_crosswalk.ipynb #x028j
+def _related(s:np.ndarray, grid:np.ndarray, weight:float, top:int) -> np.ndarray:
+    "Scores raised by `weight` × the mean of each target's `top` best-scoring related targets (none: unchanged)."
+    if not weight or (grid < 0).all(): return s
+    return s + weight * top_sentence_mean(s, grid, top)
+
 # %% ../nbs/07a_crosswalk.ipynb #x029
-def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
-                 block:int=256) -> np.ndarray:
-    "(n_sources, n_targets) scores, higher is better (see `DEFAULT_METHOD`)."
+def base_scores(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
+                block:int=256) -> np.ndarray:
+    "(n_sources, n_targets): the dense, title and BM25 scores, z-scored per source and weighted (`DEFAULT_METHOD`)."
     m = DEFAULT_METHOD | (method or {})
     bm = bm25_index([tokenize(f"{t['title']}\n{t['text']}") for t in targets]) if m['lexical_weight'] else None
     out = np.zeros((len(sources), len(targets)), np.float32)
@@ -151,7 +202,20 @@ def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[di
             lex = np.stack([bm25_scores(bm, query_tokens(x['text']), len(targets)) for x in sources[a:a+block]])
             s = (1 - m['lexical_weight']) * s + m['lexical_weight'] * _z(lex)
         out[a:a+block] = s
-    return _hierarchy(out, targets, m['enhancement_penalty'], m['children_weight'])
+    return out
+
+# %% ../nbs/07a_crosswalk.ipynb #x029a
+def adjust_scores(s:np.ndarray, targets:list[dict], method:dict|None=None) -> np.ndarray:
+    "`base_scores` after the related-control step and then the control-hierarchy step."
+    m = DEFAULT_METHOD | (method or {})
+    s = _related(s, _neighbour_grid(targets), m['related_weight'], m['related_top'])
+    return _hierarchy(s, targets, m['enhancement_penalty'], m['children_weight'])
+
+# %% ../nbs/07a_crosswalk.ipynb #x029c
+def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
+                 block:int=256) -> np.ndarray:
+    "(n_sources, n_targets) scores, higher is better (see `DEFAULT_METHOD`)."
+    return adjust_scores(base_scores(src, tgt, sources, targets, method, block), targets, method)
 
 # %% ../nbs/07a_crosswalk.ipynb #x031
 def evidence(i:int, j:int, src:Embedded, tgt:Embedded) -> dict:
@@ -163,9 +227,7 @@ def evidence(i:int, j:int, src:Embedded, tgt:Embedded) -> dict:
 # %% ../nbs/07a_crosswalk.ipynb #x033
 def truth_links(item:dict, field:str) -> list[str]:
     "The ids an item's `field` lists (a JSON list, or a string separated by commas, semicolons or spaces)."
-    v = item['meta'].get(field)
-    if v is None: return []
-    return [str(x).strip() for x in (v if isinstance(v, list) else re.split(r'[,;\s]+', str(v))) if str(x).strip()]
+    return _id_list(item['meta'].get(field))
 
 # %% ../nbs/07a_crosswalk.ipynb #x034
 def ranking_metrics(ranks:list[list[int]], # for each source, the 1-based ranks of its known links
