@@ -326,13 +326,15 @@ def encode(model, # a SentenceTransformer
     "Normalized float32 embeddings of `texts`: the one set of `encode` arguments; repeated texts come from the model's cache."
     texts = list(texts)
     if not texts: return model.encode([], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    version, cache = getattr(model, '_encode_cache', (None, {}))
-    if version != weights_version(model): cache = {}
+    key = (id(model), weights_version(model))  # a copy (`deepcopy`) carries the attribute but not the identity
+    held, cache = getattr(model, '_encode_cache', (None, {}))
+    if held != key: cache = {}
     todo = list(dict.fromkeys(t for t in texts if t not in cache))
     if todo:
         if len(cache) + len(todo) > ENCODE_CACHE_MAX: cache = {}
         cache.update(zip(todo, model.encode(todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)))
-    model._encode_cache = (weights_version(model), cache)
+    model._encode_cache = (key, cache)
+
     return np.stack([cache[t] for t in texts])
 
 # %% ../nbs/05_training.ipynb #c047
