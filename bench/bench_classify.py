@@ -13,27 +13,17 @@ MODEL is a folder written by `ai-standards train` with the default settings (def
 
 Run: python bench/bench_classify.py [--model DIR]   -> bench/results/classify.{md,json}
 """
-import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, sys, tempfile
 from pathlib import Path
+from bench_search import cold_search  # wall, CPU and peak memory of one command in a fresh process
 
 HERE = Path(__file__).parent
-CHILD = '''import resource, runpy, sys
-sys.argv = ['ai-standards', *sys.argv[1:]]
-try: runpy.run_module('ai_standards.cli', run_name='__main__')
-finally: print(f"PEAK_RSS_KB={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)'''  # this process's own peak
+EXE = str(Path(sys.executable).parent/'ai-standards')
 
 def timed(args:list, cache:Path) -> dict:
-    "Run `ai-standards ARGS` with AI_STANDARDS_CACHE=cache; wall and CPU seconds, peak memory of the child."
-    env = {**os.environ, 'AI_STANDARDS_CACHE': str(cache), 'HF_HUB_OFFLINE': '1'}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, '-c', CHILD, *map(str, args)], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if r.returncode != 0: sys.exit(f'{args[0]} failed ({r.returncode}): {r.stderr[-2000:]}')
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    peak = int(r.stderr.rsplit('PEAK_RSS_KB=', 1)[1].split()[0])
-    return dict(wall_s=round(wall, 1), cpu_s=round(cpu, 1), peak_rss_mb=round(peak / 1024), stdout=r.stdout)
+    "Run `ai-standards ARGS` with AI_STANDARDS_CACHE=cache: wall and CPU seconds, peak memory, stdout."
+    r = cold_search([EXE, *map(str, args)], {'AI_STANDARDS_CACHE': str(cache)})
+    return dict(wall_s=round(r['wall'], 1), cpu_s=round(r['cpu'], 1), peak_rss_mb=round(r['rss_mb']), stdout=r['out'])
 
 def main():
     ap = argparse.ArgumentParser()

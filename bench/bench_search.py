@@ -71,9 +71,10 @@ def quality(db:Path, records:list[dict]) -> list[dict]:
                 print(rows[-1], flush=True)
     return rows
 
-def cold_search(args:list[str]) -> dict:
+def cold_search(args:list[str], env:dict|None=None) -> dict:
     "Wall and CPU seconds and peak memory of one command in a fresh process (measured by /usr/bin/time, not inherited)."
-    r = subprocess.run(['/usr/bin/time', '-f', '%e %U %S %M', *args], capture_output=True, text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})}
+    r = subprocess.run(['/usr/bin/time', '-f', '%e %U %S %M', *args], capture_output=True, text=True, env=env)
     if r.returncode: sys.exit(f'failed: {args}: {r.stderr[-2000:]}')
     wall, user, sys_, rss = r.stderr.strip().splitlines()[-1].split()
     return dict(wall=float(wall), cpu=float(user) + float(sys_), rss_mb=int(rss) / 1024, out=r.stdout)
