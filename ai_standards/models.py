@@ -213,7 +213,6 @@ class Embedder:
         cache_file = default_cache_dir()/'embeddings.sqlite' if cache is True else cache
         self.cache = None if cache is False else EmbeddingCache(cache_file)
         self._st, self._onnx = sentence_model, None
-
         self.backend = None
         self.backend = self._choose_backend()
         self.stats = dict(texts=0, unique=0, cached=0, embedded=0, seconds=0.0)
@@ -271,7 +270,6 @@ def _probe_bf16(self:Embedder) -> dict:
             if best > give_up: break  # twice as slow as fp32: no rerun makes it the faster one
         return v, best
     v32, t32 = run(False); v16, t16 = run(True, give_up=2 * t32)
-
     res = dict(fp32_seconds=round(t32, 3), bf16_seconds=round(t16, 3), min_cosine=float((v32 * v16).sum(1).min()))
     write_atomic(f, json.dumps(res))  # two processes may probe at once on a fresh machine
     return res

@@ -139,7 +139,6 @@ def _save_parts(folder:Path, model, tokenizer, embedding_model, ensemble, source
         if pooled is not None and pooled is not embedding_model:
             _save_sentence_model(pooled, folder/'ensemble_embedding', sources.get('ensemble_embedding'))
             components['ensemble_embedding'] = 'ensemble_embedding'
-
     if ensemble is not None: save_ensemble(ensemble, folder); components['ensemble'] = 'ensemble.json'
     return components
 
@@ -163,7 +162,6 @@ def save_models(output_dir:str|Path, # the model folder (replaced atomically if 
         raise ModelFolderError(target, 'nothing to save: give a classifier and/or an embedding model')
     with atomic_path(target) as tmp:
         tmp.mkdir(); components = _save_parts(tmp, model, tokenizer, embedding_model, ensemble, sources)
-
         _write_json(tmp/'label_map.json', label_map)
         _write_json(tmp/'config.json', config or {}); _write_json(tmp/'metrics.json', metrics or {})
         _write_json(tmp/'manifest.json', build_manifest(tmp, label_map, components))

@@ -167,7 +167,6 @@ class TrainedModel:
         self.config = config_from_dict(config_to_dict(cfg) | overrides) if overrides else cfg
         self.classifier = self.embedding_model = self.ensemble = self.label_map = None
         self._embedder = self._store = self._chunker = self._base = None
-
         self.metrics, self.model_dir = {}, None
     @property
     def run_dir(self) -> Path: return Path(self.config.run_dir)
@@ -209,8 +208,8 @@ def get_chunker(self:TrainedModel) -> Chunker:
 def _attach_embedder(self:TrainedModel):
     "Let a saved default predictor embed through an `Embedder` of its folder: the disk cache, the fastest backend."
     ens, folder = self.ensemble, Path(self.model_dir) if self.model_dir else None
-    if folder is None or getattr(ens, 'embedder', True) is not None or 'embedding' not in ens.weights: return
-
+    if folder is None or not isinstance(ens, T.EnsembleClassifier) or ens.embedder is not None: return
+    if 'embedding' not in ens.weights: return
     pooled = next((folder/p for p in ('ensemble_embedding', 'embedding') if (folder/p/'modules.json').exists()), None)
     if pooled: ens.embedder = Embedder(pooled, self.config.device, sentence_model=ens.embedding_model)
 
@@ -219,7 +218,6 @@ def _attach_embedder(self:TrainedModel):
 def predictor(self:TrainedModel):
     "The default predictor: the ensemble when there is one, else the classifier alone."
     if self.ensemble is not None: _attach_embedder(self); return self.ensemble
-
     if self.classifier is None:
         raise ValueError('no classifier yet: train one (train_from_processed_data) or load one (load_models)')
     return TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])
@@ -260,7 +258,6 @@ def save_models(self:TrainedModel, output_dir:str|Path|None=None) -> Path:
                                    self.label_map, cfg, self.metrics, _unchanged_sources(self))
     return self.model_dir
 
-
 # %% ../nbs/08_pipeline.ipynb #c024a
 @patch
 def load_models(self:TrainedModel, model_dir:str|Path, device:str|None=None) -> TrainedModel:
@@ -277,8 +274,6 @@ def load_models(self:TrainedModel, model_dir:str|Path, device:str|None=None) -> 
     self._chunker = Chunker(str(tok), max_tokens=c.max_tokens, overlap=c.overlap) if tok else None
     self._embedder = self._store = None
     return self
-
-
 
 @patch(cls_method=True)
 def from_models(cls:TrainedModel, model_dir:str|Path, device:str|None=None) -> TrainedModel:
@@ -544,9 +539,9 @@ def _base_model(self:AIStandardsTrainer):
     "The base sentence-transformers model, loaded once; nothing trains it, so saving it copies its folder."
     from sentence_transformers import SentenceTransformer
     if self._base is None:
-        with quiet_hf(): self._base = SentenceTransformer(resolve_model(self.config.model), device=pick_device(self.config.device))
+        dev = pick_device(self.config.device)
+        with quiet_hf(): self._base = SentenceTransformer(resolve_model(self.config.model), device=dev)
     return self._base
-
 
 def _step_embedding(self:AIStandardsTrainer, ctx:Runner) -> dict:
     "Fine-tune the embedding model (contrastive, on the labels; forgetting guard on); save figures beside the model."
@@ -608,7 +603,6 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
     if self.ensemble is not None:
         if self.config.refit: self.ensemble = T.refit_ensemble(self.ensemble, d)
         with P.atomic_path(out/'ensemble') as tmp: tmp.mkdir(); P.save_ensemble(self.ensemble, tmp)
-
     ens = self.ensemble
     return dict(report=str((out/'report'/'report.html').absolute()), evaluated_on=ctx['evaluated_on'], level=m['level'], n=m['n'],
                 weights=ens.weights if ens is not None else None, embedding_source=getattr(ens, 'embedding_source', None),

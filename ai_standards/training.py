@@ -334,7 +334,6 @@ def encode(model, # a SentenceTransformer
         if len(cache) + len(todo) > ENCODE_CACHE_MAX: cache = {}
         cache.update(zip(todo, model.encode(todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)))
     model._encode_cache = (key, cache)
-
     return np.stack([cache[t] for t in texts])
 
 # %% ../nbs/05_training.ipynb #c047
@@ -587,7 +586,6 @@ class EnsembleClassifier:
         if self.embedder is not None: return self.embedder.generate_embeddings(texts)
         return encode(self.embedding_model, texts)
     def predict_proba(self, texts:list[str]) -> np.ndarray:
-
         if not len(texts): return np.zeros((0, len(self.classes_)))
         return pool_proba(self.component_proba(texts), self.weights)
     def predict(self, texts:list[str]) -> list[str]:
