@@ -627,6 +627,10 @@ def _step_persist(self:AIStandardsTrainer, ctx:Runner) -> dict:
                         classifier=(self.classifier or {}).get('metrics'), embedding=ctx.get('embedding_figures'))
     return dict(models_dir=str(self.save_models().absolute()))
 
+def _load_persist(self:AIStandardsTrainer, ctx:Runner):
+    "A resumed run's model folder: its default predictor then embeds through that folder, as a restored model does."
+    self.model_dir = Path(ctx['state'].summary('persist')['models_dir'])
+
 # %% ../nbs/08_pipeline.ipynb #c032a
 def _results(self:AIStandardsTrainer, steps:dict) -> dict:
     "Where everything is, and the held-out figures of every model compared."

@@ -23,6 +23,13 @@ _pin_data_dir()
 def pytest_addoption(parser):
     parser.addoption('--run-slow', action='store_true', help='also run notebook cells marked #| slow')
 
+def pytest_collection_modifyitems(items):
+    "Group tests for `pytest -n N --dist loadgroup` (.ci/run): one worker each for the shared sample run and the docs site."
+    # Tests on the shared run go one after another, so no two processes resume or read one run folder at once.
+    for item in items:
+        if {'sample_run', 'trained'} & set(item.fixturenames): item.add_marker(pytest.mark.xdist_group('sample_run'))
+        elif item.path.name == 'test_docs.py': item.add_marker(pytest.mark.xdist_group('docs'))
+
 @pytest.fixture(scope='session')
 def root(): return ROOT
 
@@ -111,20 +118,30 @@ def sample_run_key() -> str:
         h.update(f'{pkg}=={version(pkg)}'.encode())
     return h.hexdigest()[:16]
 
+def _shared_base(tmp_path_factory) -> Path:
+    "Where the shared run lives: $AI_STANDARDS_TEST_CACHE, else a folder all pytest-xdist workers of this session see."
+    if os.environ.get('AI_STANDARDS_TEST_CACHE'): return Path(os.environ['AI_STANDARDS_TEST_CACHE'])
+    if not os.environ.get('PYTEST_XDIST_WORKER'): return tmp_path_factory.mktemp('shared')
+    base = tmp_path_factory.getbasetemp().parent/'shared'  # the workers' basetemps are siblings under one session root
+    base.mkdir(exist_ok=True)
+    return base
+
 @pytest.fixture(scope='session')
 def sample_run(tmp_path_factory):
     """`ai-standards demo --json` run once: dict(dir, returncode, stdout, stderr, results). Kept in
-    $AI_STANDARDS_TEST_CACHE/sample-<key> when that variable is set (reused while the key holds), else in the session's tmp."""
-    base = Path(os.environ['AI_STANDARDS_TEST_CACHE']) if os.environ.get('AI_STANDARDS_TEST_CACHE') else tmp_path_factory.mktemp('shared')
-    d = (base/f'sample-{sample_run_key()}').resolve()
+    $AI_STANDARDS_TEST_CACHE/sample-<key> when that variable is set (reused while the key holds), else in the session's tmp.
+    Under pytest-xdist a file lock lets one worker train while the others wait for its result."""
+    from filelock import FileLock
+    d = (_shared_base(tmp_path_factory)/f'sample-{sample_run_key()}').resolve()
     done = d/'demo_result.json'
-    if not done.exists():
-        r = cli('demo', '--out', d, *DEMO_ARGS, '--json', timeout=3600)
-        res = dict(returncode=r.returncode, stdout=r.stdout, stderr=r.stderr)
-        if r.returncode != 0: return dict(res, dir=d, results=None)
-        done.write_text(json.dumps(res))
-    res = json.loads(done.read_text())
-    return dict(res, dir=d, results=json.loads(res['stdout']))
+    this_run = os.environ.get('PYTEST_XDIST_TESTRUNUID')  # the same in every worker of one pytest run
+    with FileLock(str(d) + '.lock'):
+        res = json.loads(done.read_text()) if done.exists() else None
+        if res is None or (res['returncode'] != 0 and (this_run is None or res.get('run') != this_run)):
+            r = cli('demo', '--out', d, *DEMO_ARGS, '--json', timeout=3600)  # a failure is shared within a run, not kept
+            res = dict(returncode=r.returncode, stdout=r.stdout, stderr=r.stderr, run=this_run)
+            done.write_text(json.dumps(res))
+    return dict(res, dir=d, results=json.loads(res['stdout']) if res['returncode'] == 0 else None)
 
 @pytest.fixture(scope='session')
 def trained(sample_run):

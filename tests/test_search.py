@@ -1,26 +1,11 @@
 "Hybrid search: identifier spellings, the search index after re-ingest / prune / kill -9, the server path, the CLI."
-import json, os, shutil, signal, socket, sqlite3, subprocess, sys, time, urllib.request
+import json, os, shutil
 from pathlib import Path
 import pytest
 from conftest import cli, kill_ingest_midway
 from ai_standards.lexical import (db_signature, find_identifiers, index_dir, normalize_identifier, open_index, query_tokens,
                                   read_state, search_collection)
 from ai_standards.vectordb import VectorStore, ingest
-
-@pytest.fixture(scope='module')
-def chroma_server(tmp_path_factory):
-    "A real Chroma server (`chroma run`) on a free localhost port; up to 3 minutes to start on a loaded machine."
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    data = tmp_path_factory.mktemp('chroma_server'); log = open(data/'server.log', 'wb')
-    proc = subprocess.Popen([str(Path(sys.executable).parent/'chroma'), 'run', '--path', str(data/'db'), '--host', '127.0.0.1',
-                             '--port', str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url, deadline = f'http://127.0.0.1:{port}', time.time() + 180
-    while time.time() < deadline:
-        try: urllib.request.urlopen(f'{url}/api/v2/heartbeat', timeout=1); break
-        except Exception: time.sleep(0.5)
-    else: proc.kill(); pytest.fail('chroma run did not answer within 180 s: ' + (data/'server.log').read_text()[-2000:])
-    yield url
-    proc.terminate(); proc.wait(timeout=30); log.close()
 
 @pytest.mark.parametrize('spellings, canonical', [
     (['AC-2(1)', 'AC-02(01)', 'ac-2.1', 'AC-2 (1)', 'ac2(1)', 'control AC-2(1)'], 'ac-2.1'),
