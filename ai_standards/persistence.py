@@ -17,7 +17,7 @@ from .evaluation import TransformerPredictor
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'ModelFolderError', 'package_versions', 'build_manifest', 'save_ensemble', 'atomic_path',
-           'save_models', 'check_model_folder', 'ModelBundle', 'load_ensemble', 'load_models']
+           'save_models', 'check_model_folder', 'ModelBundle', 'load_ensemble', 'pool_embedding_dir', 'load_models']
 
 # %% ../nbs/07_persistence.ipynb #c006
 FORMAT, FORMAT_VERSION = 'ai_standards.models', 2 # 2: the default predictor is a log-linear pool
@@ -275,6 +275,16 @@ def load_ensemble(folder:Path, classifier, tokenizer, embedding_model) -> Ensemb
     return ens
 
 # %% ../nbs/07_persistence.ipynb #c029b
+def _pool_component(comp:dict) -> str|None:
+    "Which component holds the default predictor's embedding model: `ensemble_embedding` when saved, else `embedding`."
+    return next((n for n in ('ensemble_embedding', 'embedding') if n in comp), None)
+
+def pool_embedding_dir(model_dir:str|Path) -> Path|None:
+    "The folder of a saved default predictor's embedding model (None when it has none), read from the manifest."
+    folder = Path(model_dir); comp = _read_json(folder, 'manifest.json').get('components', {})
+    name = _pool_component(comp)
+    return folder/comp[name] if name else None
+
 def _load_parts(folder:Path, comp:dict, # the manifest's components
                 device:str) -> tuple:
     "(classifier, tokenizer, embedding model, the pool's embedding model) from a checked folder."
@@ -288,7 +298,7 @@ def _load_parts(folder:Path, comp:dict, # the manifest's components
             clf = AutoModelForSequenceClassification.from_pretrained(folder/comp['classifier']).to(device).eval()
             tok = AutoTokenizer.from_pretrained(folder/comp['classifier'])
         if 'embedding' in comp: st = sentence_model('embedding')
-        pooled = sentence_model('ensemble_embedding') if 'ensemble_embedding' in comp else st
+        pooled = sentence_model('ensemble_embedding') if _pool_component(comp) == 'ensemble_embedding' else st
     return clf, tok, st, pooled
 
 # %% ../nbs/07_persistence.ipynb #c030

@@ -210,7 +210,7 @@ def _attach_embedder(self:TrainedModel):
     ens, folder = self.ensemble, Path(self.model_dir) if self.model_dir else None
     if folder is None or not isinstance(ens, T.EnsembleClassifier) or ens.embedder is not None: return
     if 'embedding' not in ens.weights: return
-    pooled = next((folder/p for p in ('ensemble_embedding', 'embedding') if (folder/p/'modules.json').exists()), None)
+    pooled = P.pool_embedding_dir(folder)  # the folder `load_models` loaded the pool's embedding model from
     if pooled: ens.embedder = Embedder(pooled, self.config.device, sentence_model=ens.embedding_model)
 
 # %% ../nbs/08_pipeline.ipynb #c023
@@ -240,7 +240,8 @@ def _unchanged_sources(self:TrainedModel) -> dict:
     path, parts = resolve_model(self.config.model), dict(embedding=self.embedding_model,
                                                          ensemble_embedding=getattr(self.ensemble, 'embedding_model', None))
     if self._base is None or not Path(path).is_dir(): return {}
-    return {name: path for name, m in parts.items() if m is self._base}
+    unchanged = T.weights_version(self._base) == getattr(self, '_base_version', None)  # nothing trained it in place
+    return {name: path for name, m in parts.items() if m is self._base and unchanged}
 
 # %% ../nbs/08_pipeline.ipynb #c021a
 @patch
@@ -541,6 +542,7 @@ def _base_model(self:AIStandardsTrainer):
     if self._base is None:
         dev = pick_device(self.config.device)
         with quiet_hf(): self._base = SentenceTransformer(resolve_model(self.config.model), device=dev)
+        self._base_version = T.weights_version(self._base)  # any in-place change to its weights moves this
     return self._base
 
 def _step_embedding(self:AIStandardsTrainer, ctx:Runner) -> dict:
