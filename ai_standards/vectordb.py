@@ -52,7 +52,7 @@ class VectorStore:
         self.url, self.retries, self.name, self.copy = url, retries, collection, None
         self.path = None if url else Path(path)
         self.client = self._server_client() if url else self._folder_client(create)
-        self.collection = self._open_collection(create)
+        with _creation_lock(self.path) if create else nullcontext(): self.collection = self._open_collection(create)
         self.max_batch = self._retry(self.client.get_max_batch_size)
 
     @property
@@ -126,6 +126,12 @@ def _writable_copy(folder:Path) -> str:
     for f in [Path(tmp), *Path(tmp).rglob('*')]: f.chmod(0o700 if f.is_dir() else 0o600)
     return tmp
 
+def _creation_lock(folder:Path|None):
+    "A short lock while a process creates a database folder's tables or its collection (two first ingests must not race)."
+    if folder is None: return nullcontext()  # a server creates its own
+    from filelock import FileLock
+    return FileLock(str(folder/'.ai_standards.create.lock'))
+
 def _folder_client(self:VectorStore, create:bool):
     "A PersistentClient at `self.path`; for reading, a folder this process may not write is opened as a temporary copy."
     import chromadb
@@ -143,7 +149,7 @@ def _folder_client(self:VectorStore, create:bool):
     try: p.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise VectorStoreError(f'cannot create the database folder {p}: {e.strerror}') from None
     if not _writable(p): raise VectorStoreError(f'{p} is read-only: writing needs a folder this user can write')
-    return chromadb.PersistentClient(str(p))
+    with _creation_lock(p): return chromadb.PersistentClient(str(p))  # the first opening creates the tables
 VectorStore._folder_client = _folder_client
 
 # %% ../nbs/04_vectordb.ipynb #c013c
