@@ -209,7 +209,7 @@ def _attach_embedder(self:TrainedModel):
     "Let a saved default predictor embed through an `Embedder` of its folder: the disk cache, the fastest backend."
     ens, folder = self.ensemble, Path(self.model_dir) if self.model_dir else None
     if folder is None or not isinstance(ens, T.EnsembleClassifier) or ens.embedder is not None: return
-    if 'embedding' not in ens.weights: return
+    if 'embedding' not in ens.weights or not (folder/'manifest.json').is_file(): return  # a removed folder: encode as before
     pooled = P.pool_embedding_dir(folder)  # the folder `load_models` loaded the pool's embedding model from
     if pooled: ens.embedder = Embedder(pooled, self.config.device, sentence_model=ens.embedding_model)
 
