@@ -111,13 +111,18 @@ def _st_modules(model_path:str) -> list[str]:
     return [m['type'].rsplit('.', 1)[-1] for m in json.loads(f.read_text())] if f.exists() else []
 
 # %% ../nbs/03_models.ipynb #c020b
+def _pooling(model_path:str) -> dict|None:
+    "The Pooling config of a Transformer + Pooling (+ Normalize) folder; None for any other layout."
+    mods = _st_modules(model_path)
+    if mods[:2] != ['Transformer', 'Pooling'] or set(mods[2:]) - {'Normalize'}: return None
+    return json.loads((Path(model_path)/'1_Pooling'/'config.json').read_text())
+
+def _pooling_modes(cfg:dict) -> list[str]: return [k for k, v in cfg.items() if k.startswith('pooling_mode') and v]
+
 def _mean_pooling(model_path:str) -> bool:
     "True when the model is Transformer + mean Pooling (+ Normalize): what the ONNX path computes."
-    mods = _st_modules(model_path)
-    if mods[:2] != ['Transformer', 'Pooling'] or set(mods[2:]) - {'Normalize'}: return False
-    cfg = json.loads((Path(model_path)/'1_Pooling'/'config.json').read_text())
-    others = any(v for k, v in cfg.items() if k.startswith('pooling_mode') and k != 'pooling_mode_mean_tokens')
-    return bool(cfg.get('pooling_mode_mean_tokens')) and not others
+    cfg = _pooling(model_path)
+    return cfg is not None and _pooling_modes(cfg) == ['pooling_mode_mean_tokens']
 
 # %% ../nbs/03_models.ipynb #c022
 def export_onnx_int8(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
@@ -337,6 +342,9 @@ Embedder.generate_embeddings = generate_embeddings
 
 # %% ../nbs/03_models.ipynb #c033b
 def _dimension(self:Embedder) -> int:
+    "The embedding width: from the folder's pooling config while the model is not loaded, so cached texts load no model."
+    cfg = _pooling(self.model_path) if self._st is None else None
+    if cfg and len(_pooling_modes(cfg)) == 1: return cfg['word_embedding_dimension']  # one mode: no concatenation
     st = self.sentence_transformer
     return (getattr(st, 'get_embedding_dimension', None) or st.get_sentence_embedding_dimension)()
 Embedder.dimension = property(_dimension)

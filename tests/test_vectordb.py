@@ -66,13 +66,12 @@ def test_two_concurrent_ingests_one_folder(tmp_path, sample_pdfs):
     assert store.count() == len(expected) and store.ids_where({'kind': 'pdf'}) == expected
 
 # six of the NIST PDFs, about 560 chunks: enough real layout for a kill mid-embedding, a sixth of the embedding time of all 17
-NIST_SUBSET = ['NIST.FIPS.199.pdf', 'NIST.SP.800-40r3.pdf', 'NIST.SP.800-18r1.pdf', 'NIST.SP.800-41r1.pdf',
-               'NIST.SP.800-50.pdf', 'NIST.SP.800-88r1.pdf']
+NIST_SUBSET = ['NIST.FIPS.199.pdf', 'NIST.SP.800-40r3.pdf', 'NIST.SP.800-18r1.pdf']  # 3 real PDFs, 208 chunks
 
 def test_sigkill_midway_then_rerun_gives_clean_result(tmp_path, nist_data):
     "Kill -9 an ingest of NIST PDFs midway; running it again leaves exactly the ids of a clean ingest."
     db, pdfs = tmp_path/'db', [nist_data/'pdfs'/f for f in NIST_SUBSET]
-    cmd, env = kill_ingest_midway(pdfs, db, tmp_path/'cache', at_least=200)
+    cmd, env = kill_ingest_midway(pdfs, db, tmp_path/'cache', at_least=80)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     expected = _clean_ids(pdfs)
