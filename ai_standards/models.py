@@ -115,7 +115,9 @@ def _pooling(model_path:str) -> dict|None:
     "The Pooling config of a Transformer + Pooling (+ Normalize) folder; None for any other layout."
     mods = _st_modules(model_path)
     if mods[:2] != ['Transformer', 'Pooling'] or set(mods[2:]) - {'Normalize'}: return None
-    return json.loads((Path(model_path)/'1_Pooling'/'config.json').read_text())
+    folder = json.loads((Path(model_path)/'modules.json').read_text())[1].get('path', '1_Pooling')  # as modules.json names it
+    f = Path(model_path)/folder/'config.json'
+    return json.loads(f.read_text()) if f.exists() else None
 
 def _pooling_modes(cfg:dict) -> list[str]: return [k for k, v in cfg.items() if k.startswith('pooling_mode') and v]
 
