@@ -105,18 +105,17 @@ class EmbeddingCache:
                            [(model, h, np.asarray(v, np.float32).tobytes()) for h, v in zip(hashes, vectors)])
 
 # %% ../nbs/03_models.ipynb #c020
-def _st_modules(model_path:str) -> list[str]:
-    "Module types of a sentence-transformers folder (e.g. Transformer, Pooling, Normalize)."
+def _st_modules(model_path:str) -> list[tuple[str, str]]:
+    "(type, sub-folder) of each module of a sentence-transformers folder, e.g. ('Pooling', '1_Pooling')."
     f = Path(model_path)/'modules.json'
-    return [m['type'].rsplit('.', 1)[-1] for m in json.loads(f.read_text())] if f.exists() else []
+    return [(m['type'].rsplit('.', 1)[-1], m.get('path', '')) for m in json.loads(f.read_text())] if f.exists() else []
 
 # %% ../nbs/03_models.ipynb #c020b
 def _pooling(model_path:str) -> dict|None:
     "The Pooling config of a Transformer + Pooling (+ Normalize) folder; None for any other layout."
-    mods = _st_modules(model_path)
-    if mods[:2] != ['Transformer', 'Pooling'] or set(mods[2:]) - {'Normalize'}: return None
-    folder = json.loads((Path(model_path)/'modules.json').read_text())[1].get('path', '1_Pooling')  # as modules.json names it
-    f = Path(model_path)/folder/'config.json'
+    mods = _st_modules(model_path); types = [t for t, _ in mods]
+    if types[:2] != ['Transformer', 'Pooling'] or set(types[2:]) - {'Normalize'}: return None
+    f = Path(model_path)/mods[1][1]/'config.json'  # the pooling folder, as modules.json names it
     return json.loads(f.read_text()) if f.exists() else None
 
 def _pooling_modes(cfg:dict) -> list[str]: return [k for k, v in cfg.items() if k.startswith('pooling_mode') and v]
