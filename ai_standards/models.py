@@ -111,19 +111,29 @@ def _st_modules(model_path:str) -> list[tuple[str, str]]:
     return [(m['type'].rsplit('.', 1)[-1], m.get('path', '')) for m in json.loads(f.read_text())] if f.exists() else []
 
 # %% ../nbs/03_models.ipynb #c020b
-def _pooling(model_path:str) -> dict|None:
-    "The Pooling config of a Transformer + Pooling (+ Normalize) folder; None for any other layout."
+_LEGACY_MODES = dict(pooling_mode_cls_token='cls', pooling_mode_max_tokens='max', pooling_mode_mean_tokens='mean',
+                     pooling_mode_mean_sqrt_len_tokens='mean_sqrt_len_tokens',
+                     pooling_mode_weightedmean_tokens='weightedmean', pooling_mode_lasttoken='lasttoken')
+
+def _pooling_spec(cfg:dict) -> tuple[int|None, tuple[str, ...]]:
+    "(token width, pooling modes) of a Pooling config, in sentence-transformers 6's names; also reads the older format."
+    if 'pooling_mode' in cfg:  # sentence-transformers >= 6: {"embedding_dimension": 384, "pooling_mode": "mean"}
+        m = cfg['pooling_mode']
+        return cfg.get('embedding_dimension'), (m,) if isinstance(m, str) else tuple(m)
+    modes = tuple(v for k, v in _LEGACY_MODES.items() if cfg.get(k))  # older: one boolean per mode
+    return cfg.get('word_embedding_dimension'), modes or ('mean',)
+
+def _pooling(model_path:str) -> tuple[int|None, tuple[str, ...]]|None:
+    "(token width, modes) of a Transformer + Pooling (+ Normalize) folder; None for any other layout."
     mods = _st_modules(model_path); types = [t for t, _ in mods]
     if types[:2] != ['Transformer', 'Pooling'] or set(types[2:]) - {'Normalize'}: return None
     f = Path(model_path)/mods[1][1]/'config.json'  # the pooling folder, as modules.json names it
-    return json.loads(f.read_text()) if f.exists() else None
-
-def _pooling_modes(cfg:dict) -> list[str]: return [k for k, v in cfg.items() if k.startswith('pooling_mode') and v]
+    return _pooling_spec(json.loads(f.read_text())) if f.exists() else None
 
 def _mean_pooling(model_path:str) -> bool:
     "True when the model is Transformer + mean Pooling (+ Normalize): what the ONNX path computes."
-    cfg = _pooling(model_path)
-    return cfg is not None and _pooling_modes(cfg) == ['pooling_mode_mean_tokens']
+    p = _pooling(model_path)
+    return p is not None and p[1] == ('mean',)
 
 # %% ../nbs/03_models.ipynb #c022
 def export_onnx_int8(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
@@ -344,8 +354,8 @@ Embedder.generate_embeddings = generate_embeddings
 # %% ../nbs/03_models.ipynb #c033b
 def _dimension(self:Embedder) -> int:
     "The embedding width: from the folder's pooling config while the model is not loaded, so cached texts load no model."
-    cfg = _pooling(self.model_path) if self._st is None else None
-    if cfg and len(_pooling_modes(cfg)) == 1: return cfg['word_embedding_dimension']  # one mode: no concatenation
+    p = _pooling(self.model_path) if self._st is None else None
+    if p and p[0]: return p[0]*len(p[1])  # several modes are concatenated
     st = self.sentence_transformer
     return (getattr(st, 'get_embedding_dimension', None) or st.get_sentence_embedding_dimension)()
 Embedder.dimension = property(_dimension)
