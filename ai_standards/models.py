@@ -111,6 +111,7 @@ def _st_modules(model_path:str) -> list[tuple[str, str]]:
     return [(m['type'].rsplit('.', 1)[-1], m.get('path', '')) for m in json.loads(f.read_text())] if f.exists() else []
 
 # %% ../nbs/03_models.ipynb #c020b
+# sentence-transformers' own table (_LEGACY_POOLING_MODE_KWARGS), copied: reading a width must not import the library
 _LEGACY_MODES = dict(pooling_mode_cls_token='cls', pooling_mode_max_tokens='max', pooling_mode_mean_tokens='mean',
                      pooling_mode_mean_sqrt_len_tokens='mean_sqrt_len_tokens',
                      pooling_mode_weightedmean_tokens='weightedmean', pooling_mode_lasttoken='lasttoken')
@@ -343,8 +344,7 @@ def generate_embeddings(self:Embedder,
         vecs = self._onnx.encode(src, self.batch_size, progress) if onnx else self._encode_torch(src, progress)
         have.update(zip(todo, vecs))
         if self.cache: self.cache.put(key, todo, vecs)
-    dim = self.dimension
-    out = np.stack([have[h] for h in hashes]).astype(np.float32) if texts else np.zeros((0, dim), np.float32)
+    out = np.stack([have[h] for h in hashes]).astype(np.float32) if texts else np.zeros((0, self.dimension), np.float32)
     s = self.stats
     s.update(texts=s['texts'] + len(texts), unique=s['unique'] + len(first), cached=s['cached'] + len(first) - len(todo),
              embedded=s['embedded'] + len(todo), seconds=s['seconds'] + time.time() - t0)
