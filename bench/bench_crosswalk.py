@@ -107,6 +107,7 @@ def tuning_grid(src, tgt, sources, targets) -> tuple[list[dict], dict]:
     return rows, best
 
 CATALOG = DATA/'raw'/'NIST_SP-800-53_rev5_catalog.json'
+SRC_PATH, TGT_PATH = DATA/'crosswalks'/'csf2_to_sp800_53r5.jsonl', DATA/'nist_sp800_53r5_controls.jsonl'
 
 def lr_features(src, tgt, sources, targets) -> np.ndarray:
     """(n_sources, n_targets, 11) signals for the logistic-regression combiner: dense top 1/2/3, title, BM25, the best three
@@ -164,21 +165,37 @@ def embedding_folder(path:str) -> str:
     if (p/'modules.json').exists(): return str(p)
     sys.exit(f'{path}: not a model folder (no embedding/ or modules.json)')
 
+def bench_items() -> tuple[list[dict], list[dict], list[dict]]:
+    "CSF sources, Rev 5 targets, and the targets with their related controls from the OSCAL catalog."
+    import copy
+    from ai_standards.crosswalk import add_related, load_items, oscal_related
+    if not SRC_PATH.exists(): sys.exit(f'NIST data not found at {DATA}: set AI_STANDARDS_DATA')
+    sources, targets = load_items([SRC_PATH]), load_items([TGT_PATH])
+    linked = copy.deepcopy(targets); n_linked = add_related(linked, oscal_related(CATALOG))
+    print(f'{n_linked} of {len(linked)} Rev 5 records have related controls in {CATALOG.name}')
+    return sources, targets, linked
+
+def plain_texts(targets) -> list[str]: return [f"{t['label']} {t['title']}. {t['text']}" for t in targets]
+
+def cosine_ranking(emb, sources, targets) -> list[list[str]]:
+    "Targets ranked by plain cosine of the source text against `label title. text` (the README's reference)."
+    return ranked_ids(emb.generate_embeddings([s['text'] for s in sources]) @ emb.generate_embeddings(plain_texts(targets)).T, targets)
+
+def crosswalk_ranking(emb, sources, targets) -> list[list[str]]:
+    "Targets ranked by `crosswalk` with its default settings."
+    from ai_standards.crosswalk import crosswalk
+    return [[x['target_id'] for x in m['matches']] for m in crosswalk(sources, targets, k=len(targets), embedder=emb)['mappings']]
+
 def compare_models(paths:list[str]):
     "The base model and each fine-tuned one: plain cosine, the default settings, and the grid's best on GV for that model."
-    import copy
-    from ai_standards.crosswalk import DEFAULT_METHOD, Embedded, add_related, crosswalk, load_items, oscal_related
+    from ai_standards.crosswalk import DEFAULT_METHOD, Embedded
     from ai_standards.models import Embedder
-    sources = load_items([DATA/'crosswalks'/'csf2_to_sp800_53r5.jsonl'])
-    targets = load_items([DATA/'nist_sp800_53r5_controls.jsonl']); add_related(targets, oscal_related(CATALOG))
-    plain = [f"{t['label']} {t['title']}. {t['text']}" for t in targets]
+    sources, _, targets = bench_items()
     out = []
     for name, path in [('all-MiniLM-L6-v2 (base)', None)] + [(p, embedding_folder(p)) for p in paths]:
         emb = Embedder(path) if path else Embedder()
-        cos = by_split(ranked_ids(emb.generate_embeddings([s['text'] for s in sources]) @ emb.generate_embeddings(plain).T, targets),
-                       sources, len(targets))
-        res = crosswalk(sources, targets, k=len(targets), embedder=emb)['mappings']
-        default = by_split([[x['target_id'] for x in m['matches']] for m in res], sources, len(targets))
+        cos = by_split(cosine_ranking(emb, sources, targets), sources, len(targets))
+        default = by_split(crosswalk_ranking(emb, sources, targets), sources, len(targets))
         grid, best = tuning_grid(Embedded(sources, emb), Embedded(targets, emb, 'target'), sources, targets)
         out.append(dict(model=name, folder=path, cosine=cos, default=default, tuned_on_gv=_label(best),
                         tuned={k: best[k] for k in ('GV (tuning)', 'ID (check)', 'all')}))
@@ -196,22 +213,16 @@ def compare_models(paths:list[str]):
     print('\n'.join(md))
 
 def main():
-    import copy
-    from ai_standards.crosswalk import DEFAULT_METHOD, Embedded, add_related, crosswalk, load_items, oscal_related
+    from ai_standards.crosswalk import DEFAULT_METHOD, Embedded
     from ai_standards.lexical import bm25_index, bm25_scores, tokenize, query_tokens
     from ai_standards.models import Embedder
     from sklearn.feature_extraction.text import TfidfVectorizer
-    src_path, tgt_path = DATA/'crosswalks'/'csf2_to_sp800_53r5.jsonl', DATA/'nist_sp800_53r5_controls.jsonl'
-    if not src_path.exists(): sys.exit(f'NIST data not found at {DATA}: set AI_STANDARDS_DATA')
-    sources, targets = load_items([src_path]), load_items([tgt_path])
-    linked = copy.deepcopy(targets); n_linked = add_related(linked, oscal_related(CATALOG))
-    print(f'{n_linked} of {len(linked)} Rev 5 records have related controls in {CATALOG.name}')
-    plain = [f"{t['label']} {t['title']}. {t['text']}" for t in targets]
+    sources, targets, linked = bench_items(); plain = plain_texts(targets)
     emb, results = Embedder(), {}
     def run(name, fn):
         t = time.perf_counter(); rk = fn(); results[name] = dict(seconds=round(time.perf_counter() - t, 1), **by_split(rk, sources, len(targets)))
         print(name, results[name], flush=True)
-    run('MiniLM cosine on label title. text', lambda: ranked_ids(emb.generate_embeddings([s['text'] for s in sources]) @ emb.generate_embeddings(plain).T, targets))
+    run('MiniLM cosine on label title. text', lambda: cosine_ranking(emb, sources, targets))
     def tfidf():
         v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(plain)
         return ranked_ids((v.transform([s['text'] for s in sources]) @ v.transform(plain).T).toarray(), targets)
@@ -220,11 +231,10 @@ def main():
         ix = bm25_index([tokenize(x) for x in plain])
         return ranked_ids(np.stack([bm25_scores(ix, query_tokens(s['text']), len(targets)) for s in sources]), targets)
     run('BM25 (bm25s)', bm25)
-    lc = langchain_rankings(src_path, tgt_path)
+    lc = langchain_rankings(SRC_PATH, TGT_PATH)
     results['LangChain BM25Retriever + Chroma retriever, EnsembleRetriever'] = dict(seconds=round(lc['seconds'], 1), **by_split(lc['rankings'], sources, len(targets)))
-    ids = lambda tg: [[x['target_id'] for x in m['matches']] for m in crosswalk(sources, tg, k=len(tg), embedder=emb)['mappings']]
-    run('ai_standards crosswalk, default, JSONL only (no related links: the previous default)', lambda: ids(targets))
-    run(f'ai_standards crosswalk, default with --related catalog ({DEFAULT_METHOD})', lambda: ids(linked))
+    run('ai_standards crosswalk, default, JSONL only (no related links: the previous default)', lambda: crosswalk_ranking(emb, sources, targets))
+    run(f'ai_standards crosswalk, default with --related catalog ({DEFAULT_METHOD})', lambda: crosswalk_ranking(emb, sources, linked))
     src, tgt = Embedded(sources, emb), Embedded(linked, emb, 'target')
     grid, best = tuning_grid(src, tgt, sources, linked)
     check = selection_check(grid, lr_features(src, tgt, sources, linked), sources, linked)
