@@ -568,7 +568,10 @@ def _choose_ensemble(self:AIStandardsTrainer, d:dict, splits:tuple, base, tuned)
     views = [v.strip() for v in self.config.views.split(',') if v.strip()]
     cands = {n: m for n, m in (('fine-tuned', tuned), ('base', base)) if m is not None}
     if 'embedding' not in views: cands = dict(list(cands.items())[:1])
-    fits = {n: T.fit_ensemble(d, self.classifier, m, splits, views, level=self.config.evaluation_level) for n, m in cands.items()}
+    fits, tfidf = {}, None
+    for n, m in cands.items():  # one TF-IDF head for both: it does not depend on the embedding model
+        fits[n] = T.fit_ensemble(d, self.classifier, m, splits, views, level=self.config.evaluation_level, tfidf=tfidf)
+        tfidf = fits[n].tfidf
     name = min(fits, key=lambda n: fits[n].validation['pool']['log_loss'])
     logger.info('default predictor, validation log-loss: ' + ', '.join(f"{n} embeddings {f.validation['pool']['log_loss']:.3f}"
                                                                        for n, f in fits.items()) + f'; kept {name}')

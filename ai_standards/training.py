@@ -608,11 +608,12 @@ def pool_figures(probs:dict, weights:dict, y:list[int], keys:list, level:str='do
 HEAD_C = dict(tfidf=1.0, embedding=10.0) # inverse regularization of the heads: grouped 5-fold CV on SP 800-53 training rows
 
 # %% ../nbs/05_training.ipynb #c070h
-def _fit_heads(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=None) -> dict:
-    "The TF-IDF and embedding heads fitted on `rows` (class-balanced logistic regression)."
+def _fit_heads(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=None,
+               tfidf:TfidfHead|None=None) -> dict:
+    "The TF-IDF (unless one fitted on the same rows is given) and embedding heads fitted on `rows`."
     C, n = HEAD_C | (C or {}), len(d['label_map']['labels'])
     texts, y = [d['texts'][i] for i in rows], [d['label_ids'][i] for i in rows]
-    heads = dict(tfidf=TfidfHead.fit(texts, y, n, C['tfidf']) if 'tfidf' in views else None)
+    heads = dict(tfidf=(tfidf or TfidfHead.fit(texts, y, n, C['tfidf'])) if 'tfidf' in views else None)
     emb = 'embedding' in views
     heads['embedding_head'] = LinearHead.fit(encode(embedding_model, texts), y, n, C['embedding']) if emb else None
     return heads
@@ -625,13 +626,14 @@ def fit_ensemble(training_data:dict, # from `create_training_data`
                  views=('tfidf', 'embedding'), # views to pool: 'tfidf', 'embedding', 'classifier'
                  C:dict|None=None, # head regularization, overriding HEAD_C
                  level:str='document', # level of the validation macro-F1 reported in `validation`
+                 tfidf:TfidfHead|None=None, # a TF-IDF head already fitted on the same training rows and C: reused
                 ) -> EnsembleClassifier:
     "Heads fitted on the training rows; pool weights fitted on the validation rows by maximum likelihood."
     tr, va, _ = splits or splits_tuple(classifier['splits'])
     d, views = training_data, [v for v in views if v != 'embedding' or embedding_model is not None]
     clf = classifier or {}
     ens = EnsembleClassifier(d['label_map']['labels'], {v: 1.0 for v in views}, clf.get('model'), clf.get('tokenizer'),
-                             embedding_model, **_fit_heads(d, tr, views, embedding_model, C))
+                             embedding_model, **_fit_heads(d, tr, views, embedding_model, C, tfidf))
     probs = ens.component_proba([d['texts'][i] for i in va]); y = [d['label_ids'][i] for i in va]
     ens.weights = fit_pool_weights(probs, y)
     ens.C = HEAD_C | (C or {})
