@@ -19,6 +19,8 @@ Run: python bench/bench_crosswalk.py   -> bench/results/crosswalk.{md,json}
 Fine-tuned embedding models: python bench/bench_crosswalk.py --model DIR [DIR...] (a model folder from `ai-standards train
 --fine-tune`, or a sentence-transformers folder) -> bench/results/crosswalk_models.{md,json}: the base model and each given
 model in the same run, each with the shipped default settings and with the grid's best settings on GV for that model.
+`--out NAME` writes bench/results/NAME.{md,json} instead (e.g. crosswalk_mpnet for the packaged all-mpnet-base-v2 that
+bench/fetch_mpnet.py assembles).
 """
 import itertools, json, os, subprocess, sys, time
 from pathlib import Path
@@ -186,7 +188,7 @@ def crosswalk_ranking(emb, sources, targets) -> list[list[str]]:
     from ai_standards.crosswalk import crosswalk
     return [[x['target_id'] for x in m['matches']] for m in crosswalk(sources, targets, k=len(targets), embedder=emb)['mappings']]
 
-def compare_models(paths:list[str]):
+def compare_models(paths:list[str], out_name:str='crosswalk_models'):
     "The base model and each fine-tuned one: plain cosine, the default settings, and the grid's best on GV for that model."
     from ai_standards.crosswalk import DEFAULT_METHOD, Embedded
     from ai_standards.models import Embedder
@@ -202,14 +204,14 @@ def compare_models(paths:list[str]):
         for k in ('cosine', 'default', 'tuned'): print(name, k, out[-1][k], flush=True)
     res = HERE/'results'; res.mkdir(exist_ok=True)
     head = '| model | method | ' + ' | '.join(f'{s} {m}' for s in ('GV', 'ID', 'all') for m in ('R@1', 'R@5', 'R@10', 'MRR', 'nDCG@10'))
-    md = ['# Crosswalk CSF 2.0 -> SP 800-53 Rev 5: base against fine-tuned embedding models', '',
+    md = ['# Crosswalk CSF 2.0 -> SP 800-53 Rev 5: the base model against other embedding models (fine-tuned or packaged)', '',
           'n: GV 31 subcategories / 238 links (settings tuned here), ID 21 / 204 (check); 1,007 Rev 5 records with their related links. '
           f'Default settings: {DEFAULT_METHOD}. "tuned on GV": the grid of bench_crosswalk.py run for that model, best on GV by '
           'recall@10 + MRR; ID only reports.', '', head + ' |', '|---' * 17 + '|']
     for r in out:
         md += [_row(f"{r['model']} | {k}", r[key]) for k, key in (('cosine on label title. text', 'cosine'),
                ('crosswalk, default settings', 'default'), (f"crosswalk, tuned on GV ({r['tuned_on_gv']})", 'tuned'))]
-    (res/'crosswalk_models.json').write_text(json.dumps(out, indent=1)); (res/'crosswalk_models.md').write_text('\n'.join(md) + '\n')
+    (res/f'{out_name}.json').write_text(json.dumps(out, indent=1)); (res/f'{out_name}.md').write_text('\n'.join(md) + '\n')
     print('\n'.join(md))
 
 def main():
@@ -273,5 +275,6 @@ if __name__ == '__main__':
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--model', nargs='+', help='fine-tuned model folders to compare with the base model (skips the full benchmark)')
+    ap.add_argument('--out', default='crosswalk_models', help='with --model: results to bench/results/OUT.{md,json}')
     a = ap.parse_args()
-    compare_models(a.model) if a.model else main()
+    compare_models(a.model, a.out) if a.model else main()
