@@ -23,11 +23,17 @@ _pin_data_dir()
 def pytest_addoption(parser):
     parser.addoption('--run-slow', action='store_true', help='also run notebook cells marked #| slow')
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'sample_run: reads the shared sample run without naming its fixture '
+                                       '(gets it with request.getfixturevalue)')
+
 def pytest_collection_modifyitems(items):
     "Group tests for `pytest -n N --dist loadgroup` (.ci/run): one worker each for the shared sample run and the docs site."
     # Tests on the shared run go one after another, so no two processes resume or read one run folder at once.
+    # The one rule: a test that names the fixture, or is marked `sample_run` because it asks for it at run time.
     for item in items:
-        if {'sample_run', 'trained'} & set(item.fixturenames): item.add_marker(pytest.mark.xdist_group('sample_run'))
+        uses_run = {'sample_run', 'trained'} & set(item.fixturenames) or item.get_closest_marker('sample_run')
+        if uses_run: item.add_marker(pytest.mark.xdist_group('sample_run'))
         elif item.path.name == 'test_docs.py': item.add_marker(pytest.mark.xdist_group('docs'))
 
 @pytest.fixture(scope='session')

@@ -27,7 +27,7 @@ def nb_copy(tmp_path_factory):
     "Notebooks run in a copy of the checkout: their `nbdev_export()` cells and `_work/` files land there."
     return repo_copy(tmp_path_factory.mktemp('nbs_run'))
 
-@pytest.mark.parametrize('nb', [pytest.param(n, marks=pytest.mark.xdist_group('sample_run')) if n in SHARED_RUN else n for n in NOTEBOOKS])
+@pytest.mark.parametrize('nb', [pytest.param(n, marks=pytest.mark.sample_run) if n in SHARED_RUN else n for n in NOTEBOOKS])
 def test_notebook(nb, request, nb_copy):
     "Each notebook runs top to bottom (cells flagged notest/slow skipped unless --run-slow)."
     flags = ['--flags', 'slow'] if request.config.getoption('--run-slow') else []
