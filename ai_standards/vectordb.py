@@ -51,8 +51,10 @@ class VectorStore:
                 ):
         self.url, self.retries, self.name, self.copy = url, retries, collection, None
         self.path = None if url else Path(path)
-        self.client = self._server_client() if url else self._folder_client(create)
-        with _creation_lock(self.path) if create else nullcontext(): self.collection = self._open_collection(create)
+        if not url: self._check_folder(create)
+        with _creation_lock(self.path) if create else nullcontext():  # tables and collection: one creator at a time
+            self.client = self._server_client() if url else self._folder_client(create)
+            self.collection = self._open_collection(create)
         self.max_batch = self._retry(self.client.get_max_batch_size)
 
     @property
@@ -132,12 +134,21 @@ def _creation_lock(folder:Path|None):
     from filelock import FileLock
     return FileLock(str(folder/'.ai_standards.create.lock'))
 
+def _check_folder(self:VectorStore, create:bool):
+    "Refuse a path that is a file; for writing, make the folder and check this user may write it."
+    p = self.path
+    if p.exists() and not p.is_dir():
+        raise VectorStoreError(f'{p} is a file, not a database folder: name a folder (it is created when missing)')
+    if not create: return
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise VectorStoreError(f'cannot create the database folder {p}: {e.strerror}') from None
+    if not _writable(p): raise VectorStoreError(f'{p} is read-only: writing needs a folder this user can write')
+VectorStore._check_folder = _check_folder
+
 def _folder_client(self:VectorStore, create:bool):
     "A PersistentClient at `self.path`; for reading, a folder this process may not write is opened as a temporary copy."
     import chromadb
     p = self.path
-    if p.exists() and not p.is_dir():
-        raise VectorStoreError(f'{p} is a file, not a database folder: name a folder (it is created when missing)')
     if not create:
         if not (p/'chroma.sqlite3').is_file():
             raise VectorStoreError(f"no Chroma database at {p}{'' if p.exists() else ' (no such folder)'}: "
@@ -146,10 +157,7 @@ def _folder_client(self:VectorStore, create:bool):
         self.copy = _writable_copy(p); weakref.finalize(self, shutil.rmtree, self.copy, True)
         logger.info(f'{p} is read-only: reading a temporary copy')  # Chroma writes to its files even to read them
         return chromadb.PersistentClient(self.copy)
-    try: p.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise VectorStoreError(f'cannot create the database folder {p}: {e.strerror}') from None
-    if not _writable(p): raise VectorStoreError(f'{p} is read-only: writing needs a folder this user can write')
-    with _creation_lock(p): return chromadb.PersistentClient(str(p))  # the first opening creates the tables
+    return chromadb.PersistentClient(str(p))  # the first opening creates the tables (under the creation lock)
 VectorStore._folder_client = _folder_client
 
 # %% ../nbs/04_vectordb.ipynb #c013c
