@@ -189,7 +189,7 @@ def crosswalk_ranking(emb, sources, targets) -> list[list[str]]:
     return [[x['target_id'] for x in m['matches']] for m in crosswalk(sources, targets, k=len(targets), embedder=emb)['mappings']]
 
 def compare_models(paths:list[str], out_name:str='crosswalk_models'):
-    "The base model and each fine-tuned one: plain cosine, the default settings, and the grid's best on GV for that model."
+    "The base model and each given one (fine-tuned or packaged): plain cosine, the default settings, the grid's best on GV."
     from ai_standards.crosswalk import DEFAULT_METHOD, Embedded
     from ai_standards.models import Embedder
     sources, _, targets = bench_items()
