@@ -487,7 +487,8 @@ def _crosswalk_text(res:dict, shown:int=3) -> str:
 def _crosswalk_targets(args, report):
     "Target items from files, or from an ingested collection."
     from ai_standards.crosswalk import collection_items, load_items
-    if not (args.to_db or args.to_chroma_url): return load_items(args.to, label_field=args.label_field, report=report)
+    if not (args.to_db or args.to_chroma_url):
+        return load_items(args.to, label_field=args.label_field, report=report, group_field=None if args.group_field == 'none' else args.group_field)
     from ai_standards.vectordb import VectorStore
     if args.to_db and not (Path(args.to_db)/'chroma.sqlite3').is_file():
         raise CLIError(f'{args.to_db}: no database there (run ingest first)')
@@ -550,6 +551,9 @@ def add_crosswalk(sub):
                    help='collection for --to-db / --to-chroma-url (default: %(default)s)')
     x.add_argument('--related', type=Path, metavar='CATALOG',
                    help="an OSCAL catalog JSON whose related-control links join the targets' scores")
+    x.add_argument('--group-field', default='family', metavar='FIELD',
+                   help="target record field that groups targets (default: %(default)s; none: no groups; an ingested "
+                        "collection's groups are its labels)")
     x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
     x.add_argument('--model', metavar='MODEL_DIR',
                    help='embedding model: a folder written by train, or a sentence-transformers folder')

@@ -15,8 +15,8 @@ from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
 
 # %% auto #0
 __all__ = ['DEFAULT_METHOD', 'CSV_COLUMNS', 'NS', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded',
-           'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'score_matrix', 'evidence', 'truth_links',
-           'ranking_metrics', 'crosswalk', 'write_csv', 'oscal_mapping_collection', 'validate_oscal']
+           'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence',
+           'truth_links', 'ranking_metrics', 'crosswalk', 'write_csv', 'oscal_mapping_collection', 'validate_oscal']
 
 # %% ../nbs/07a_crosswalk.ipynb #x005a
 def _id_list(v) -> list[str]:
@@ -24,14 +24,19 @@ def _id_list(v) -> list[str]:
     if v is None: return []
     return [str(x).strip() for x in (v if isinstance(v, list) else re.split(r'[,;\s]+', str(v))) if str(x).strip()]
 
+# %% ../nbs/07a_crosswalk.ipynb #x005b
+def _group(v) -> str|None:
+    "A group name from a field value: a non-empty string, else None."
+    return (str(v).strip() or None) if isinstance(v, (str, int)) else None
+
 # %% ../nbs/07a_crosswalk.ipynb #x006
-def _record_item(doc) -> dict:
-    "A JSONL record as an item."
+def _record_item(doc, group_field:str|None='family') -> dict:
+    "A JSONL record as an item; its `group` is the record's `group_field` value (None without one)."
     m = doc.metadata
     rid = str(m['record_id'])
     return dict(id=rid, label=str(m.get('label') or rid), title=doc.title if doc.title != rid else '', text=doc.text,
                 parent=m.get('parent') or None, file=Path(doc.source).name, page=None, clause=m.get('label'), meta=m,
-                related=_id_list(m.get('related')))
+                related=_id_list(m.get('related')), group=_group(m.get(group_field) if group_field else None))
 
 # %% ../nbs/07a_crosswalk.ipynb #x007
 def _chunk_items(doc, chunker:Chunker) -> list[dict]:
@@ -42,18 +47,20 @@ def _chunk_items(doc, chunker:Chunker) -> list[dict]:
         seen[base] = seen.get(base, 0) + 1
         out.append(dict(id=base if seen[base] == 1 else f'{base}-{seen[base]}', label=c['clause'] or '',
                         title=c['heading'] or doc.title,
-                        text=c['text'], parent=None, file=name, page=c['page_start'], clause=c['clause'], meta={}))
+                        text=c['text'], parent=None, file=name, page=c['page_start'], clause=c['clause'], meta={},
+                        group=None))
     return out
 
 # %% ../nbs/07a_crosswalk.ipynb #x008
 def load_items(paths:list, # JSONL, PDF, text files and folders of them
                label_field:str|None=None, # passed to `read_documents` (only matters for labels, not for mapping)
                report:IngestReport|None=None, # collects files that could not be read
+               group_field:str|None='family', # record field that groups items (SP 800-53: the family)
               ) -> list[dict]:
     "The items of `paths`: one per JSONL record, one per chunk of a PDF or text file."
     report, chunker, items = report or IngestReport(), None, []
     for doc in read_documents(paths, label_field=label_field, progress=False, report=report):
-        if doc.kind == 'jsonl': items.append(_record_item(doc)); continue
+        if doc.kind == 'jsonl': items.append(_record_item(doc, group_field)); continue
         chunker = chunker or Chunker()
         items += _chunk_items(doc, chunker)
     return items
@@ -71,7 +78,7 @@ def collection_items(store) -> list[dict]:
                f"{m.get('file')}§{m.get('clause')}" if m.get('clause') else cid)
         g = groups.setdefault(key, dict(id=key, label=str(m.get('clause') or ''), text='', parent=None, meta={},
                                         title=m.get('heading') or m.get('title') or '', file=m.get('file'),
-                                        page=m.get('page_start'), clause=m.get('clause')))
+                                        page=m.get('page_start'), clause=m.get('clause'), group=_group(m.get('label'))))
         g['text'] = (g['text'] + '\n' + text).strip()
     for g in groups.values():
         p = g['id'].rsplit('.', 1)[0]
@@ -94,7 +101,8 @@ DEFAULT_METHOD = dict(top_sentences=2, # a target's dense score: mean cosine of 
                       enhancement_penalty=1.0, # subtracted (in standard deviations) from items that have a parent
                       children_weight=0.0, # a base item gains this share of its best child's score
                       related_weight=0.1, # weight of the mean score of a target's best related targets
-                      related_top=3) # how many of its related targets that mean takes
+                      related_top=3, # how many of its related targets that mean takes
+                      group_weight=0.3) # weight of how likely the source is to belong to the target's group
 
 # %% ../nbs/07a_crosswalk.ipynb #x019
 def _z(x:np.ndarray) -> np.ndarray:
@@ -211,11 +219,28 @@ def adjust_scores(s:np.ndarray, targets:list[dict], method:dict|None=None) -> np
     s = _related(s, _neighbour_grid(targets), m['related_weight'], m['related_top'])
     return _hierarchy(s, targets, m['enhancement_penalty'], m['children_weight'])
 
+# %% ../nbs/07a_crosswalk.ipynb #x029b2
+def group_scores(src:Embedded, tgt:Embedded, targets:list[dict]) -> np.ndarray|None:
+    "(n_sources, n_targets): the z-scored log-probability of each target's group for each source; None without groups."
+    groups = np.array([t.get('group') or '' for t in targets], dtype=object)
+    names = set(groups) - {''}
+    if not 2 <= len(names) <= (groups != '').sum() / 2: return None
+    from sklearn.linear_model import LogisticRegression
+    y = groups[tgt.owners].astype(str); keep = y != ''
+    lr = LogisticRegression(max_iter=2000, class_weight='balanced').fit(tgt.sent[keep], y[keep])
+    logp, col = _z(np.log(np.clip(lr.predict_proba(src.text), 1e-9, None))), {g: k for k, g in enumerate(lr.classes_)}
+    out, has = np.zeros((len(src.text), len(targets)), np.float32), np.flatnonzero(groups != '')
+    out[:, has] = logp[:, [col[groups[j]] for j in has]]
+    return out
+
 # %% ../nbs/07a_crosswalk.ipynb #x029c
 def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
                  block:int=256) -> np.ndarray:
     "(n_sources, n_targets) scores, higher is better (see `DEFAULT_METHOD`)."
-    return adjust_scores(base_scores(src, tgt, sources, targets, method, block), targets, method)
+    m = DEFAULT_METHOD | (method or {})
+    s = adjust_scores(base_scores(src, tgt, sources, targets, method, block), targets, method)
+    g = group_scores(src, tgt, targets) if m['group_weight'] else None
+    return s if g is None else s + m['group_weight'] * g
 
 # %% ../nbs/07a_crosswalk.ipynb #x031
 def evidence(i:int, j:int, src:Embedded, tgt:Embedded) -> dict:

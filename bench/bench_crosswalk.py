@@ -5,10 +5,11 @@ Truth: NIST's concept crosswalk links (`sp800_53r5`, 442 links from 52 subcatego
 The default method's settings were chosen on the Govern (GV) rows only; Identify (ID) is the check. The tuning grid is run
 again here and printed, so the choice can be audited. Related-control links (SP 800-53's own `related` links, read from the
 OSCAL catalog in the shared data, as `crosswalk --related CATALOG` does) are one of the grid's knobs; the default is run both
-with them and on the JSONL alone (no links: the related step does nothing, which is the previous default).
+with them and on the JSONL alone (no links: the related step does nothing). The group step (each target gains how likely
+its family is for the source, by a logistic regression on the target sentences) is another knob, `group_weight`.
 Selection check: the choice is also repeated inside GV by leaving one GV category out at a time (choose on the other five,
-score the left-out one), for the grid with and without the related knob and for a logistic-regression combiner of the same
-signals fitted on GV links; that shows whether a gain on GV survives data the choice did not see.
+score the left-out one), for the grid with and without the related and group knobs, for the group weight alone, and for a
+logistic-regression combiner of the same signals fitted on GV links; that shows whether a gain on GV survives data the choice did not see.
 * plain cosine: all-MiniLM-L6-v2 on `label title. text` (the README's reference), TF-IDF (1-2 grams), BM25 (bm25s).
 * LangChain peer: BM25Retriever (rank_bm25) + Chroma retriever (HuggingFaceEmbeddings, the same all-MiniLM-L6-v2) in an
   EnsembleRetriever (equal weights), each retriever returning its top 100; installed for this benchmark only, into
@@ -82,6 +83,7 @@ def ranked_ids(S:np.ndarray, targets:list[dict]) -> list[list[str]]:
 
 HIER = {'flat': (0.0, 0.0), 'base first': (1.0, 0.0), 'base first + children 0.3': (1.0, 0.3)}
 RELATED = [(0.0, 3), (0.1, 1), (0.2, 1), (0.1, 3), (0.2, 3), (0.3, 3)]  # (related_weight, related_top); 0: off
+GROUP = (0.0, 0.1, 0.2, 0.3, 0.5)  # group_weight (the family step); 0: off
 
 def per_source(S:np.ndarray, sources, targets) -> tuple[np.ndarray, np.ndarray]:
     "Each source's recall@10 and reciprocal rank (nan for a source without links among the targets)."
@@ -95,14 +97,14 @@ def per_source(S:np.ndarray, sources, targets) -> tuple[np.ndarray, np.ndarray]:
 
 def tuning_grid(src, tgt, sources, targets) -> tuple[list[dict], dict]:
     "Every setting of the grid scored on GV and ID (per source too, for the selection check); the best on GV by recall@10 + MRR."
-    from ai_standards.crosswalk import adjust_scores, base_scores
-    rows = []
+    from ai_standards.crosswalk import adjust_scores, base_scores, group_scores
+    rows, G = [], group_scores(src, tgt, targets)
     for top, tw, lw in itertools.product((1, 2, 3, 4, 5), (0, 0.5, 1), (0, 0.1, 0.2)):
         b = base_scores(src, tgt, sources, targets, dict(top_sentences=top, title_weight=tw, lexical_weight=lw))
-        for h, (rw, rt) in itertools.product(HIER, RELATED):
+        for h, (rw, rt), gw in itertools.product(HIER, RELATED, GROUP):
             m = dict(top_sentences=top, title_weight=tw, lexical_weight=lw, enhancement_penalty=HIER[h][0],
-                     children_weight=HIER[h][1], related_weight=rw, related_top=rt)
-            S = adjust_scores(b, targets, m)
+                     children_weight=HIER[h][1], related_weight=rw, related_top=rt, group_weight=gw)
+            S = adjust_scores(b, targets, m) + gw * G
             rows.append(dict(method=m, hierarchy=h, **by_split(ranked_ids(S, targets), sources, len(targets)),
                              per_source=[x.tolist() for x in per_source(S, sources, targets)]))
     best = max(rows, key=lambda r: r['GV (tuning)']['recall@10'] + r['GV (tuning)']['mrr'])
@@ -112,9 +114,9 @@ CATALOG = DATA/'raw'/'NIST_SP-800-53_rev5_catalog.json'
 SRC_PATH, TGT_PATH = DATA/'crosswalks'/'csf2_to_sp800_53r5.jsonl', DATA/'nist_sp800_53r5_controls.jsonl'
 
 def lr_features(src, tgt, sources, targets) -> np.ndarray:
-    """(n_sources, n_targets, 11) signals for the logistic-regression combiner: dense top 1/2/3, title, BM25, the best three
-    related targets' dense/title/BM25, enhancement flag, the family's best dense and BM25 score."""
-    from ai_standards.crosswalk import _neighbour_grid, base_scores, top_sentence_mean
+    """(n_sources, n_targets, 12) signals for the logistic-regression combiner: dense top 1/2/3, title, BM25, the best three
+    related targets' dense/title/BM25, enhancement flag, the family's best dense and BM25 score, the group step's score."""
+    from ai_standards.crosswalk import _neighbour_grid, base_scores, group_scores, top_sentence_mean
     bs = lambda top, tw, lw: base_scores(src, tgt, sources, targets, dict(top_sentences=top, title_weight=tw, lexical_weight=lw))
     D = [bs(k, 0, 0) for k in (1, 2, 3)]; T = bs(2, 1, 0) - D[1]; L = bs(2, 0, 1)
     g = _neighbour_grid(targets); nb = lambda x: top_sentence_mean(x, g, 3)
@@ -124,7 +126,7 @@ def lr_features(src, tgt, sources, targets) -> np.ndarray:
         for f in set(fam): out[:, fam == f] = x[:, fam == f].max(1, keepdims=True)
         return out
     enh = np.repeat(np.array([[1.0 if t.get('parent') else 0.0 for t in targets]]), len(sources), 0)
-    return np.stack([*D, T, L, nb(D[1]), nb(T), nb(L), enh, fam_max(D[1]), fam_max(L)], -1)
+    return np.stack([*D, T, L, nb(D[1]), nb(T), nb(L), enh, fam_max(D[1]), fam_max(L), group_scores(src, tgt, targets)], -1)
 
 def lr_scores(X, sources, targets, fit_on, C) -> np.ndarray:
     "Scores of every source from a class-balanced logistic regression fitted on the links of the sources `fit_on`."
@@ -137,17 +139,22 @@ def lr_scores(X, sources, targets, fit_on, C) -> np.ndarray:
 
 def _label(r) -> str:
     m = r['method']; rel = f", related {m['related_weight']} (top {m['related_top']})" if m['related_weight'] else ''
-    return f"top {m['top_sentences']}, title {m['title_weight']}, bm25 {m['lexical_weight']}, {r['hierarchy']}{rel}"
+    grp = f", group {m['group_weight']}" if m.get('group_weight') else ''
+    return f"top {m['top_sentences']}, title {m['title_weight']}, bm25 {m['lexical_weight']}, {r['hierarchy']}{rel}{grp}"
 
 def selection_check(grid, X, sources, targets) -> list[dict]:
     "Leave one GV category out (choose on the other GV categories, score the left-out one); GV figures pooled over the folds."
+    from ai_standards.crosswalk import DEFAULT_METHOD
     fn = np.array([s['meta']['function'] for s in sources]); cat = np.array([s['meta']['category'] for s in sources])
     gv, idv = np.where(fn == 'GV')[0], np.where(fn == 'ID')[0]
     folds = [(gv[cat[gv] != c], gv[cat[gv] == c]) for c in sorted(set(cat[gv]))]
     R10, RR = (np.array([r['per_source'][k] for r in grid]) for k in (0, 1))
     out = []
-    for name, keep in (('tuning grid without the related knob (the previous procedure)', lambda r: r['method']['related_weight'] == 0),
-                       ('tuning grid with the related knob (this default)', lambda r: True)):
+    prev = {k: v for k, v in DEFAULT_METHOD.items() if k != 'group_weight'}
+    for name, keep in (('tuning grid without the related and group knobs', lambda r: not r['method']['related_weight'] + r['method']['group_weight']),
+                       ('tuning grid with the related knob, without the group knob (the previous procedure)', lambda r: r['method']['group_weight'] == 0),
+                       ('tuning grid with both knobs (this default)', lambda r: True),
+                       ('group weight only, the other settings fixed at the previous default', lambda r: {k: v for k, v in r['method'].items() if k != 'group_weight'} == prev)):
         idx = np.array([i for i, r in enumerate(grid) if keep(r)]); r10, rr = np.full(len(sources), np.nan), np.full(len(sources), np.nan)
         for tr, te in folds:
             b = idx[np.argmax(R10[idx][:, tr].mean(1) + RR[idx][:, tr].mean(1))]; r10[te], rr[te] = R10[b, te], RR[b, te]
@@ -157,7 +164,7 @@ def selection_check(grid, X, sources, targets) -> list[dict]:
         S = np.zeros(X.shape[:2])
         for tr, te in folds: S[te] = lr_scores(X, sources, targets, tr, C)[te]
         S[idv] = lr_scores(X, sources, targets, gv, C)[idv]; r10, rr = per_source(S, sources, targets)
-        out.append(dict(procedure=f'logistic regression on 11 signals, C={C}', gv_cv=(r10[gv].mean(), rr[gv].mean()), id=(r10[idv].mean(), rr[idv].mean())))
+        out.append(dict(procedure=f'logistic regression on 12 signals, C={C}', gv_cv=(r10[gv].mean(), rr[gv].mean()), id=(r10[idv].mean(), rr[idv].mean())))
     return out
 
 def embedding_folder(path:str) -> str:
@@ -183,10 +190,11 @@ def cosine_ranking(emb, sources, targets) -> list[list[str]]:
     "Targets ranked by plain cosine of the source text against `label title. text` (the README's reference)."
     return ranked_ids(emb.generate_embeddings([s['text'] for s in sources]) @ emb.generate_embeddings(plain_texts(targets)).T, targets)
 
-def crosswalk_ranking(emb, sources, targets) -> list[list[str]]:
-    "Targets ranked by `crosswalk` with its default settings."
+def crosswalk_ranking(emb, sources, targets, method=None) -> list[list[str]]:
+    "Targets ranked by `crosswalk` with its default settings (or those `method` overrides)."
     from ai_standards.crosswalk import crosswalk
-    return [[x['target_id'] for x in m['matches']] for m in crosswalk(sources, targets, k=len(targets), embedder=emb)['mappings']]
+    res = crosswalk(sources, targets, k=len(targets), embedder=emb, method=method)
+    return [[x['target_id'] for x in m['matches']] for m in res['mappings']]
 
 def compare_models(paths:list[str], out_name:str='crosswalk_models'):
     "The base model and each given one (fine-tuned or packaged): plain cosine, the default settings, the grid's best on GV."
@@ -235,7 +243,9 @@ def main():
     run('BM25 (bm25s)', bm25)
     lc = langchain_rankings(SRC_PATH, TGT_PATH)
     results['LangChain BM25Retriever + Chroma retriever, EnsembleRetriever'] = dict(seconds=round(lc['seconds'], 1), **by_split(lc['rankings'], sources, len(targets)))
-    run('ai_standards crosswalk, default, JSONL only (no related links: the previous default)', lambda: crosswalk_ranking(emb, sources, targets))
+    run('ai_standards crosswalk, default, JSONL only (no related links)', lambda: crosswalk_ranking(emb, sources, targets))
+    run('ai_standards crosswalk, the previous default with --related catalog (no group step)',
+        lambda: crosswalk_ranking(emb, sources, linked, dict(group_weight=0.0)))
     run(f'ai_standards crosswalk, default with --related catalog ({DEFAULT_METHOD})', lambda: crosswalk_ranking(emb, sources, linked))
     src, tgt = Embedded(sources, emb), Embedded(linked, emb, 'target')
     grid, best = tuning_grid(src, tgt, sources, linked)
@@ -264,7 +274,8 @@ def report(results, grid, best, default, check):
            'run on all of GV, scored on ID. Not used to choose anything on ID.', '',
            '| procedure | GV CV R@10 | GV CV MRR | GV CV sum | ID R@10 | ID MRR |', '|---|---|---|---|---|---|']
     md += [f"| {c['procedure']} | {c['gv_cv'][0]:.3f} | {c['gv_cv'][1]:.3f} | {sum(c['gv_cv']):.3f} | {c['id'][0]:.3f} | {c['id'][1]:.3f} |" for c in check]
-    slim = [{k: v for k, v in r.items() if k != 'per_source'} for r in grid]
+    slim = [{k: ({m: x for m, x in v.items() if not m.startswith('n_')} if isinstance(v, dict) and 'mrr' in v else v)
+             for k, v in r.items() if k != 'per_source'} for r in grid]  # n_sources / n_links: in `results`
     head = json.dumps(dict(results=results, best={k: v for k, v in best.items() if k != 'per_source'}, default=default,
                            selection_check=check), indent=1)
     rows = ',\n'.join('  ' + json.dumps(r) for r in slim)  # one grid setting a line
