@@ -543,8 +543,10 @@ def add_crosswalk(sub):
     "The `crosswalk` sub-command's parser."
     x = sub.add_parser('crosswalk', parents=[_LABEL_FIELD, _DEVICE, _JSON],
                        help='map the items of one standard onto another, with evidence')
-    x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE', help='JSONL records, PDFs, text files or folders')
-    x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET', help='JSONL, PDF, text files, folders')
+    x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE',
+                   help='JSONL records, PDFs, text files, folders, OSCAL catalog JSON')
+    x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET',
+                   help='JSONL, PDF, text files, folders, OSCAL catalog JSON')
     x.add_argument('--to-db', type=Path, metavar='DIR', help='map onto an ingested embedded database instead')
     x.add_argument('--to-chroma-url', metavar='URL', help='map onto a collection on a Chroma server instead')
     x.add_argument('--collection', default=DEFAULT_COLLECTION,

@@ -8,15 +8,16 @@ import csv, datetime, json, re, uuid
 from pathlib import Path
 import numpy as np
 from loguru import logger
-from .documents import IngestReport, read_documents
+from .documents import DocumentError, IngestReport, read_documents
 from .chunking import Chunker
 from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
 
 # %% auto #0
-__all__ = ['DEFAULT_METHOD', 'CSV_COLUMNS', 'NS', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded',
-           'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence',
-           'truth_links', 'ranking_metrics', 'crosswalk', 'write_csv', 'oscal_mapping_collection', 'validate_oscal']
+__all__ = ['DEFAULT_METHOD', 'CSV_COLUMNS', 'NS', 'catalog_items', 'load_items', 'collection_items', 'sentences',
+           'top_sentence_mean', 'Embedded', 'oscal_related', 'add_related', 'base_scores', 'adjust_scores',
+           'group_scores', 'score_matrix', 'evidence', 'truth_links', 'ranking_metrics', 'crosswalk', 'write_csv',
+           'oscal_mapping_collection', 'validate_oscal']
 
 # %% ../nbs/07a_crosswalk.ipynb #x005a
 def _id_list(v) -> list[str]:
@@ -51,15 +52,88 @@ def _chunk_items(doc, chunker:Chunker) -> list[dict]:
                         group=None))
     return out
 
+# %% ../nbs/07a_crosswalk.ipynb #x007b
+_INSERT = re.compile(r'\{\{\s*insert:\s*param,\s*([^\s}]+)\s*\}\}')
+_MDLINK = re.compile(r'\[([^\]]+)\]\([^)]*\)')
+
+def _prose(text:str, params:dict, depth:int=0) -> str:
+    "OSCAL prose as printed: parameters filled in, markdown links and bold reduced to their text, whitespace collapsed."
+    fill = lambda m: _param_text(params[m[1]], params, depth) if m[1] in params else m[0]
+    if depth < 5: text = _INSERT.sub(fill, text)
+    return ' '.join(_MDLINK.sub(r'\1', text).replace('**', '').split())
+
+# %% ../nbs/07a_crosswalk.ipynb #x007c
+def _param_text(p:dict, params:dict, depth:int=0) -> str:
+    "A parameter as the printed catalog shows it: `[Assignment: label]` or `[Selection (one or more): a; b]`."
+    if 'select' not in p: return f"[Assignment: {p.get('label') or p['id']}]"
+    how = ' (one or more)' if p['select'].get('how-many') == 'one-or-more' else ''
+    return f"[Selection{how}: " + '; '.join(_prose(c, params, depth + 1) for c in p['select'].get('choice', [])) + ']'
+
+# %% ../nbs/07a_crosswalk.ipynb #x007e
+def _part_lines(part:dict, params:dict, indent:int=0) -> list[str]:
+    "A statement's lines: its prose, then its items under their labels, two more spaces a level down."
+    label = next((p['value'] for p in part.get('props', []) if p.get('name') == 'label'), '')
+    head = ' '.join(x for x in (label, _prose(part.get('prose', ''), params)) if x)
+    sub = indent + 2 if part.get('name') == 'item' else indent
+    below = [l for p in part.get('parts', []) for l in _part_lines(p, params, sub)]
+    return ([' ' * indent + head] if head else []) + below
+
+# %% ../nbs/07a_crosswalk.ipynb #x007g
+def _read_catalog(path:str|Path) -> dict:
+    "The `catalog` object of an OSCAL catalog JSON file, or a ValueError naming the file and the reason."
+    if not Path(path).is_file(): raise ValueError(f'{path}: no such file')
+    try: cat = json.loads(Path(path).read_text(encoding='utf-8'))['catalog']
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'{path}: not an OSCAL catalog JSON ({type(e).__name__}: {e})') from None
+    if not isinstance(cat, dict): raise ValueError(f'{path}: not an OSCAL catalog JSON (catalog is not an object)')
+    return cat
+
+# %% ../nbs/07a_crosswalk.ipynb #x007h
+def _controls(node:dict, group:str|None=None, parent:str|None=None):
+    "(control, its group id, its parent control id) for every control under `node`, depth first."
+    for g in node.get('groups', []): yield from _controls(g, g.get('id', group))
+    for c in node.get('controls', []):
+        yield c, group, parent
+        yield from _controls({'controls': c.get('controls', [])}, group, c.get('id'))
+
+# %% ../nbs/07a_crosswalk.ipynb #x007i
+def _catalog_item(c:dict, group:str|None, parent:str|None, params:dict, name:str) -> dict:
+    "One catalog control as an item: statement lines, then the discussion paragraphs."
+    props = {p.get('name'): p.get('value') for p in c.get('props', [])}
+    parts = {p.get('name'): p for p in c.get('parts', [])}
+    stmt = '\n'.join(_part_lines(parts['statement'], params)) if 'statement' in parts else ''
+    paras = re.split(r'\n\s*\n', parts['guidance'].get('prose', '')) if 'guidance' in parts else []
+    text = '\n\n'.join(x for x in [stmt] + [_prose(q, params) for q in paras] if x)
+    rel = [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
+    return dict(id=c['id'], label=props.get('label') or c['id'], title=c.get('title', ''), text=text, parent=parent,
+                file=name, page=None, clause=props.get('label'), meta=dict(catalog_group=group), related=rel,
+                group=group)
+
+# %% ../nbs/07a_crosswalk.ipynb #x007j
+def catalog_items(path:str|Path) -> list[dict]:
+    "The controls of an OSCAL catalog JSON as items (withdrawn ones and ones without text left out)."
+    cat = _read_catalog(path)
+    found = list(_controls(cat))
+    params = {p['id']: p for c, _, _ in found for p in c.get('params', []) if 'id' in p}
+    gone = lambda c: any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
+    items = [_catalog_item(c, g, par, params, Path(path).name) for c, g, par in found if 'id' in c and not gone(c)]
+    return [i for i in items if i['text']]
+
 # %% ../nbs/07a_crosswalk.ipynb #x008
-def load_items(paths:list, # JSONL, PDF, text files and folders of them
+def load_items(paths:list, # JSONL, PDF, text files, OSCAL catalog JSON files, and folders of documents
                label_field:str|None=None, # passed to `read_documents` (only matters for labels, not for mapping)
                report:IngestReport|None=None, # collects files that could not be read
                group_field:str|None='family', # record field that groups items (SP 800-53: the family)
               ) -> list[dict]:
-    "The items of `paths`: one per JSONL record, one per chunk of a PDF or text file."
+    "The items of `paths`: one per JSONL record or catalog control, one per chunk of a PDF or text file."
     report, chunker, items = report or IngestReport(), None, []
-    for doc in read_documents(paths, label_field=label_field, progress=False, report=report):
+    catalogs = [Path(p) for p in paths if Path(p).suffix.lower() == '.json' and Path(p).is_file()]
+    for p in catalogs:
+        report.files += 1
+        try: items += catalog_items(p); report.documents += 1
+        except ValueError as e: report.fail(DocumentError(p, str(e).removeprefix(f'{p}: ')))
+    rest = [p for p in paths if Path(p) not in catalogs]
+    for doc in read_documents(rest, label_field=label_field, progress=False, report=report) if rest else ():
         if doc.kind == 'jsonl': items.append(_record_item(doc, group_field)); continue
         chunker = chunker or Chunker()
         items += _chunk_items(doc, chunker)
@@ -156,11 +230,7 @@ def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) 
 # %% ../nbs/07a_crosswalk.ipynb #x028b
 def oscal_related(path:str|Path) -> dict[str, list[str]]:
     "{control id: ids of its related controls} from an OSCAL catalog JSON (the `links` whose `rel` is `related`)."
-    if not Path(path).is_file(): raise ValueError(f'{path}: no such file')
-    try: cat = json.loads(Path(path).read_text(encoding='utf-8'))['catalog']; todo = [cat]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f'{path}: not an OSCAL catalog JSON ({type(e).__name__}: {e})') from None
-    out = {}
+    todo, out = [_read_catalog(path)], {}
     while todo:
         c = todo.pop(); todo += c.get('groups', []) + c.get('controls', [])
         rel = [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']

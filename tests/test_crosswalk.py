@@ -2,7 +2,7 @@
 import csv, json
 import pytest
 from conftest import cli
-from ai_standards.crosswalk import oscal_related, ranking_metrics, validate_oscal
+from ai_standards.crosswalk import catalog_items, oscal_related, ranking_metrics, validate_oscal
 
 SOURCES = [dict(id='S1', text='Accounts of people are created, reviewed and removed when no longer needed.', links=['ac-2']),
            dict(id='S2', text='Storage media are sanitized before disposal or reuse.', links='mp-6'),
@@ -100,6 +100,33 @@ def test_group_field(files):
     r = cli('crosswalk', files/'src.jsonl', '--to', files/'grouped.jsonl', '--k', '6', '--json', '--group-field', 'kind')
     assert {x['target_id']: x['score'] for x in json.loads(r.stdout)['mappings'][1]['matches']} == scores[True]  # no such field
 
+def test_catalog_items_match_the_jsonl(nist_data):
+    "An OSCAL catalog as items: the shared Rev 5 catalog gives the JSONL's 1,007 records, texts as printed, and the links."
+    items = {i['id']: i for i in catalog_items(nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json')}
+    recs = [json.loads(l) for l in open(nist_data/'nist_sp800_53r5_controls.jsonl')]
+    assert len(items) == len(recs) == 1007
+    assert all((items[r['id']]['label'], items[r['id']]['title'], items[r['id']]['parent'], items[r['id']]['group'].upper())
+               == (r['label'], r['title'], r['parent'], r['family']) for r in recs)
+    same = sum(items[r['id']]['text'] == r['text'] for r in recs)
+    assert same >= 1000, same  # 1002: the rest differ in the JSONL's stray spaces
+    links = oscal_related(nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json')
+    assert {i['id']: i['related'] for i in items.values() if i['related']} == links
+
+def test_onto_an_oscal_catalog(files):
+    "--to CATALOG.json: its controls are the targets, with their related links (no --related needed); a bad one is named."
+    controls = [dict(id=t['id'], title=t['title'], props=[dict(name='label', value=t['label'])],
+                     parts=[dict(name='statement', prose=t['text'])]) for t in TARGETS]
+    controls[0]['links'] = [{'href': '#mp-6', 'rel': 'related'}]
+    (files/'cat.json').write_text(json.dumps({'catalog': {'uuid': 'x', 'groups': [{'id': 'ac', 'controls': controls}]}}))
+    r = cli('crosswalk', files/'src.jsonl', '--to', files/'cat.json', '--k', '4', '--json', '--truth-field', 'links')
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert [m['matches'][0]['target_id'] for m in res['mappings']] == ['ac-2', 'mp-6', 'pe-3']
+    assert res['mappings'][0]['matches'][0]['target_title'] == 'Account Management' and res['metrics']['recall@1'] == 1.0
+    (files/'bad.json').write_text('{"not": "a catalog"}')
+    r = cli('crosswalk', files/'src.jsonl', '--to', files/'bad.json', files/'tgt.jsonl', '--json')
+    assert r.returncode == 0 and 'bad.json' in json.dumps(json.loads(r.stdout)['failures']), r.stdout[-500:]
+
 def test_related_links_of_the_rev5_catalog(nist_data):
     links = oscal_related(nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json')
     assert (len(links), sum(map(len, links.values()))) == (646, 3397)
@@ -118,6 +145,8 @@ def test_csf_to_rev5_reaches_the_measured_figures(nist_data, request):
         m = json.loads(cli(*args, *extra, timeout=3600).stdout)['metrics']
         assert (m['n_sources'], m['n_links']) == (52, 442)
         assert m['recall@10'] == pytest.approx(r10, abs=0.01) and m['mrr'] == pytest.approx(mrr, abs=0.01)
+    onto = cli('crosswalk', args[1], '--to', nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json', *args[4:], timeout=3600)
+    assert json.loads(onto.stdout)['metrics'] == m  # the catalog itself: the same as the JSONL with --related
 
 def test_onto_a_chroma_server_collection(files, chroma_server):
     "The server path: ingest the targets into a `chroma run` server, then map onto that collection by URL."
