@@ -492,7 +492,8 @@ def _crosswalk_targets(args, report):
     from ai_standards.vectordb import VectorStore
     if args.to_db and not (Path(args.to_db)/'chroma.sqlite3').is_file():
         raise CLIError(f'{args.to_db}: no database there (run ingest first)')
-    return collection_items(VectorStore(args.to_db, url=args.to_chroma_url, collection=args.collection))
+    items = collection_items(VectorStore(args.to_db, url=args.to_chroma_url, collection=args.collection))
+    return [i | dict(group=None) for i in items] if args.group_field == 'none' else items
 
 # %% ../nbs/09_cli.ipynb #c028d
 def _embedding_model(model_dir) -> str|None:
@@ -554,8 +555,8 @@ def add_crosswalk(sub):
     x.add_argument('--related', type=Path, metavar='CATALOG',
                    help="an OSCAL catalog JSON whose related-control links join the targets' scores")
     x.add_argument('--group-field', default='family', metavar='FIELD',
-                   help="target record field that groups targets (default: %(default)s; none: no groups; an ingested "
-                        "collection's groups are its labels)")
+                   help="target record field that groups targets (default: %(default)s; an ingested collection's "
+                        "groups are its labels; none: no groups)")
     x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
     x.add_argument('--model', metavar='MODEL_DIR',
                    help='embedding model: a folder written by train, or a sentence-transformers folder')

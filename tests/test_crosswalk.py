@@ -100,6 +100,18 @@ def test_group_field(files):
     r = cli('crosswalk', files/'src.jsonl', '--to', files/'grouped.jsonl', '--k', '6', '--json', '--group-field', 'kind')
     assert {x['target_id']: x['score'] for x in json.loads(r.stdout)['mappings'][1]['matches']} == scores[True]  # no such field
 
+def test_group_field_on_a_collection(files):
+    "Onto an ingested collection the groups are the labels it was stored with; --group-field none turns them off."
+    (files/'grouped.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in GROUPED))
+    assert cli('ingest', files/'grouped.jsonl', '--db', files/'gdb', '--label-field', 'family').returncode == 0
+    scores = {}
+    for extra in ([], ['--group-field', 'none']):
+        r = cli('crosswalk', files/'src.jsonl', '--to-db', files/'gdb', '--k', '6', '--json', *extra)
+        assert r.returncode == 0, r.stderr
+        scores[bool(extra)] = {x['target_id']: x['score'] for x in json.loads(r.stdout)['mappings'][1]['matches']}
+    gain = {t: scores[False][t] - scores[True][t] for t in scores[True]}
+    assert gain['mp-6'] == pytest.approx(gain['mp-2'], abs=2e-3) and gain['mp-6'] > gain['pe-3'] + 0.1, gain
+
 def test_catalog_items_match_the_jsonl(nist_data):
     "An OSCAL catalog as items: the shared Rev 5 catalog gives the JSONL's 1,007 records, texts as printed, and the links."
     items = {i['id']: i for i in catalog_items(nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json')}
