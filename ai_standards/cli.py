@@ -487,13 +487,14 @@ def _crosswalk_text(res:dict, shown:int=3) -> str:
 def _crosswalk_targets(args, report):
     "Target items from files, or from an ingested collection."
     from ai_standards.crosswalk import collection_items, load_items
+    group_field = None if args.group_field == 'none' else args.group_field
     if not (args.to_db or args.to_chroma_url):
-        return load_items(args.to, label_field=args.label_field, report=report, group_field=None if args.group_field == 'none' else args.group_field)
+        return load_items(args.to, label_field=args.label_field, report=report, group_field=group_field)
     from ai_standards.vectordb import VectorStore
     if args.to_db and not (Path(args.to_db)/'chroma.sqlite3').is_file():
         raise CLIError(f'{args.to_db}: no database there (run ingest first)')
     items = collection_items(VectorStore(args.to_db, url=args.to_chroma_url, collection=args.collection))
-    return [i | dict(group=None) for i in items] if args.group_field == 'none' else items
+    return items if group_field else [i | dict(group=None) for i in items]
 
 # %% ../nbs/09_cli.ipynb #c028d
 def _embedding_model(model_dir) -> str|None:

@@ -96,6 +96,11 @@ def _controls(node:dict, group:str|None=None, parent:str|None=None):
         yield c, group, parent
         yield from _controls({'controls': c.get('controls', [])}, group, c.get('id'))
 
+# %% ../nbs/07a_crosswalk.ipynb #x007h1
+def _related_ids(c:dict) -> list[str]:
+    "The ids an OSCAL control or group names as related (`links` with `rel` related and a local `#id` href)."
+    return [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
+
 # %% ../nbs/07a_crosswalk.ipynb #x007i
 def _catalog_item(c:dict, group:str|None, parent:str|None, params:dict, name:str) -> dict:
     "One catalog control as an item: statement lines, then the discussion paragraphs."
@@ -104,10 +109,9 @@ def _catalog_item(c:dict, group:str|None, parent:str|None, params:dict, name:str
     stmt = '\n'.join(_part_lines(parts['statement'], params)) if 'statement' in parts else ''
     paras = re.split(r'\n\s*\n', parts['guidance'].get('prose', '')) if 'guidance' in parts else []
     text = '\n\n'.join(x for x in [stmt] + [_prose(q, params) for q in paras] if x)
-    rel = [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
     return dict(id=c['id'], label=props.get('label') or c['id'], title=c.get('title', ''), text=text, parent=parent,
-                file=name, page=None, clause=props.get('label'), meta=dict(catalog_group=group), related=rel,
-                group=group)
+                file=name, page=None, clause=props.get('label'), meta=dict(catalog_group=group),
+                related=_related_ids(c), group=group)
 
 # %% ../nbs/07a_crosswalk.ipynb #x007j
 def catalog_items(path:str|Path) -> list[dict]:
@@ -233,8 +237,7 @@ def oscal_related(path:str|Path) -> dict[str, list[str]]:
     todo, out = [_read_catalog(path)], {}
     while todo:
         c = todo.pop(); todo += c.get('groups', []) + c.get('controls', [])
-        rel = [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
-        if rel and 'id' in c: out[c['id']] = rel
+        if (rel := _related_ids(c)) and 'id' in c: out[c['id']] = rel
     return out
 
 # %% ../nbs/07a_crosswalk.ipynb #x028e
