@@ -13,12 +13,12 @@ from loguru import logger
 from .models import Embedder, load_classifier, pick_device, resolve_model, quiet_hf
 
 # %% auto #0
-__all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'HEAD_C', 'TrainingDataError', 'create_training_data',
+__all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'HEAD_C', 'DOC_RULES', 'TrainingDataError', 'create_training_data',
            'split_training_data', 'splits_dict', 'splits_tuple', 'ClassifierConfig', 'train_classification_model',
            'aggregate_by', 'predict_proba', 'similarity_gap', 'knn_scores', 'weights_version', 'encode',
            'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model',
            'LinearHead', 'TfidfHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier', 'pool_figures',
-           'fit_ensemble', 'refit_ensemble', 'cv_head_C']
+           'fit_ensemble', 'refit_ensemble', 'cv_head_C', 'cv_document_rules']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -678,4 +678,39 @@ def cv_head_C(training_data:dict, # from `create_training_data`
             else: oof[b] = LinearHead.fit(X[a], y[a], n, C).predict_proba(X[b])
         order, p = aggregate_by(keys, oof)
         out[C] = float(f1_score([truth[k] for k in order], p.argmax(1), average='macro'))
+    return out
+
+# %% ../nbs/05_training.ipynb #c072f
+DOC_RULES = dict( # document label rules: (chunks, classes) probabilities -> one score per class
+    mean=lambda p: p.mean(0),
+    vote=lambda p: np.bincount(p.argmax(1), minlength=p.shape[1]) + 1e-6 * p.mean(0), # ties go to the mean
+    geometric=lambda p: np.log(np.clip(p, 1e-12, 1.0)).mean(0),
+    confidence=lambda p: (p * p.max(1, keepdims=True)).sum(0))
+
+# %% ../nbs/05_training.ipynb #c072g
+def cv_document_rules(training_data:dict, # from `create_training_data`
+                      rows:list[int], # training rows only: never a test split
+                      weights:dict, # pool weights, e.g. a fitted ensemble's `weights`
+                      embedding_model=None, # SentenceTransformer, when the pool has an 'embedding' view
+                      C:dict|None=None, # head regularization, overriding HEAD_C
+                      folds:int=5, seed:int=0) -> dict:
+    "Accuracy and macro-F1 per document group of each `DOC_RULES` rule, on grouped k-fold out-of-fold pool probabilities."
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedGroupKFold
+    d, rows, C = training_data, np.asarray(rows), HEAD_C | (C or {}); n = len(d['label_map']['labels'])
+    y, texts = np.array([d['label_ids'][i] for i in rows]), [d['texts'][i] for i in rows]
+    groups = np.array([d['metadata'][i]['group'] for i in rows])
+    X = encode(embedding_model, texts) if weights.get('embedding') else None
+    oof = np.zeros((len(rows), n))
+    for a, b in StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups):
+        probs = dict(tfidf=TfidfHead.fit([texts[i] for i in a], y[a], n, C['tfidf']).predict_proba([texts[i] for i in b]))
+        if X is not None: probs['embedding'] = LinearHead.fit(X[a], y[a], n, C['embedding']).predict_proba(X[b])
+        oof[b] = pool_proba(probs, weights)
+    members = [np.flatnonzero(groups == g) for g in dict.fromkeys(groups)]
+    truth = [y[ix[0]] for ix in members]
+    out = {}
+    for name, rule in DOC_RULES.items():
+        got = [int(rule(oof[ix]).argmax()) for ix in members]
+        out[name] = dict(accuracy=float(np.mean(np.equal(got, truth))), n=len(members),
+                         macro_f1=float(f1_score(truth, got, average='macro', labels=sorted(set(truth)))))
     return out
