@@ -9,7 +9,7 @@ from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Iterable, Iterator
 from loguru import logger
-from .documents import Document, IngestReport, read_documents
+from .documents import RECORD_KINDS, Document, IngestReport, read_documents
 
 # %% auto #0
 __all__ = ['NORMATIVE_LEVELS', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading', 'find_sections',
@@ -70,11 +70,11 @@ def match_heading(line:str, # one line of cleaned text
 def find_sections(doc:Document) -> list[tuple[int, str|None, str|None]]:
     "(character offset, clause, heading) of each section of `doc.text`, in order."
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
-    if doc.kind == 'jsonl':
+    if doc.kind in RECORD_KINDS:
         clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
     out, pos = [(0, clause, heading)], 0
     for line in doc.text.split('\n'):
-        m = match_heading(line) if doc.kind != 'jsonl' else None
+        m = match_heading(line) if doc.kind not in RECORD_KINDS else None
         if m:
             clause = m[0]
             if m[1]: heading, head_clause = m[1], m[0]

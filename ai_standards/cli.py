@@ -8,7 +8,7 @@ import argparse, json, os, sys, traceback
 from collections import Counter
 from pathlib import Path
 from loguru import logger
-from .documents import DOC_SUFFIXES, IngestReport
+from .documents import DOC_SUFFIXES, DocumentError, IngestReport
 from .vectordb import DEFAULT_COLLECTION
 
 # %% auto #0
@@ -30,11 +30,12 @@ def _parent(*flags, **kw) -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/09_cli.ipynb #c006b
-_KINDS = ', '.join(DOC_SUFFIXES).rsplit(', ', 1)[0] + ' or ' + list(DOC_SUFFIXES)[-1]  # '.pdf, .txt, .md or .jsonl'
+_KINDS = '.pdf, .txt, .md, .jsonl or OSCAL catalog .json' # every suffix of DOC_SUFFIXES (the test below checks)
 _JSON = _parent('--json', action='store_true', help='print the result as JSON')
 _PATHS = _parent('paths', nargs='+', type=Path, metavar='PATH', help=f'{_KINDS} files, or folders of them')
 _MANIFEST = _parent('--manifest', type=Path, help='CSV mapping files to categories (columns file, category[, title])')
-_LABEL_FIELD = _parent('--label-field', help='JSONL field holding the label (default: label, then category)')
+_LABEL_FIELD = _parent('--label-field', help='record field holding the label (default: JSONL label, then category; '
+                                             'OSCAL catalog family)')
 _DEVICE = _parent('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
 _STRICT = _parent('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
 _EXITS = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
@@ -524,7 +525,7 @@ def cmd_crosswalk(args):
     if not args.to and not (args.to_db or args.to_chroma_url):
         raise CLIError('say what to map onto: --to FILE..., --to-db DIR or --to-chroma-url URL')
     try: related = oscal_related(args.related) if args.related else {}  # a bad catalog fails before any reading
-    except ValueError as e: raise CLIError(str(e)) from None
+    except (ValueError, DocumentError) as e: raise CLIError(str(e)) from None
     report = IngestReport()
     sources = load_items(args.sources, label_field=args.label_field, report=report)
     targets = _crosswalk_targets(args, report)

@@ -8,7 +8,8 @@ import csv, datetime, json, re, uuid
 from pathlib import Path
 import numpy as np
 from loguru import logger
-from .documents import DocumentError, IngestReport, read_documents
+from .documents import (RECORD_KINDS, DocumentError, IngestReport, iter_catalog_documents, read_documents,
+                                    _read_catalog, _related_ids)
 from .chunking import Chunker
 from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
@@ -32,7 +33,7 @@ def _group(v) -> str|None:
 
 # %% ../nbs/07a_crosswalk.ipynb #x006
 def _record_item(doc, group_field:str|None='family') -> dict:
-    "A JSONL record as an item; its `group` is the record's `group_field` value (None without one)."
+    "A JSONL record or catalog control as an item; its `group` is its `group_field` value (None without one)."
     m = doc.metadata
     rid = str(m['record_id'])
     return dict(id=rid, label=str(m.get('label') or rid), title=doc.title if doc.title != rid else '', text=doc.text,
@@ -52,76 +53,12 @@ def _chunk_items(doc, chunker:Chunker) -> list[dict]:
                         group=None))
     return out
 
-# %% ../nbs/07a_crosswalk.ipynb #x007b
-_INSERT = re.compile(r'\{\{\s*insert:\s*param,\s*([^\s}]+)\s*\}\}')
-_MDLINK = re.compile(r'\[([^\]]+)\]\([^)]*\)')
-
-def _prose(text:str, params:dict, depth:int=0) -> str:
-    "OSCAL prose as printed: parameters filled in, markdown links and bold reduced to their text, whitespace collapsed."
-    fill = lambda m: _param_text(params[m[1]], params, depth) if m[1] in params else m[0]
-    if depth < 5: text = _INSERT.sub(fill, text)
-    return ' '.join(_MDLINK.sub(r'\1', text).replace('**', '').split())
-
-# %% ../nbs/07a_crosswalk.ipynb #x007c
-def _param_text(p:dict, params:dict, depth:int=0) -> str:
-    "A parameter as the printed catalog shows it: `[Assignment: label]` or `[Selection (one or more): a; b]`."
-    if 'select' not in p: return f"[Assignment: {p.get('label') or p['id']}]"
-    how = ' (one or more)' if p['select'].get('how-many') == 'one-or-more' else ''
-    return f"[Selection{how}: " + '; '.join(_prose(c, params, depth + 1) for c in p['select'].get('choice', [])) + ']'
-
-# %% ../nbs/07a_crosswalk.ipynb #x007e
-def _part_lines(part:dict, params:dict, indent:int=0) -> list[str]:
-    "A statement's lines: its prose, then its items under their labels, two more spaces a level down."
-    label = next((p['value'] for p in part.get('props', []) if p.get('name') == 'label'), '')
-    head = ' '.join(x for x in (label, _prose(part.get('prose', ''), params)) if x)
-    sub = indent + 2 if part.get('name') == 'item' else indent
-    below = [l for p in part.get('parts', []) for l in _part_lines(p, params, sub)]
-    return ([' ' * indent + head] if head else []) + below
-
-# %% ../nbs/07a_crosswalk.ipynb #x007g
-def _read_catalog(path:str|Path) -> dict:
-    "The `catalog` object of an OSCAL catalog JSON file, or a ValueError naming the file and the reason."
-    if not Path(path).is_file(): raise ValueError(f'{path}: no such file')
-    try: cat = json.loads(Path(path).read_text(encoding='utf-8'))['catalog']
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f'{path}: not an OSCAL catalog JSON ({type(e).__name__}: {e})') from None
-    if not isinstance(cat, dict): raise ValueError(f'{path}: not an OSCAL catalog JSON (catalog is not an object)')
-    return cat
-
-# %% ../nbs/07a_crosswalk.ipynb #x007h
-def _controls(node:dict, group:str|None=None, parent:str|None=None):
-    "(control, its group id, its parent control id) for every control under `node`, depth first."
-    for g in node.get('groups', []): yield from _controls(g, g.get('id', group))
-    for c in node.get('controls', []):
-        yield c, group, parent
-        yield from _controls({'controls': c.get('controls', [])}, group, c.get('id'))
-
-# %% ../nbs/07a_crosswalk.ipynb #x007h1
-def _related_ids(c:dict) -> list[str]:
-    "The ids an OSCAL control or group names as related (`links` with `rel` related and a local `#id` href)."
-    return [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
-
-# %% ../nbs/07a_crosswalk.ipynb #x007i
-def _catalog_item(c:dict, group:str|None, parent:str|None, params:dict, name:str) -> dict:
-    "One catalog control as an item: statement lines, then the discussion paragraphs."
-    props = {p.get('name'): p.get('value') for p in c.get('props', [])}
-    parts = {p.get('name'): p for p in c.get('parts', [])}
-    stmt = '\n'.join(_part_lines(parts['statement'], params)) if 'statement' in parts else ''
-    paras = re.split(r'\n\s*\n', parts['guidance'].get('prose', '')) if 'guidance' in parts else []
-    text = '\n\n'.join(x for x in [stmt] + [_prose(q, params) for q in paras] if x)
-    return dict(id=c['id'], label=props.get('label') or c['id'], title=c.get('title', ''), text=text, parent=parent,
-                file=name, page=None, clause=props.get('label'), meta=dict(catalog_group=group),
-                related=_related_ids(c), group=group)
-
 # %% ../nbs/07a_crosswalk.ipynb #x007j
-def catalog_items(path:str|Path) -> list[dict]:
+def catalog_items(path:str|Path, # an OSCAL catalog JSON file
+                  group_field:str|None='family', # record field that groups items
+                 ) -> list[dict]:
     "The controls of an OSCAL catalog JSON as items (withdrawn ones and ones without text left out)."
-    cat = _read_catalog(path)
-    found = list(_controls(cat))
-    params = {p['id']: p for c, _, _ in found for p in c.get('params', []) if 'id' in p}
-    gone = lambda c: any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
-    items = [_catalog_item(c, g, par, params, Path(path).name) for c, g, par in found if 'id' in c and not gone(c)]
-    return [i for i in items if i['text']]
+    return [_record_item(d, group_field) for d in iter_catalog_documents(path)]
 
 # %% ../nbs/07a_crosswalk.ipynb #x008
 def load_items(paths:list, # JSONL, PDF, text files, OSCAL catalog JSON files, and folders of documents
@@ -131,14 +68,8 @@ def load_items(paths:list, # JSONL, PDF, text files, OSCAL catalog JSON files, a
               ) -> list[dict]:
     "The items of `paths`: one per JSONL record or catalog control, one per chunk of a PDF or text file."
     report, chunker, items = report or IngestReport(), None, []
-    catalogs = [Path(p) for p in paths if Path(p).suffix.lower() == '.json' and Path(p).is_file()]
-    for p in catalogs:
-        report.files += 1
-        try: items += catalog_items(p); report.documents += 1
-        except ValueError as e: report.fail(DocumentError(p, str(e).removeprefix(f'{p}: ')))
-    rest = [p for p in paths if Path(p) not in catalogs]
-    for doc in read_documents(rest, label_field=label_field, progress=False, report=report) if rest else ():
-        if doc.kind == 'jsonl': items.append(_record_item(doc, group_field)); continue
+    for doc in read_documents(paths, label_field=label_field, progress=False, report=report):
+        if doc.kind in RECORD_KINDS: items.append(_record_item(doc, group_field)); continue
         chunker = chunker or Chunker()
         items += _chunk_items(doc, chunker)
     return items
@@ -151,7 +82,7 @@ def collection_items(store) -> list[dict]:
     rows = sorted(zip(got['ids'], got['documents'], got['metadatas']),
                   key=lambda x: (str(x[2].get('doc_id')), x[2].get('chunk_index', 0)))
     for cid, text, m in rows:
-        rec = m.get('kind') == 'jsonl' and ':' in str(m.get('doc_id'))
+        rec = m.get('kind') in RECORD_KINDS and ':' in str(m.get('doc_id'))
         key = (str(m['doc_id']).split(':', 1)[1] if rec else
                f"{m.get('file')}§{m.get('clause')}" if m.get('clause') else cid)
         g = groups.setdefault(key, dict(id=key, label=str(m.get('clause') or ''), text='', parent=None, meta={},

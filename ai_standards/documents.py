@@ -14,10 +14,10 @@ from loguru import logger
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['PAGE_SEP', 'MIN_CHARS_PER_PAGE', 'DOC_SUFFIXES', 'DocumentError', 'Document', 'normalize_chars', 'unspace_letters',
-           'strip_running_lines', 'join_lines', 'normalize_whitespace', 'clean_pages', 'file_sha256', 'read_pdf_pages',
-           'read_text_pages', 'Manifest', 'read_manifest', 'load_document', 'iter_jsonl_documents', 'IngestReport',
-           'find_documents', 'read_documents']
+__all__ = ['PAGE_SEP', 'MIN_CHARS_PER_PAGE', 'DOC_SUFFIXES', 'RECORD_KINDS', 'DocumentError', 'Document', 'normalize_chars',
+           'unspace_letters', 'strip_running_lines', 'join_lines', 'normalize_whitespace', 'clean_pages', 'file_sha256',
+           'read_pdf_pages', 'read_text_pages', 'Manifest', 'read_manifest', 'load_document', 'iter_jsonl_documents',
+           'catalog_records', 'iter_catalog_documents', 'IngestReport', 'find_documents', 'read_documents']
 
 # %% ../nbs/01_documents.ipynb #c007
 class DocumentError(Exception):
@@ -271,8 +271,93 @@ def iter_jsonl_documents(path:Path|str, # a .jsonl file, one JSON object a line
             yield Document(f'{path.stem}:{rid}', str(path), sha, str(rec.get('title') or rid), [text],
                            None if label is None else str(label), 'jsonl', meta)
 
+# %% ../nbs/01_documents.ipynb #x007b
+_INSERT = re.compile(r'\{\{\s*insert:\s*param,\s*([^\s}]+)\s*\}\}')
+_MDLINK = re.compile(r'\[([^\]]+)\]\([^)]*\)')
+
+def _prose(text:str, params:dict, depth:int=0) -> str:
+    "OSCAL prose as printed: parameters filled in, markdown links and bold reduced to their text, whitespace collapsed."
+    fill = lambda m: _param_text(params[m[1]], params, depth) if m[1] in params else m[0]
+    if depth < 5: text = _INSERT.sub(fill, text)
+    return ' '.join(_MDLINK.sub(r'\1', text).replace('**', '').split())
+
+# %% ../nbs/01_documents.ipynb #x007c
+def _param_text(p:dict, params:dict, depth:int=0) -> str:
+    "A parameter as the printed catalog shows it: `[Assignment: label]` or `[Selection (one or more): a; b]`."
+    if 'select' not in p: return f"[Assignment: {p.get('label') or p['id']}]"
+    how = ' (one or more)' if p['select'].get('how-many') == 'one-or-more' else ''
+    return f"[Selection{how}: " + '; '.join(_prose(c, params, depth + 1) for c in p['select'].get('choice', [])) + ']'
+
+# %% ../nbs/01_documents.ipynb #x007e
+def _part_lines(part:dict, params:dict, indent:int=0) -> list[str]:
+    "A statement's lines: its prose, then its items under their labels, two more spaces a level down."
+    label = next((p['value'] for p in part.get('props', []) if p.get('name') == 'label'), '')
+    head = ' '.join(x for x in (label, _prose(part.get('prose', ''), params)) if x)
+    sub = indent + 2 if part.get('name') == 'item' else indent
+    below = [l for p in part.get('parts', []) for l in _part_lines(p, params, sub)]
+    return ([' ' * indent + head] if head else []) + below
+
+# %% ../nbs/01_documents.ipynb #x007g
+def _read_catalog(path:str|Path) -> dict:
+    "The `catalog` object of an OSCAL catalog JSON file, or a `DocumentError` naming the file and the reason."
+    if not Path(path).is_file(): raise DocumentError(path, 'no such file')
+    try: cat = json.loads(Path(path).read_text(encoding='utf-8'))['catalog']
+    except (ValueError, KeyError, TypeError) as e:
+        raise DocumentError(path, f'not an OSCAL catalog JSON ({type(e).__name__}: {e})') from None
+    if not isinstance(cat, dict): raise DocumentError(path, 'not an OSCAL catalog JSON (catalog is not an object)')
+    return cat
+
+# %% ../nbs/01_documents.ipynb #x007h1
+def _related_ids(c:dict) -> list[str]:
+    "The ids an OSCAL control or group names as related (`links` with `rel` related and a local `#id` href)."
+    return [l['href'][1:] for l in c.get('links', []) if l.get('rel') == 'related' and l.get('href', '')[:1] == '#']
+
+# %% ../nbs/01_documents.ipynb #c044j
+def _catalog_record(c:dict, group:dict, parent:str|None, params:dict) -> dict:
+    "One catalog control as the record a JSONL line would give: statement lines, then the discussion paragraphs."
+    props = {p.get('name'): p.get('value') for p in c.get('props', [])}
+    parts = {p.get('name'): p for p in c.get('parts', [])}
+    stmt = '\n'.join(_part_lines(parts['statement'], params)) if 'statement' in parts else ''
+    paras = re.split(r'\n\s*\n', parts['guidance'].get('prose', '')) if 'guidance' in parts else []
+    guidance = '\n\n'.join(x for x in (_prose(q, params) for q in paras) if x)
+    gprops = {p.get('name'): p.get('value') for p in group.get('props', [])}
+    family = gprops.get('label') or (str(group['id']).upper() if group.get('id') else None)
+    return dict(id=c['id'], label=props.get('label') or c['id'], family=family, family_title=group.get('title'),
+                kind='enhancement' if parent else 'control', parent=parent, title=c.get('title', ''), statement=stmt,
+                guidance=guidance, related=_related_ids(c), text='\n\n'.join(x for x in (stmt, guidance) if x))
+
+# %% ../nbs/01_documents.ipynb #c044k
+def catalog_records(path:Path|str) -> list[dict]:
+    "The controls of an OSCAL catalog JSON as records (withdrawn ones and ones without text left out)."
+    cat, groups = _read_catalog(path), {}
+    def walk(node, group, parent):
+        for g in node.get('groups', []): groups[g.get('id')] = g; yield from walk(g, g, None)
+        for c in node.get('controls', []):
+            yield c, group, parent
+            yield from walk({'controls': c.get('controls', [])}, group, c.get('id'))
+    found = list(walk(cat, {}, None))
+    params = {p['id']: p for c, _, _ in found for p in c.get('params', []) if 'id' in p}
+    gone = lambda c: any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
+    recs = [_catalog_record(c, g, par, params) for c, g, par in found if 'id' in c and not gone(c)]
+    return [r for r in recs if r['text']]
+
+# %% ../nbs/01_documents.ipynb #c044n
+def iter_catalog_documents(path:Path|str, # an OSCAL catalog .json file
+                           label_field:str|None=None, # record field holding the label; default: `family`
+                          ) -> Iterator[Document]:
+    "The controls of an OSCAL catalog as `Document`s, one per control, like the records of a JSONL file."
+    path = Path(path)
+    for n, rec in enumerate(catalog_records(path), 1):
+        sha = hashlib.sha256(json.dumps(rec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        meta = {k: v for k, v in rec.items() if k != 'text'} | {'record_id': rec['id'], 'line': n}
+        label = rec.get(label_field or 'family')
+        yield Document(f'{path.stem}:{rec["id"]}', str(path), sha, rec['title'] or rec['id'],
+                       [normalize_whitespace(normalize_chars(rec['text']))],
+                       None if label in (None, '') else str(label), 'catalog', meta)
+
 # %% ../nbs/01_documents.ipynb #c046
-DOC_SUFFIXES = {'.pdf': 'pdf', '.txt': 'text', '.md': 'text', '.jsonl': 'jsonl'}
+DOC_SUFFIXES = {'.pdf': 'pdf', '.txt': 'text', '.md': 'text', '.jsonl': 'jsonl', '.json': 'catalog'}
+RECORD_KINDS = ('jsonl', 'catalog') # documents that are one record each (a JSONL line, a catalog control)
 
 @dataclass
 class IngestReport:
@@ -297,13 +382,21 @@ class IngestReport:
         by = Counter(Path(f).suffix.lower() or '(no extension)' for f in self.ignored).most_common()
         return f"{len(self.ignored)} file(s) of other types ignored ({', '.join(f'{k} {v}' for k, v in by)})"
 
+# %% ../nbs/01_documents.ipynb #c048a
+def _looks_like_catalog(path:Path) -> bool:
+    "Whether a .json file found in a folder opens as an OSCAL catalog (`{\"catalog\": ...`); other JSON is not a document."
+    try: head = path.open('rb').read(4096).decode('utf-8', 'ignore')
+    except OSError: return False
+    return re.match(r'\s*\{\s*"catalog"\s*:', head.lstrip('\ufeff')) is not None
+
 # %% ../nbs/01_documents.ipynb #c049
 def _in_folder(p:Path, report:IngestReport|None) -> list[tuple[Path, Path]]:
     "Document files under folder `p` (hidden ones left out); other files go to `report.ignored`."
     found = []
     for f in sorted(p.rglob('*')):
         if not f.is_file() or any(part.startswith('.') for part in f.relative_to(p).parts): continue
-        if f.suffix.lower() in DOC_SUFFIXES: found.append((f, p))
+        if f.suffix.lower() in DOC_SUFFIXES and (f.suffix.lower() != '.json' or _looks_like_catalog(f)):
+            found.append((f, p))
         elif report is not None and f.name != 'manifest.csv': report.ignored.append(str(f))
     return found
 
@@ -317,7 +410,9 @@ def find_documents(paths:Iterable, # files and folders
         if isinstance(raw, str) and not raw.strip(): err = DocumentError(repr(raw), 'empty path: name a file or folder')
         elif p.is_dir(): found += _in_folder(p, report); continue
         elif not p.exists(): err = DocumentError(p, 'no such file or folder')
-        elif p.suffix.lower() not in DOC_SUFFIXES: err = DocumentError(p, f'unsupported file type {p.suffix!r} (expected .pdf, .txt, .md or .jsonl)')
+        elif p.suffix.lower() not in DOC_SUFFIXES:
+            err = DocumentError(p, f'unsupported file type {p.suffix!r} (expected .pdf, .txt, .md, .jsonl or an OSCAL '
+                                   'catalog .json)')
         else: found.append((p, None)); continue
         if report is None: raise err
         report.fail(err)
@@ -363,9 +458,10 @@ def _ordered_map(fn, jobs:list, workers:int):
         for f in futs: yield f.result()
 
 # %% ../nbs/01_documents.ipynb #c054
-def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of them
+def read_documents(paths:Iterable, # PDF, text, JSONL and OSCAL catalog JSON files, and folders of them
                    manifest:Path|str|None=None, # CSV mapping files to categories (and titles)
-                   label_field:str|None=None, # JSONL field holding the label (default: `label`, then `category`)
+                   label_field:str|None=None, # record field holding the label (JSONL: `label`, then `category`;
+                                              # catalogs: `family`)
                    workers:int|None=None, # processes for PDF/text extraction (default: CPU count)
                    progress:bool=True, # show a progress bar
                    report:IngestReport|None=None, # collects counts and failures; a fresh one if None
@@ -384,10 +480,10 @@ def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of t
         m = explicit or auto.get(root)
         row = m.lookup(f) if m else None
         return (row or {}).get('label'), (row or {}).get('title') or None
-    jobs, jsonl = [], []
+    jobs, records = [], []
     for f, root in found:
         label, title = meta(f, root)
-        if f.suffix.lower() == '.jsonl': jsonl.append((f, label))
+        if DOC_SUFFIXES.get(f.suffix.lower()) in RECORD_KINDS: records.append((f, label))
         else: jobs.append((str(f), label or _folder_label(f, root), title))
     report.files += len(found)
     bar = tqdm(total=len(found), unit='file', desc='reading', disable=not progress or not found)
@@ -399,9 +495,12 @@ def read_documents(paths:Iterable, # PDF, text and JSONL files, and folders of t
             bar.update(1)
             if isinstance(res, DocumentError): report.fail(res)
             else: yield emit(res)
-        for f, label in jsonl:
+        for f, label in records:
             try:
-                for doc in iter_jsonl_documents(f, label_field, on_error=report.fail):
+                catalog = f.suffix.lower() == '.json'
+                docs = iter_catalog_documents(f, label_field) if catalog else iter_jsonl_documents(f, label_field,
+                                                                                                   on_error=report.fail)
+                for doc in docs:
                     doc.label = label or doc.label
                     yield emit(doc)
             except DocumentError as e: report.fail(e)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 from loguru import logger
+from .documents import RECORD_KINDS
 from .models import Embedder, load_classifier, pick_device, resolve_model, quiet_hf
 
 # %% auto #0
@@ -26,9 +27,9 @@ class TrainingDataError(ValueError):
 
 # %% ../nbs/05_training.ipynb #c008
 def _group(doc:dict) -> str:
-    "The split group of a document: its JSONL parent (or own id) for records, else the document."
+    "The split group of a document: its parent (or own id) for records (JSONL lines, catalog controls), else the document."
     m = doc.get('metadata') or {}
-    if doc.get('kind') == 'jsonl': return str(m.get('parent') or m.get('record_id') or doc['doc_id'])
+    if doc.get('kind') in RECORD_KINDS: return str(m.get('parent') or m.get('record_id') or doc['doc_id'])
     return doc['doc_id']
 
 # %% ../nbs/05_training.ipynb #c009

@@ -14,7 +14,7 @@ import numpy as np
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from loguru import logger
-from .documents import IngestReport, file_sha256
+from .documents import RECORD_KINDS, IngestReport, file_sha256
 from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
@@ -315,8 +315,8 @@ def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dic
     "Make the store hold exactly the chunks of `docs` (all from one file) for `source`; counts of what changed."
     chunks = {store_id(source, c['id']): (d, c) for d in docs for c in d['chunks']}
     have = store.ids_where({'source': source})
-    # a JSONL record's sha256 is the record's
-    file_hash = docs[0]['sha256'] if docs[0]['kind'] != 'jsonl' else file_sha256(source)
+    # a record's (JSONL line, catalog control) sha256 is the record's
+    file_hash = docs[0]['sha256'] if docs[0]['kind'] not in RECORD_KINDS else file_sha256(source)
     new = [i for i in chunks if i not in have]
     for i in range(0, len(new), batch):  # each batch is complete only when file_hashes counts all of them
         part = [chunks[j] for j in new[i:i+batch]]

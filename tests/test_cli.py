@@ -30,3 +30,21 @@ def test_usage_errors_exit_2():
     assert cli('chunk').returncode == 2
     assert cli('no-such-command').returncode == 2
     r = cli('--help'); assert r.returncode == 0 and 'demo' in r.stdout
+
+def test_an_oscal_catalog_is_read_like_jsonl(tmp_path):
+    "A folder holding an OSCAL catalog and other JSON: the catalog's controls are labeled by family; the rest is ignored."
+    ctl = lambda i, text, **kw: dict(id=i, title=f'Title {i}', props=[dict(name='label', value=i.upper())],
+                                     parts=[dict(name='statement', prose=text)], **kw)
+    groups = [dict(id='ac', title='Access Control', controls=[
+                  ctl('ac-2', 'Manage system accounts and review them.', controls=[ctl('ac-2.1', 'Automate it.')])]),
+              dict(id='ir', title='Incident Response', controls=[ctl('ir-4', 'Handle incidents.')])]
+    (tmp_path/'catalog.json').write_text(json.dumps({'catalog': {'uuid': 'u', 'groups': groups}}))
+    (tmp_path/'settings.json').write_text('{"theme": "dark"}')
+    r = cli('chunk', tmp_path, '--json', '--out', tmp_path/'c.jsonl')
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert (s['documents'], s['documents_by_label']) == (3, {'AC': 2, 'IR': 1}), s
+    assert 'settings.json' in json.dumps(s) and not s.get('failures'), s
+    rows = [json.loads(l) for l in open(tmp_path/'c.jsonl')]
+    assert [(x['clause'], x['heading']) for x in rows] == [('AC-2', 'Title ac-2'), ('AC-2.1', 'Title ac-2.1'),
+                                                           ('IR-4', 'Title ir-4')]

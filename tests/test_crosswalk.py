@@ -2,7 +2,7 @@
 import csv, json
 import pytest
 from conftest import cli
-from ai_standards.crosswalk import catalog_items, oscal_related, ranking_metrics, validate_oscal
+from ai_standards.crosswalk import catalog_items, load_items, oscal_related, ranking_metrics, validate_oscal
 
 SOURCES = [dict(id='S1', text='Accounts of people are created, reviewed and removed when no longer needed.', links=['ac-2']),
            dict(id='S2', text='Storage media are sanitized before disposal or reuse.', links='mp-6'),
@@ -117,9 +117,10 @@ def test_catalog_items_match_the_jsonl(nist_data):
     items = {i['id']: i for i in catalog_items(nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json')}
     recs = [json.loads(l) for l in open(nist_data/'nist_sp800_53r5_controls.jsonl')]
     assert len(items) == len(recs) == 1007
-    assert all((items[r['id']]['label'], items[r['id']]['title'], items[r['id']]['parent'], items[r['id']]['group'].upper())
+    assert all((items[r['id']]['label'], items[r['id']]['title'], items[r['id']]['parent'], items[r['id']]['group'])
                == (r['label'], r['title'], r['parent'], r['family']) for r in recs)
-    same = sum(items[r['id']]['text'] == r['text'] for r in recs)
+    jsonl_items = {i['id']: i for i in load_items([nist_data/'nist_sp800_53r5_controls.jsonl'])}
+    same = sum(items[r['id']]['text'] == jsonl_items[r['id']]['text'] for r in recs)
     assert same >= 1000, same  # 1002: the rest differ in the JSONL's stray spaces
     links = oscal_related(nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json')
     assert {i['id']: i['related'] for i in items.values() if i['related']} == links

@@ -277,7 +277,7 @@ def test_folder_of_unsupported_files_says_what_was_skipped(tmp_path):
         code, out, err = run_main(cmd, d, '--json', *(['--db', tmp_path/'db'] if cmd == 'ingest' else []))
         assert code == 1
         says(err, cmd, f'no documents found in {d}: 3 file(s) of other types ignored (.docx 2, .html 1); '
-                       'documents are .pdf, .txt, .md or .jsonl files')
+                       'documents are .pdf, .txt, .md, .jsonl or OSCAL catalog .json files')
     assert not (tmp_path/'db').exists()
 
 def _snapshot(folder:Path) -> dict:

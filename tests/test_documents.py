@@ -76,3 +76,17 @@ def test_nist_jsonl_records(nist_data):
     ac2 = next(d for d in docs if d['doc_id'].endswith(':ac-2'))
     assert ac2['chunks'][0]['clause'] == 'AC-2' and ac2['chunks'][0]['heading'] == 'Account Management'
     assert next(d for d in docs if d['doc_id'].endswith(':ac-2.1'))['metadata']['parent'] == 'ac-2'
+
+def test_nist_oscal_catalog_reads_as_the_jsonl(nist_data):
+    "The shared Rev 5 OSCAL catalog, read as documents: the JSONL's 1,007 records, families, parents and chunks."
+    rep = IngestReport()
+    docs = process_documents([nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json'], report=rep, progress=False)
+    recs = {json.loads(l)['id']: json.loads(l) for l in open(nist_data/'nist_sp800_53r5_controls.jsonl')}
+    assert rep.failures == [] and len(docs) == len(recs) == 1007
+    for d in docs:
+        r, m = recs[d['metadata']['record_id']], d['metadata']
+        assert (d['label'], d['kind'], m['parent'], m['statement'], m['family_title']) == \
+               (r['family'], 'catalog', r['parent'], r['statement'], r['family_title']), r['id']
+    assert sum(len(d['chunks']) for d in docs) == 1235  # as many as the JSONL gives
+    ac2 = next(d for d in docs if d['doc_id'].endswith(':ac-2'))
+    assert ac2['chunks'][0]['clause'] == 'AC-2' and ac2['chunks'][0]['heading'] == 'Account Management'
