@@ -95,10 +95,10 @@ def per_source(S:np.ndarray, sources, targets) -> tuple[np.ndarray, np.ndarray]:
         r10.append(np.mean([r <= 10 for r in rk]) if rk else np.nan); rr.append(1 / min(rk) if rk else np.nan)
     return np.array(r10), np.array(rr)
 
-def tuning_grid(src, tgt, sources, targets) -> tuple[list[dict], dict]:
+def tuning_grid(src, tgt, sources, targets, G=None) -> tuple[list[dict], dict]:
     "Every setting of the grid scored on GV and ID (per source too, for the selection check); the best on GV by recall@10 + MRR."
     from ai_standards.crosswalk import adjust_scores, base_scores, group_scores
-    rows, G = [], group_scores(src, tgt, targets)
+    rows, G = [], group_scores(src, tgt, targets) if G is None else G  # G: the group step's scores, when already computed
     for top, tw, lw in itertools.product((1, 2, 3, 4, 5), (0, 0.5, 1), (0, 0.1, 0.2)):
         b = base_scores(src, tgt, sources, targets, dict(top_sentences=top, title_weight=tw, lexical_weight=lw))
         for h, (rw, rt), gw in itertools.product(HIER, RELATED, GROUP):
@@ -113,7 +113,7 @@ def tuning_grid(src, tgt, sources, targets) -> tuple[list[dict], dict]:
 CATALOG = DATA/'raw'/'NIST_SP-800-53_rev5_catalog.json'
 SRC_PATH, TGT_PATH = DATA/'crosswalks'/'csf2_to_sp800_53r5.jsonl', DATA/'nist_sp800_53r5_controls.jsonl'
 
-def lr_features(src, tgt, sources, targets) -> np.ndarray:
+def lr_features(src, tgt, sources, targets, G=None) -> np.ndarray:
     """(n_sources, n_targets, 12) signals for the logistic-regression combiner: dense top 1/2/3, title, BM25, the best three
     related targets' dense/title/BM25, enhancement flag, the family's best dense and BM25 score, the group step's score."""
     from ai_standards.crosswalk import _neighbour_grid, base_scores, group_scores, top_sentence_mean
@@ -126,7 +126,8 @@ def lr_features(src, tgt, sources, targets) -> np.ndarray:
         for f in set(fam): out[:, fam == f] = x[:, fam == f].max(1, keepdims=True)
         return out
     enh = np.repeat(np.array([[1.0 if t.get('parent') else 0.0 for t in targets]]), len(sources), 0)
-    return np.stack([*D, T, L, nb(D[1]), nb(T), nb(L), enh, fam_max(D[1]), fam_max(L), group_scores(src, tgt, targets)], -1)
+    return np.stack([*D, T, L, nb(D[1]), nb(T), nb(L), enh, fam_max(D[1]), fam_max(L),
+                     group_scores(src, tgt, targets) if G is None else G], -1)
 
 def lr_scores(X, sources, targets, fit_on, C) -> np.ndarray:
     "Scores of every source from a class-balanced logistic regression fitted on the links of the sources `fit_on`."
@@ -248,8 +249,10 @@ def main():
         lambda: crosswalk_ranking(emb, sources, linked, dict(group_weight=0.0)))
     run(f'ai_standards crosswalk, default with --related catalog ({DEFAULT_METHOD})', lambda: crosswalk_ranking(emb, sources, linked))
     src, tgt = Embedded(sources, emb), Embedded(linked, emb, 'target')
-    grid, best = tuning_grid(src, tgt, sources, linked)
-    check = selection_check(grid, lr_features(src, tgt, sources, linked), sources, linked)
+    from ai_standards.crosswalk import group_scores
+    G = group_scores(src, tgt, linked)  # fitted once, used by the grid and by the LR combiner
+    grid, best = tuning_grid(src, tgt, sources, linked, G)
+    check = selection_check(grid, lr_features(src, tgt, sources, linked, G), sources, linked)
     report(results, grid, best, DEFAULT_METHOD, check)
 
 def _row(name, r) -> str:

@@ -84,12 +84,17 @@ GROUPED = [dict(t, family=t['id'][:2].upper()) for t in TARGETS] + [
     dict(id='pe-2', label='PE-2', family='PE', title='Physical Access Authorizations',
          text='Develop, approve and maintain a list of individuals with authorized access to the facility.')]
 
-def test_group_field(files):
-    "The group step: a target gains 0.3 x how likely its family is for the source, the same for every target of a family."
+@pytest.fixture
+def grouped(files):
+    "The targets with a `family` field, and two more of the MP and PE families, as grouped.jsonl."
     (files/'grouped.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in GROUPED))
+    return files/'grouped.jsonl'
+
+def test_group_field(files, grouped):
+    "The group step: a target gains 0.3 x how likely its family is for the source, the same for every target of a family."
     scores = {}
     for extra in ([], ['--group-field', 'none']):
-        r = cli('crosswalk', files/'src.jsonl', '--to', files/'grouped.jsonl', '--k', '6', '--json', *extra)
+        r = cli('crosswalk', files/'src.jsonl', '--to', grouped, '--k', '6', '--json', *extra)
         assert r.returncode == 0, r.stderr
         maps = json.loads(r.stdout)['mappings']
         assert [m['matches'][0]['target_id'] for m in maps] == ['ac-2', 'mp-6', 'pe-3']
@@ -97,13 +102,12 @@ def test_group_field(files):
     gain = {t: scores[False][t] - scores[True][t] for t in scores[True]}
     assert gain['mp-6'] == pytest.approx(gain['mp-2'], abs=2e-3) and gain['ac-2'] == pytest.approx(gain['ac-2.1'], abs=2e-3)
     assert gain['mp-6'] > 0.1 and gain['mp-6'] > gain['pe-3'] + 0.1 and gain['mp-6'] > gain['ac-2'] + 0.1, gain
-    r = cli('crosswalk', files/'src.jsonl', '--to', files/'grouped.jsonl', '--k', '6', '--json', '--group-field', 'kind')
+    r = cli('crosswalk', files/'src.jsonl', '--to', grouped, '--k', '6', '--json', '--group-field', 'kind')
     assert {x['target_id']: x['score'] for x in json.loads(r.stdout)['mappings'][1]['matches']} == scores[True]  # no such field
 
-def test_group_field_on_a_collection(files):
+def test_group_field_on_a_collection(files, grouped):
     "Onto an ingested collection the groups are the labels it was stored with; --group-field none turns them off."
-    (files/'grouped.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in GROUPED))
-    assert cli('ingest', files/'grouped.jsonl', '--db', files/'gdb', '--label-field', 'family').returncode == 0
+    assert cli('ingest', grouped, '--db', files/'gdb', '--label-field', 'family').returncode == 0
     scores = {}
     for extra in ([], ['--group-field', 'none']):
         r = cli('crosswalk', files/'src.jsonl', '--to-db', files/'gdb', '--k', '6', '--json', *extra)
