@@ -450,7 +450,9 @@ def _info_text(s:dict) -> str:
         n = ens.get('refit_rows')
         rows = f"all {n} labeled rows (refit after evaluation)" if n else 'the training rows'
         text.append(f"default predictor: {ens.get('pool', 'mean')} pool, weights {ens['weights']}; learned from {rows}")
-    if s['evaluation']: text += ['evaluation (held-out split):', *_table(s['evaluation'])]
+    main = 'default predictor (pool)' if s['ensemble'] else 'classifier'  # the name results tables give 'model'
+    if s['evaluation']:
+        text += ['evaluation (held-out split):', *_table({main if k == 'model' else k: v for k, v in s['evaluation'].items()})]
     if s['database']: text.append(f"database: {s['database']}")
     return '\n'.join(text)
 
