@@ -8,8 +8,8 @@ import csv, datetime, json, re, uuid
 from pathlib import Path
 import numpy as np
 from loguru import logger
-from .documents import (RECORD_KINDS, DocumentError, IngestReport, iter_catalog_documents, read_documents,
-                                    _read_catalog, _related_ids)
+from .documents import RECORD_KINDS, IngestReport, iter_catalog_documents, read_documents
+from .documents import _read_catalog, _related_ids # the OSCAL helpers that oscal_related shares
 from .chunking import Chunker
 from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize

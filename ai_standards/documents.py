@@ -329,9 +329,9 @@ def _catalog_record(c:dict, group:dict, parent:str|None, params:dict) -> dict:
 # %% ../nbs/01_documents.ipynb #c044k
 def catalog_records(path:Path|str) -> list[dict]:
     "The controls of an OSCAL catalog JSON as records (withdrawn ones and ones without text left out)."
-    cat, groups = _read_catalog(path), {}
-    def walk(node, group, parent):
-        for g in node.get('groups', []): groups[g.get('id')] = g; yield from walk(g, g, None)
+    cat = _read_catalog(path)
+    def walk(node, group, parent): # (control, its group, its parent control id), depth first
+        for g in node.get('groups', []): yield from walk(g, g, None)
         for c in node.get('controls', []):
             yield c, group, parent
             yield from walk({'controls': c.get('controls', [])}, group, c.get('id'))
