@@ -243,6 +243,19 @@ def load_document(path:Path|str, # a .pdf, .txt or .md file
     sha = file_sha256(path)
     return Document(sha[:16], str(path), sha, title.strip(), pages, label, kind, meta)
 
+# %% ../nbs/01_documents.ipynb #c041r
+def _record_document(path:Path, rec:dict, n:int, # the file, one of its records and the record's number (line)
+                     label_fields:list, kind:str, # fields tried in order for the label; 'jsonl' or 'catalog'
+                     text_field:str='text') -> Document:
+    "One record (a JSONL line, a catalog control) as a `Document`: its text cleaned, its other fields kept as metadata."
+    label = next((rec[k] for k in label_fields if rec.get(k) not in (None, '')), None)
+    rid = str(rec.get('id') or f'{path.stem}-{n}')
+    sha = hashlib.sha256(json.dumps(rec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    meta = {k: v for k, v in rec.items() if k != text_field} | {'record_id': rid, 'line': n}
+    return Document(f'{path.stem}:{rid}', str(path), sha, str(rec.get('title') or rid),
+                    [normalize_whitespace(normalize_chars(rec[text_field]))], None if label is None else str(label),
+                    kind, meta)
+
 # %% ../nbs/01_documents.ipynb #c042
 def iter_jsonl_documents(path:Path|str, # a .jsonl file, one JSON object a line
                          label_field:str|None=None, # field holding the label; default: `label`, then `category`
@@ -262,14 +275,8 @@ def iter_jsonl_documents(path:Path|str, # a .jsonl file, one JSON object a line
             except DocumentError as e:
                 if on_error is None: raise
                 on_error(e); continue
-            fields = [label_field] if label_field else ['label', 'category']
-            label = next((rec[k] for k in fields if rec.get(k) not in (None, '')), None)
-            rid = str(rec.get('id') or f'{path.stem}-{n}')
-            sha = hashlib.sha256(json.dumps(rec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-            meta = {k: v for k, v in rec.items() if k != text_field} | {'record_id': rid, 'line': n}
-            text = normalize_whitespace(normalize_chars(rec[text_field]))
-            yield Document(f'{path.stem}:{rid}', str(path), sha, str(rec.get('title') or rid), [text],
-                           None if label is None else str(label), 'jsonl', meta)
+            yield _record_document(path, rec, n, [label_field] if label_field else ['label', 'category'], 'jsonl',
+                                   text_field)
 
 # %% ../nbs/01_documents.ipynb #x007b
 _INSERT = re.compile(r'\{\{\s*insert:\s*param,\s*([^\s}]+)\s*\}\}')
@@ -348,12 +355,7 @@ def iter_catalog_documents(path:Path|str, # an OSCAL catalog .json file
     "The controls of an OSCAL catalog as `Document`s, one per control, like the records of a JSONL file."
     path = Path(path)
     for n, rec in enumerate(catalog_records(path), 1):
-        sha = hashlib.sha256(json.dumps(rec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        meta = {k: v for k, v in rec.items() if k != 'text'} | {'record_id': rec['id'], 'line': n}
-        label = rec.get(label_field or 'family')
-        yield Document(f'{path.stem}:{rec["id"]}', str(path), sha, rec['title'] or rec['id'],
-                       [normalize_whitespace(normalize_chars(rec['text']))],
-                       None if label in (None, '') else str(label), 'catalog', meta)
+        yield _record_document(path, rec, n, [label_field or 'family'], 'catalog')
 
 # %% ../nbs/01_documents.ipynb #c046
 DOC_SUFFIXES = {'.pdf': 'pdf', '.txt': 'text', '.md': 'text', '.jsonl': 'jsonl', '.json': 'catalog'}

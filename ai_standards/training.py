@@ -654,6 +654,15 @@ def refit_ensemble(ens:EnsembleClassifier, # a fitted ensemble: its views, weigh
     out.embedding_source = getattr(ens, 'embedding_source', None)  # which embedding model the pool was fitted with
     return out
 
+# %% ../nbs/05_training.ipynb #c070o
+def _oof_proba(view:str, texts:list[str], X, y:np.ndarray, n:int, C:float, cv:list) -> np.ndarray:
+    "Out-of-fold probabilities of one head ('tfidf' on `texts`, 'embedding' on vectors `X`) over the folds `cv`."
+    oof = np.zeros((len(y), n))
+    for a, b in cv:
+        if view == 'tfidf': oof[b] = TfidfHead.fit([texts[i] for i in a], y[a], n, C).predict_proba([texts[i] for i in b])
+        else: oof[b] = LinearHead.fit(X[a], y[a], n, C).predict_proba(X[b])
+    return oof
+
 # %% ../nbs/05_training.ipynb #c070d
 def cv_head_C(training_data:dict, # from `create_training_data`
               rows:list[int], # training rows only: never a test split
@@ -672,12 +681,7 @@ def cv_head_C(training_data:dict, # from `create_training_data`
     cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups))
     out = {}
     for C in grid:
-        oof = np.zeros((len(rows), n))
-        for a, b in cv:
-            if view == 'tfidf':
-                oof[b] = TfidfHead.fit([texts[i] for i in a], y[a], n, C).predict_proba([texts[i] for i in b])
-            else: oof[b] = LinearHead.fit(X[a], y[a], n, C).predict_proba(X[b])
-        order, p = aggregate_by(keys, oof)
+        order, p = aggregate_by(keys, _oof_proba(view, texts, X, y, n, C, cv))
         out[C] = float(f1_score([truth[k] for k in order], p.argmax(1), average='macro'))
     return out
 
@@ -702,11 +706,9 @@ def cv_document_rules(training_data:dict, # from `create_training_data`
     y, texts = np.array([d['label_ids'][i] for i in rows]), [d['texts'][i] for i in rows]
     groups = np.array([d['metadata'][i]['group'] for i in rows])
     X = encode(embedding_model, texts) if weights.get('embedding') else None
-    oof = np.zeros((len(rows), n))
-    for a, b in StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups):
-        probs = dict(tfidf=TfidfHead.fit([texts[i] for i in a], y[a], n, C['tfidf']).predict_proba([texts[i] for i in b]))
-        if X is not None: probs['embedding'] = LinearHead.fit(X[a], y[a], n, C['embedding']).predict_proba(X[b])
-        oof[b] = pool_proba(probs, weights)
+    cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups))
+    views = ['tfidf'] + (['embedding'] if X is not None else [])
+    oof = pool_proba({v: _oof_proba(v, texts, X, y, n, C[v], cv) for v in views}, weights)
     members = [np.flatnonzero(groups == g) for g in dict.fromkeys(groups)]
     truth = [y[ix[0]] for ix in members]
     out = {}
