@@ -50,7 +50,7 @@ _HEADINGS = [re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){0,5})\.?\s+(?P<title>[A-
              re.compile(r'^(?P<num>(?i:appendix|annex|chapter|section|part)\s+(?:[A-Z]|\d{1,2})(?:\.\d{1,3})*)\b'
                         r'[\s:.—–-]*(?P<title>[^\n]*)$')]
 _CLAUSE_START = re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){1,5})\.?\s+\S')
-_TOC = re.compile(r'(?:\.\s?){4,}\s*[\dixvlc]+$|\s\.\.\.\s[\dixvlc]+$')
+_TOC = re.compile(r'(?:\.\s?){4,}|\s\.\.\.(?:\s|$)') # a dot leader: contents lines and form lines, never a heading
 
 def match_heading(line:str, # one line of cleaned text
                   max_words:int=14, # a longer "title" is a sentence, not a heading

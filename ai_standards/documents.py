@@ -73,7 +73,10 @@ def unspace_letters(line:str) -> str:
     return ' '.join(w.replace(' ', '') for w in re.split(r'\s{2,}', s))
 
 # %% ../nbs/01_documents.ipynb #c019
-_PAGENUM = re.compile(r'^(?:page\s+)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s+of\s+\d{1,4})?$|^-\s*\d{1,4}\s*-$', re.I)
+_APPX_PAGE = r'[A-Z](?:\.\d{1,2})?-\d{1,4}' # an appendix page: D-3, A.1-2
+_PAGENUM = re.compile(rf'^(?:page\s+)?(?:\d{{1,4}}|[ivxlcdm]{{1,7}}|{_APPX_PAGE})(?:\s+of\s+\d{{1,4}})?$|^-\s*\d{{1,4}}\s*-$'
+                      rf'|^(?:chapter|appendix|section|part)\s+\w{{1,3}}\s+(?:page\s+(?:\d{{1,4}}|{_APPX_PAGE})|{_APPX_PAGE})$',
+                      re.I)
 
 def _furniture_key(line:str) -> str: return re.sub(r'\d+', '#', re.sub(r'\s+', ' ', line.strip().lower()))
 
@@ -104,7 +107,7 @@ _STARTS_UNIT = re.compile(r'''^(?:\d{1,2}(?:\.\d{1,3})*\.?\s+\S   # 3.2.1 Title 
     |[•\-*–—]\s?                                                 # bullets
     |(?i:Appendix|Annex|Chapter|Section|Part|Table|Figure)\s+[A-Z0-9]
     |[A-Z][A-Z &,/\-]{3,}$)''', re.X)
-_TOC_LINE = re.compile(r'(?:\.\s?){4,}\s*[\dixvlc]+$')
+_TOC_LINE = re.compile(r'(?:\.\s?){4,}\s*(?:[A-Z\d]{1,2}-)?[\dixvlc]+$') # page 7, vii, D-1 or 5-1
 
 def join_lines(text:str, # one page of text, one visual line per line
                short:float=0.7, # a line shorter than this share of the page's typical line ends its paragraph

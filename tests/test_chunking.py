@@ -32,6 +32,8 @@ def test_chunker_output_is_pinned():
     ('Chapter 2 The Risk Management Framework', ('Chapter 2', 'The Risk Management Framework')),
     ('6.1.2 The organization shall define and apply an information security risk assessment process.', ('6.1.2', None)),
     ('3.2 Key management ....... 12', None),  # table of contents
+    ('5.1 Preparation ... 5-1', None),  # a contents line with an appendix-style page number, leaders already collapsed
+    ('4 Do you work for a system administrator? ... Yes No', None),  # a form line
     ('Table 2: Patch types', None),
     ('2019 Annual report', None),
     ('1 1 Scope', None),
@@ -56,6 +58,17 @@ def test_clauses_from_a_rendered_pdf(sample_pdfs):
                    ('2.4', 'Authentication', 1, 'requirement'), ('2.5', 'Review of access rights', 2, 'requirement'),
                    ('3.1', 'Policy on the use of cryptographic controls', 2, 'requirement'), ('3.2', 'Key management', 2, 'requirement'),
                    ('3.3', 'Encryption in transit', 2, 'requirement')]
+
+def test_nist_pdf_headings_are_not_page_furniture(nist_data):
+    "On the 17 NIST PDFs no chunk's heading is a contents line or a page header, and no page header stays in the text."
+    import re
+    from ai_standards.chunking import process_documents
+    docs = process_documents([nist_data/'pdfs'], Chunker(), progress=False)
+    chunks = [c for d in docs for c in d['chunks']]
+    headings = {c['heading'] for c in chunks if c['heading']}
+    assert len(docs) == 17 and len(headings) > 500
+    assert not [h for h in headings if '...' in h or re.fullmatch(r'(?i)page\s+\S+', h)]
+    assert not [c['id'] for c in chunks if re.search(r'(?im)^(?:chapter|appendix)\s+\w{1,3}\s+page\s+\S+$', c['text'])]
 
 @pytest.mark.parametrize('text,level', [
     ('Staff shall not share keys.', 'requirement'), ('Staff must not share keys.', 'requirement'),
