@@ -12,8 +12,9 @@ from loguru import logger
 from .documents import RECORD_KINDS, Document, IngestReport, read_documents
 
 # %% auto #0
-__all__ = ['NORMATIVE_LEVELS', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading', 'find_sections',
-           'chunk_id', 'Chunker', 'check_chunks', 'document_record', 'iter_processed_documents', 'process_documents']
+__all__ = ['NORMATIVE_LEVELS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading',
+           'find_sections', 'chunk_id', 'Chunker', 'check_chunks', 'document_record', 'iter_processed_documents',
+           'process_documents']
 
 # %% ../nbs/02_chunking.ipynb #c007
 def default_model_path() -> str:
@@ -122,6 +123,8 @@ def chunk_id(doc_sha256:str, char_start:int, text:str) -> str:
     return hashlib.sha256(f'{doc_sha256}:{char_start}:{text}'.encode()).hexdigest()[:32]
 
 # %% ../nbs/02_chunking.ipynb #c027
+TEXT_RULES = 2 # version of the cleaning and heading rules: a new one gives a file other chunks, so stores re-chunk it
+
 class Chunker:
     "Cuts `Document`s into clause-aware chunks of at most `max_tokens` model tokens."
     def __init__(self, model:str|None=None, # tokenizer source: local folder or HF id; default: packaged all-MiniLM-L6-v2
@@ -132,8 +135,8 @@ class Chunker:
         self.tokenizer = load_tokenizer(model)
         self.max_tokens, self.overlap, self.min_tokens = max_tokens, overlap, min_tokens
         tok_hash = hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()[:12]
-        # same signature, same chunks for the same text
-        self.signature = f'{tok_hash}/{max_tokens}/{overlap}/{min_tokens}'
+        # same signature, same chunks for the same file
+        self.signature = f'{tok_hash}/{max_tokens}/{overlap}/{min_tokens}/r{TEXT_RULES}'
         self.budget = max_tokens - self.tokenizer.num_special_tokens_to_add(False)
         if not 0 <= overlap < self.budget // 2:
             raise ValueError(f'overlap must be between 0 and {self.budget//2 - 1}, got {overlap}')
