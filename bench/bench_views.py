@@ -1,0 +1,113 @@
+"""Which views should the default predictor pool? Candidates against the default, by grouped CV on training rows (issue 11).
+
+The default predictor pools two heads (word 1-2-gram TF-IDF + LR, base-embedding + LR), weights fitted on a validation
+carve. Each candidate below changes one thing; all are scored by the same grouped 5-fold cross-validation on the
+SP 800-53 Rev 5 training rows (the `suggested_split` test controls left out, the PDFs and CSF never read), each fold
+fitted as the pipeline fits it (heads on the fold's training rows, pool weights on a validation carve of them), scored
+per record (chunk probabilities averaged). TF-IDF + LR (class-balanced), the best baseline of bench_generalization's
+check 0, is the peer in the same run.
+
+Candidates:
+- a third head on character 3-5-grams (`char_wb`, min_df 2), C = 1 or 10;
+- each chunk prefixed with its title (a control's title; a PDF's document title), for both heads;
+- with --model DIR: the same pool on another sentence-transformers model's embeddings (e.g. all-mpnet-base-v2 from
+  bench/fetch_mpnet.py).
+
+Run: python bench/bench_views.py [--model bench/_work/all-mpnet-base-v2]   -> bench/results/views.{md,json}
+"""
+import argparse, json, os, resource, sys, time
+from pathlib import Path
+import numpy as np
+
+CHAR = dict(analyzer='char_wb', ngram_range=(3, 5), sublinear_tf=True, min_df=2)
+
+def char_head(texts, y, n, C):
+    "A class-balanced LR on character n-gram TF-IDF; returns texts -> probabilities."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from ai_standards.training import LinearHead
+    v = TfidfVectorizer(**CHAR); h = LinearHead.fit(v.fit_transform(texts), y, n, C)
+    return lambda t: h.predict_proba(v.transform(t))
+
+def run(data_dir, models, folds=5):
+    from sentence_transformers import SentenceTransformer
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedGroupKFold
+    from ai_standards.chunking import Chunker, process_documents
+    from ai_standards.models import default_model_path
+    from ai_standards.training import (HEAD_C, TfidfHead, LinearHead, aggregate_by, create_training_data, encode,
+                                       fit_pool_weights, pool_proba, split_training_data, _group_split)
+    data = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], Chunker(), label_field='family',
+                                                  progress=False), embed=False)
+    tr, va, _ = split_training_data(data); rows = np.array(sorted(tr + va))
+    n, Y, keys = len(data['label_map']['labels']), np.array(data['label_ids']), [m['doc_id'] for m in data['metadata']]
+    plain = data['texts']; titled = [f"{m['title']}\n{t}" for t, m in zip(plain, data['metadata'])]
+    emb = {name: encode(SentenceTransformer(path, device='cpu'), plain) for name, path in [('base', default_model_path())] + models}
+    emb['base, titled'] = encode(SentenceTransformer(default_model_path(), device='cpu'), titled)
+    y, g = [data['labels'][i] for i in rows], [data['metadata'][i]['group'] for i in rows]
+    scores = {}
+    for a, b in StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(rows, y, g):
+        itr, iva = _group_split(data, [int(i) for i in rows[a]], 0.2, 42, 'validation'); held = [int(i) for i in rows[b]]
+        def word(texts):
+            h = TfidfHead.fit([texts[i] for i in itr], Y[itr], n, HEAD_C['tfidf'])
+            return lambda r: h.predict_proba([texts[i] for i in r])
+        def dense(X):
+            h = LinearHead.fit(X[itr], Y[itr], n, HEAD_C['embedding']); return lambda r: h.predict_proba(X[r])
+        def chars(C):
+            h = char_head([plain[i] for i in itr], Y[itr], n, C); return lambda r: h([plain[i] for i in r])
+        w, e = word(plain), dense(emb['base'])
+        candidates = {'default pool (word TF-IDF + base embeddings)': dict(tfidf=w, embedding=e),
+                      '+ character 3-5-gram head, C = 1': dict(tfidf=w, embedding=e, chars=chars(1.0)),
+                      '+ character 3-5-gram head, C = 10': dict(tfidf=w, embedding=e, chars=chars(10.0)),
+                      'title prefixed to each chunk': dict(tfidf=word(titled), embedding=dense(emb['base, titled']))}
+        for name, _ in models: candidates[f'embeddings of {name}'] = dict(tfidf=w, embedding=dense(emb[name]))
+        for name, heads in candidates.items():
+            weights = fit_pool_weights({v: f(iva) for v, f in heads.items()}, Y[iva])
+            p = pool_proba({v: f(held) for v, f in heads.items()}, weights)
+            scores.setdefault(name, []).append(_score(keys, held, Y, p))
+        tf = TfidfHead.fit([plain[i] for i in itr], Y[itr], n, 1.0)  # the peer: TF-IDF + LR, balanced, C = 1
+        scores.setdefault('TF-IDF + LR (balanced), the best baseline', []).append(_score(keys, held, Y, tf.predict_proba([plain[i] for i in held])))
+    return _summary(scores)
+
+def _score(keys, held, Y, p):
+    "Per-record accuracy, macro-F1 and n of chunk probabilities `p` for rows `held`."
+    from sklearn.metrics import f1_score
+    from ai_standards.training import aggregate_by
+    order, pd_ = aggregate_by([keys[i] for i in held], p); truth = dict(zip([keys[i] for i in held], Y[held]))
+    yt = [truth[o] for o in order]; got = pd_.argmax(1)
+    return float(np.mean(got == yt)), float(f1_score(yt, got, average='macro', labels=sorted(set(yt)))), len(yt)
+
+def _summary(scores):
+    base = np.array(scores['default pool (word TF-IDF + base embeddings)'], float)[:, 0]; out = {}
+    for name, v in scores.items():
+        v = np.array(v, float)
+        out[name] = dict(accuracy=float(v[:, 0].mean()), se=float(v[:, 0].std(ddof=1) / np.sqrt(len(v))),
+                         macro_f1=float(v[:, 1].mean()), n=int(v[:, 2].sum()), folds=[round(x, 3) for x in v[:, 0]],
+                         minus_default=float((v[:, 0] - base).mean()), folds_above_default=int((v[:, 0] > base).sum()),
+                         difference_se=float((v[:, 0] - base).std(ddof=1) / np.sqrt(len(v))))
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('--model', action='append', default=[], help='another sentence-transformers folder')
+    a = ap.parse_args()
+    from ai_standards.sample import shared_data_dir
+    data_dir = shared_data_dir()
+    if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
+    t0 = time.time(); res = run(data_dir, [(Path(m).name, m) for m in a.model])
+    minutes, peak = (time.time() - t0) / 60, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    md = ['# Views of the default predictor: candidates by grouped 5-fold CV on SP 800-53 training rows', '',
+          f'{minutes:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores. n = {next(iter(res.values()))["n"]} records over '
+          'the folds (the test split left out). Each fold: heads on its training rows, pool weights on a validation carve.', '',
+          '| candidate | accuracy (± s.e. over folds) | macro-F1 | per fold | difference from the default (± s.e.) | folds above it |',
+          '|---|---|---|---|---|---|']
+    for name, r in res.items():
+        md.append(f"| {name} | {r['accuracy']:.3f} ± {r['se']:.3f} | {r['macro_f1']:.3f} | {' '.join(f'{x:.3f}' for x in r['folds'])} | "
+                  f"{r['minus_default']:+.3f} ± {r['difference_se']:.3f} | {r['folds_above_default']} of {len(r['folds'])} |")
+    ahead = [k for k, r in res.items() if r['minus_default'] > 2 * r['difference_se'] > 0 and 'baseline' not in k]
+    md += ['', 'A candidate replaces the default only if it is ahead by more than two standard errors of the paired difference: '
+           + (f"ahead: {', '.join(ahead)}." if ahead else 'none is, so the default pool stays (the selection protocol in nbs/05_training.ipynb).')]
+    out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
+    (out/'views.md').write_text('\n'.join(md) + '\n')
+    (out/'views.json').write_text(json.dumps(dict(minutes=round(minutes, 2), peak_rss_mb=round(peak), results=res), indent=1))
+    print('\n'.join(md))
+
+if __name__ == '__main__': main()
