@@ -30,11 +30,10 @@ def char_head(texts, y, n, C):
 
 def run(data_dir, models, folds=5):
     from sentence_transformers import SentenceTransformer
-    from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedGroupKFold
     from ai_standards.chunking import Chunker, process_documents
     from ai_standards.models import default_model_path
-    from ai_standards.training import (HEAD_C, TfidfHead, LinearHead, aggregate_by, create_training_data, encode,
+    from ai_standards.training import (HEAD_C, TfidfHead, LinearHead, create_training_data, encode,
                                        fit_pool_weights, pool_proba, split_training_data, _group_split)
     data = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], Chunker(), label_field='family',
                                                   progress=False), embed=False)
