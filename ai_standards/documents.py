@@ -107,7 +107,7 @@ _STARTS_UNIT = re.compile(r'''^(?:\d{1,2}(?:\.\d{1,3})*\.?\s+\S   # 3.2.1 Title 
     |[•\-*–—]\s?                                                 # bullets
     |(?i:Appendix|Annex|Chapter|Section|Part|Table|Figure)\s+[A-Z0-9]
     |[A-Z][A-Z &,/\-]{3,}$)''', re.X)
-_TOC_LINE = re.compile(r'(?:\.\s?){4,}\s*(?:[A-Z\d]{1,2}-)?[\dixvlc]+$') # page 7, vii, D-1 or 5-1
+_TOC_LINE = re.compile(r'(?:\.\s?){4,}\s*(?:[A-Z\d]{1,2}(?:\.\d{1,2})?-)?[\dixvlc]+$') # page 7, vii, D-1, 5-1 or A.1-3
 
 def join_lines(text:str, # one page of text, one visual line per line
                short:float=0.7, # a line shorter than this share of the page's typical line ends its paragraph
