@@ -86,32 +86,45 @@ def quick(data_dir):
     return res, models, chunker, steps, (time.time() - t0) / 60, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def recipe_cv(data_dir, folds=5):
-    "The recipe as the pipeline evaluates it, by grouped k-fold CV on the training rows (the test split left out)."
-    from sentence_transformers import SentenceTransformer
-    from sklearn.model_selection import StratifiedGroupKFold
+def training_rows(data_dir):
+    "SP 800-53 records as training data (not embedded) and the rows outside its test split, as the pipeline splits them."
     from ai_standards.chunking import Chunker, process_documents
-    from ai_standards.evaluation import evaluate_model, subset
-    from ai_standards.models import default_model_path
-    from ai_standards.training import create_training_data, split_training_data, fit_ensemble, _group_split
+    from ai_standards.training import create_training_data, split_training_data
     data = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], Chunker(), label_field='family',
                                                   progress=False), embed=False)
-    tr, va, _ = split_training_data(data); rows = np.array(sorted(tr + va))
-    st, scores = SentenceTransformer(default_model_path(), device='cpu'), {}
+    tr, va, _ = split_training_data(data)
+    return data, np.array(sorted(tr + va))
+
+def recipe_folds(data, rows, folds=5):
+    "Grouped stratified k folds of `rows`, each (training, validation carve, held out) as the pipeline carves validation."
+    from sklearn.model_selection import StratifiedGroupKFold
+    from ai_standards.training import _group_split
     y, g = [data['labels'][i] for i in rows], [data['metadata'][i]['group'] for i in rows]
     for a, b in StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(rows, y, g):
         itr, iva = _group_split(data, [int(i) for i in rows[a]], 0.2, 42, 'validation')
-        held = [int(i) for i in rows[b]]
+        yield itr, iva, [int(i) for i in rows[b]]
+
+def fold_stats(v):
+    "Mean accuracy, its standard error over folds, mean macro-F1, n and per-fold accuracy of (accuracy, macro-F1, n) rows."
+    v = np.array(v, dtype=float)
+    return dict(accuracy=float(v[:, 0].mean()), se=float(v[:, 0].std(ddof=1) / np.sqrt(len(v))), macro_f1=float(v[:, 1].mean()),
+                n=int(v[:, 2].sum()), folds=[round(x, 3) for x in v[:, 0]])
+
+def recipe_cv(data_dir, folds=5):
+    "The recipe as the pipeline evaluates it, by grouped k-fold CV on the training rows (the test split left out)."
+    from sentence_transformers import SentenceTransformer
+    from ai_standards.evaluation import evaluate_model, subset
+    from ai_standards.models import default_model_path
+    from ai_standards.training import fit_ensemble
+    data, rows = training_rows(data_dir)
+    st, scores = SentenceTransformer(default_model_path(), device='cpu'), {}
+    for itr, iva, held in recipe_folds(data, rows, folds):
         ens = fit_ensemble(data, None, st, (itr, iva, held)); train = subset(data, itr)
         for n, m in ({'default predictor (pool)': ens} | baselines(train['texts'], train['labels'])).items():
             r = evaluate_model(m, subset(data, held), 'document')
             scores.setdefault(n, []).append((r['accuracy'], r['macro_f1'], r['n']))
-    out = {}
-    for n, v in scores.items():
-        v = np.array(v, dtype=float); paired = v[:, 0] - np.array(scores['default predictor (pool)'], dtype=float)[:, 0]
-        out[n] = dict(accuracy=float(v[:, 0].mean()), se=float(v[:, 0].std(ddof=1) / np.sqrt(len(v))), macro_f1=float(v[:, 1].mean()),
-                      n=int(v[:, 2].sum()), folds=[round(x, 3) for x in v[:, 0]], default_wins=int((paired < 0).sum()))
-    return out
+    default = np.array(scores['default predictor (pool)'], dtype=float)[:, 0]
+    return {n: fold_stats(v) | dict(default_wins=int((np.array(v, dtype=float)[:, 0] < default).sum())) for n, v in scores.items()}
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', default=str(Path(__file__).parent/'_work'/'generalization'))

@@ -30,22 +30,18 @@ def char_head(texts, y, n, C):
 
 def run(data_dir, models, folds=5):
     from sentence_transformers import SentenceTransformer
-    from sklearn.model_selection import StratifiedGroupKFold
-    from ai_standards.chunking import Chunker, process_documents
+    from ai_standards.evaluation import tfidf_baseline
     from ai_standards.models import default_model_path
-    from ai_standards.training import (HEAD_C, TfidfHead, LinearHead, create_training_data, encode,
-                                       fit_pool_weights, pool_proba, split_training_data, _group_split)
-    data = create_training_data(process_documents([data_dir/'nist_sp800_53r5_controls.jsonl'], Chunker(), label_field='family',
-                                                  progress=False), embed=False)
-    tr, va, _ = split_training_data(data); rows = np.array(sorted(tr + va))
+    from ai_standards.training import HEAD_C, TfidfHead, LinearHead, encode, fit_pool_weights, pool_proba
+    from bench_generalization import training_rows, recipe_folds
+    data, rows = training_rows(data_dir)
     n, Y, keys = len(data['label_map']['labels']), np.array(data['label_ids']), [m['doc_id'] for m in data['metadata']]
     plain = data['texts']; titled = [f"{m['title']}\n{t}" for t, m in zip(plain, data['metadata'])]
-    emb = {name: encode(SentenceTransformer(path, device='cpu'), plain) for name, path in [('base', default_model_path())] + models}
-    emb['base, titled'] = encode(SentenceTransformer(default_model_path(), device='cpu'), titled)
-    y, g = [data['labels'][i] for i in rows], [data['metadata'][i]['group'] for i in rows]
+    base = SentenceTransformer(default_model_path(), device='cpu')
+    emb = {'base': encode(base, plain), 'base, titled': encode(base, titled)}
+    for name, path in models: emb[name] = encode(SentenceTransformer(path, device='cpu'), plain)
     scores = {}
-    for a, b in StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(rows, y, g):
-        itr, iva = _group_split(data, [int(i) for i in rows[a]], 0.2, 42, 'validation'); held = [int(i) for i in rows[b]]
+    for itr, iva, held in recipe_folds(data, rows, folds):
         def word(texts):
             h = TfidfHead.fit([texts[i] for i in itr], Y[itr], n, HEAD_C['tfidf'])
             return lambda r: h.predict_proba([texts[i] for i in r])
@@ -63,12 +59,13 @@ def run(data_dir, models, folds=5):
             weights = fit_pool_weights({v: f(iva) for v, f in heads.items()}, Y[iva])
             p = pool_proba({v: f(held) for v, f in heads.items()}, weights)
             scores.setdefault(name, []).append(_score(keys, held, Y, p))
-        tf = TfidfHead.fit([plain[i] for i in itr], Y[itr], n, 1.0)  # the peer: TF-IDF + LR, balanced, C = 1
-        scores.setdefault('TF-IDF + LR (balanced), the best baseline', []).append(_score(keys, held, Y, tf.predict_proba([plain[i] for i in held])))
+        peer = tfidf_baseline([plain[i] for i in itr], [data['labels'][i] for i in itr], 'balanced', 1.0)  # as bench_generalization
+        p = peer.predict_proba([plain[i] for i in held])[:, [list(peer.classes_).index(l) for l in data['label_map']['labels']]]
+        scores.setdefault('TF-IDF + LR (balanced), the best baseline', []).append(_score(keys, held, Y, p))
     return _summary(scores)
 
 def _score(keys, held, Y, p):
-    "Per-record accuracy, macro-F1 and n of chunk probabilities `p` for rows `held`."
+    "Per-record accuracy, macro-F1 and n of chunk probabilities `p` (columns in label-id order) for rows `held`."
     from sklearn.metrics import f1_score
     from ai_standards.training import aggregate_by
     order, pd_ = aggregate_by([keys[i] for i in held], p); truth = dict(zip([keys[i] for i in held], Y[held]))
@@ -76,13 +73,12 @@ def _score(keys, held, Y, p):
     return float(np.mean(got == yt)), float(f1_score(yt, got, average='macro', labels=sorted(set(yt)))), len(yt)
 
 def _summary(scores):
+    from bench_generalization import fold_stats
     base = np.array(scores['default pool (word TF-IDF + base embeddings)'], float)[:, 0]; out = {}
     for name, v in scores.items():
-        v = np.array(v, float)
-        out[name] = dict(accuracy=float(v[:, 0].mean()), se=float(v[:, 0].std(ddof=1) / np.sqrt(len(v))),
-                         macro_f1=float(v[:, 1].mean()), n=int(v[:, 2].sum()), folds=[round(x, 3) for x in v[:, 0]],
-                         minus_default=float((v[:, 0] - base).mean()), folds_above_default=int((v[:, 0] > base).sum()),
-                         difference_se=float((v[:, 0] - base).std(ddof=1) / np.sqrt(len(v))))
+        d = np.array(v, float)[:, 0] - base
+        out[name] = fold_stats(v) | dict(minus_default=float(d.mean()), folds_above_default=int((d > 0).sum()),
+                                         difference_se=float(d.std(ddof=1) / np.sqrt(len(d))))
     return out
 
 def main():
