@@ -10,6 +10,9 @@ check 0, is the peer in the same run.
 Candidates:
 - a third head on character 3-5-grams (`char_wb`, min_df 2), C = 1 or 10;
 - each chunk prefixed with its title (a control's title; a PDF's document title), for both heads;
+- a third head: cosine to each class's mean embedding (a prototype head; its temperature is its pool weight);
+- one joint LR on the word TF-IDF features and the embeddings side by side (C = 3), alone and pooled with the embedding head;
+- the word TF-IDF head with other vectorizer settings: min_df 2 and max_df 0.5; English stop words removed; unigrams only;
 - with --model DIR: the same pool on another sentence-transformers model's embeddings (e.g. all-mpnet-base-v2 from
   bench/fetch_mpnet.py).
 
@@ -27,6 +30,33 @@ def char_head(texts, y, n, C):
     from ai_standards.training import LinearHead
     v = TfidfVectorizer(**CHAR); h = LinearHead.fit(v.fit_transform(texts), y, n, C)
     return lambda t: h.predict_proba(v.transform(t))
+
+WORD_VARIANTS = {'word TF-IDF: min_df 2, max_df 0.5': dict(min_df=2, max_df=0.5),
+                 'word TF-IDF: English stop words removed': dict(stop_words='english'),
+                 'word TF-IDF: unigrams only': dict(ngram_range=(1, 1))}
+
+def word_head(texts, y, n, C, **settings):
+    "A class-balanced LR on word TF-IDF with `TFIDF_SETTINGS` changed by `settings`; returns (vectorizer, head)."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from ai_standards.training import TFIDF_SETTINGS, LinearHead
+    v = TfidfVectorizer(**(TFIDF_SETTINGS | settings)); X = v.fit_transform(texts)
+    return v, LinearHead.fit(X, y, n, C)
+
+def prototype_head(X, y, n):
+    "Cosine similarity to each class's normalized mean embedding, as probabilities: softmax(20·cosine); the pool weight rescales it."
+    from scipy.special import softmax
+    cen = np.stack([X[y == c].mean(0) if (y == c).any() else np.zeros(X.shape[1]) for c in range(n)])
+    cen /= np.linalg.norm(cen, axis=1, keepdims=True) + 1e-12
+    return lambda Z: softmax(20 * Z @ cen.T, axis=1)
+
+def joint_head(texts, X, y, n, C=3.0):
+    "One class-balanced LR on word TF-IDF features and embeddings side by side; returns (texts, vectors) -> probabilities."
+    from scipy.sparse import hstack, csr_matrix
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from ai_standards.training import TFIDF_SETTINGS, LinearHead
+    v = TfidfVectorizer(**TFIDF_SETTINGS).fit(texts); both = lambda t, Z: hstack([v.transform(t), csr_matrix(Z)]).tocsr()
+    h = LinearHead.fit(both(texts, X), y, n, C)
+    return lambda t, Z: h.predict_proba(both(t, Z))
 
 def run(data_dir, models, folds=5):
     from sentence_transformers import SentenceTransformer
@@ -49,11 +79,20 @@ def run(data_dir, models, folds=5):
             h = LinearHead.fit(X[itr], Y[itr], n, HEAD_C['embedding']); return lambda r: h.predict_proba(X[r])
         def chars(C):
             h = char_head([plain[i] for i in itr], Y[itr], n, C); return lambda r: h([plain[i] for i in r])
+        def word_variant(settings):
+            v, h = word_head([plain[i] for i in itr], Y[itr], n, HEAD_C['tfidf'], **settings)
+            return lambda r: h.predict_proba(v.transform([plain[i] for i in r]))
         w, e = word(plain), dense(emb['base'])
+        proto = prototype_head(emb['base'][itr], Y[itr], n); jh = joint_head([plain[i] for i in itr], emb['base'][itr], Y[itr], n)
+        joint = lambda r: jh([plain[i] for i in r], emb['base'][r])
         candidates = {'default pool (word TF-IDF + base embeddings)': dict(tfidf=w, embedding=e),
                       '+ character 3-5-gram head, C = 1': dict(tfidf=w, embedding=e, chars=chars(1.0)),
                       '+ character 3-5-gram head, C = 10': dict(tfidf=w, embedding=e, chars=chars(10.0)),
-                      'title prefixed to each chunk': dict(tfidf=word(titled), embedding=dense(emb['base, titled']))}
+                      'title prefixed to each chunk': dict(tfidf=word(titled), embedding=dense(emb['base, titled'])),
+                      '+ prototype head (cosine to class mean embeddings)': dict(tfidf=w, embedding=e, prototype=lambda r: proto(emb['base'][r])),
+                      'joint LR on word TF-IDF and embeddings, C = 3': dict(joint=joint),
+                      'joint LR, pooled with the embedding head': dict(joint=joint, embedding=e)}
+        candidates |= {name: dict(tfidf=word_variant(settings), embedding=e) for name, settings in WORD_VARIANTS.items()}
         for name, _ in models: candidates[f'embeddings of {name}'] = dict(tfidf=w, embedding=dense(emb[name]))
         for name, heads in candidates.items():
             weights = fit_pool_weights({v: f(iva) for v, f in heads.items()}, Y[iva])
