@@ -17,7 +17,7 @@ A rule replaces the mean only if it is ahead by more than two standard errors of
 
 Run: python bench/bench_document_rules.py   -> bench/results/document_rules.{md,json}
 """
-import json, os, resource, sys, time
+import os, resource, sys, time
 from pathlib import Path
 import numpy as np
 
@@ -61,11 +61,12 @@ def _summary(got, truth):
     for k, v in got.items():
         d = ok[k] - ok['mean']
         out[k] = dict(accuracy=float(ok[k].mean()), macro_f1=float(f1_score(truth, v, average='macro', labels=sorted(set(truth)))),
-                      n=len(truth), minus_mean=float(d.mean()), difference_se=float(d.std(ddof=1) / np.sqrt(len(d))))
+                      n=len(truth), minus_default=float(d.mean()), difference_se=float(d.std(ddof=1) / np.sqrt(len(d))))
     return out
 
 def main():
     from ai_standards.sample import shared_data_dir
+    from bench_views import write_results
     data_dir = shared_data_dir()
     if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
     t0 = time.time(); res = run(data_dir)
@@ -74,13 +75,7 @@ def main():
           f'{minutes:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores. n = {next(iter(res.values()))["n"]} documents '
           '(a base control with its enhancements, titled by the base control) over the folds; the test split left out.', '',
           '| rule | accuracy per document | macro-F1 | difference from the mean (± s.e., paired over documents) |', '|---|---|---|---|']
-    md += [f"| {k} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['minus_mean']:+.3f} ± {r['difference_se']:.3f} |" for k, r in res.items()]
-    ahead = [k for k, r in res.items() if r['minus_mean'] > 2 * r['difference_se'] > 0]
-    md += ['', 'A rule replaces the mean only if it is ahead by more than two standard errors of the paired difference: '
-           + (f"ahead: {', '.join(ahead)}." if ahead else 'none is, so the mean stays (the selection protocol in nbs/05_training.ipynb).')]
-    out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
-    (out/'document_rules.md').write_text('\n'.join(md) + '\n')
-    (out/'document_rules.json').write_text(json.dumps(dict(minutes=round(minutes, 2), peak_rss_mb=round(peak), results=res), indent=1))
-    print('\n'.join(md))
+    md += [f"| {k} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['minus_default']:+.3f} ± {r['difference_se']:.3f} |" for k, r in res.items()]
+    write_results('document_rules', md, res, minutes, peak, 'rule', 'the mean')
 
 if __name__ == '__main__': main()

@@ -120,6 +120,16 @@ def _summary(scores):
                                          difference_se=float(d.std(ddof=1) / np.sqrt(len(d))))
     return out
 
+def write_results(name, md, res, minutes, peak, what, default):
+    "Add the verdict (a `what` replaces `default` only when ahead by two paired standard errors) to `md`; write results/`name`.*"
+    ahead = [k for k, r in res.items() if r['minus_default'] > 2 * r['difference_se'] > 0 and 'baseline' not in k]
+    md += ['', f'A {what} replaces {default} only if it is ahead by more than two standard errors of the paired difference: '
+           + (f"ahead: {', '.join(ahead)}." if ahead else f'none is, so {default} stays (the selection protocol in nbs/05_training.ipynb).')]
+    out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
+    (out/f'{name}.md').write_text('\n'.join(md) + '\n')
+    (out/f'{name}.json').write_text(json.dumps(dict(minutes=round(minutes, 2), peak_rss_mb=round(peak), results=res), indent=1))
+    print('\n'.join(md))
+
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--model', action='append', default=[], help='another sentence-transformers folder')
     a = ap.parse_args()
@@ -136,12 +146,6 @@ def main():
     for name, r in res.items():
         md.append(f"| {name} | {r['accuracy']:.3f} ± {r['se']:.3f} | {r['macro_f1']:.3f} | {' '.join(f'{x:.3f}' for x in r['folds'])} | "
                   f"{r['minus_default']:+.3f} ± {r['difference_se']:.3f} | {r['folds_above_default']} of {len(r['folds'])} |")
-    ahead = [k for k, r in res.items() if r['minus_default'] > 2 * r['difference_se'] > 0 and 'baseline' not in k]
-    md += ['', 'A candidate replaces the default only if it is ahead by more than two standard errors of the paired difference: '
-           + (f"ahead: {', '.join(ahead)}." if ahead else 'none is, so the default pool stays (the selection protocol in nbs/05_training.ipynb).')]
-    out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
-    (out/'views.md').write_text('\n'.join(md) + '\n')
-    (out/'views.json').write_text(json.dumps(dict(minutes=round(minutes, 2), peak_rss_mb=round(peak), results=res), indent=1))
-    print('\n'.join(md))
+    write_results('views', md, res, minutes, peak, 'candidate', 'the default pool')
 
 if __name__ == '__main__': main()
