@@ -64,9 +64,10 @@ def _failed_text(failures:list[dict]) -> str:
 
 # %% ../nbs/09_cli.ipynb #c008c
 def _table(models:dict) -> list[str]:
-    "Models compared, one line each with accuracy and macro-F1, under a header."
-    return [f"  {'model':34} accuracy  macro-F1"] + [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}"
-                                                    for n, r in models.items()]
+    "Models compared, one line each with accuracy, macro-F1 and the pairing with the first model, under a header."
+    pair = lambda p: f"  {p['only_first_right']:>4} / {p['only_second_right']:<4}  {p['p_value']:.3f}" if p else ''
+    return ([f"  {'model':34} accuracy  macro-F1  only first right / only this right  McNemar p"] +
+            [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}{pair(r.get('paired'))}" for n, r in models.items()])
 
 # %% ../nbs/09_cli.ipynb #c009
 def _ignored(files:list) -> str:

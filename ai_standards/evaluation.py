@@ -15,9 +15,9 @@ from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, encode, predict_pro
 
 # %% auto #0
 __all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
-           'evaluate_model', 'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion', 'plot_f1_bars',
-           'plot_class_similarity', 'plot_projection', 'plot_training', 'plot_reliability', 'write_report',
-           'evaluation_report']
+           'evaluate_model', 'paired_comparison', 'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion',
+           'plot_f1_bars', 'plot_class_similarity', 'plot_projection', 'plot_training', 'plot_reliability',
+           'write_report', 'evaluation_report']
 
 # %% ../nbs/06_evaluation.ipynb #c007
 class TransformerPredictor:
@@ -135,6 +135,18 @@ def evaluate_model(model, # trained classifier (dict or (model, tokenizer)) or a
         out['warning'] = f'only {len(truth)} {level}s scored: too few to rank models (want {SMALL_N}+)'
     if proba is not None: out['calibration'] = calibration(truth, predicted, proba.max(1))
     return out
+
+# %% ../nbs/06_evaluation.ipynb #c016q
+def paired_comparison(first:list, # whether one model gets each item right
+                      second:list, # whether another model gets the same items right, in the same order
+                     ) -> dict:
+    "Items only `first` gets right, items only `second` gets right, and the exact McNemar p-value of the difference."
+    from scipy.stats import binomtest
+    if len(first) != len(second): raise ValueError('paired_comparison needs the same items scored by both models')
+    a, b = np.asarray(first, bool), np.asarray(second, bool)
+    only_first, only_second = int((a & ~b).sum()), int((b & ~a).sum())
+    p = binomtest(only_first, only_first + only_second, 0.5).pvalue if only_first + only_second else 1.0
+    return dict(n=len(a), only_first_right=only_first, only_second_right=only_second, p_value=float(p))
 
 # %% ../nbs/06_evaluation.ipynb #c017b
 def _class_similarity(e:np.ndarray, y:np.ndarray) -> tuple[list, np.ndarray, dict]:
@@ -305,13 +317,17 @@ def _headline_md(m:dict) -> list[str]:
 
 # %% ../nbs/06_evaluation.ipynb #c031b
 def _models_md(m:dict) -> list[str]:
-    "The comparison table: the model and every baseline, scored on the same rows."
-    out = ['## Model and baselines (same split, same run)', '', f"n = {m['n']} {m['level']}s for every row.", '',
-           '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE |', '|---|---|---|---|---|---|---|']
+    "The comparison table: the model and every baseline, scored on the same rows, each paired with the model."
+    out = ['## Model and baselines (same split, same run)', '', f"n = {m['n']} {m['level']}s for every row. The last two "
+           "columns pair each row with the model item by item: how many items only the model gets right and how many only "
+           "that row does, and the exact McNemar p-value of the difference (above 0.05: this split does not rank the two).", '',
+           '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE | only model right / only this right | McNemar p |',
+           '|---|---|---|---|---|---|---|---|---|']
     for name, r in m['models'].items():
-        ece = _fmt(r['calibration']['ece']) if r.get('calibration') else '–'
+        ece, pair = _fmt(r['calibration']['ece']) if r.get('calibration') else '–', r.get('paired')
+        versus = f"{pair['only_first_right']} / {pair['only_second_right']} | {pair['p_value']:.3f}" if pair else '– | –'
         out.append(f"| {name} | {r['accuracy']:.3f} | {r['macro_precision']:.3f} | {r['macro_recall']:.3f} | "
-                   f"{r['macro_f1']:.3f} | {r['weighted_f1']:.3f} | {ece} |")
+                   f"{r['macro_f1']:.3f} | {r['weighted_f1']:.3f} | {ece} | {versus} |")
     return out
 
 # %% ../nbs/06_evaluation.ipynb #c031c
@@ -443,6 +459,9 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     models = {'model': as_predictor(classifier)} | {n: as_predictor(m) for n, m in (extra_models or {}).items()}
     results = {n: evaluate_model(m, test, level) for n, m in (models | _baselines(train, baseline_model)).items()}
     main = results['model']
+    right = lambda r: [p == t for p, t in zip(r['y_pred'], r['y_true'])]
+    for n, r in results.items():  # each other model against the model, item by item
+        if n != 'model': r['paired'] = paired_comparison(right(main), right(r))
     figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(results))
     if main.get('calibration'): figures['reliability'] = plot_reliability(main, 'Default predictor')
     sims, more = _embedding_plots(embedding_models or {}, test['texts'], test['labels'])

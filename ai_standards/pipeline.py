@@ -613,7 +613,8 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
                 weights=ens.weights if ens is not None else None, embedding_source=getattr(ens, 'embedding_source', None),
                 trained_on=_trained_on(ens, d, tr), validation=ens.validation if ens is not None else None, warning=m.get('warning'),
                 ece=(m.get('calibration') or {}).get('ece'),
-                models={n: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1']) for n, r in m['models'].items()})
+                models={n: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1']) | ({'paired': r['paired']} if r.get('paired') else {})
+                        for n, r in m['models'].items()})
 
 def _load_evaluate(self:AIStandardsTrainer, ctx:dict):
     if not self.config.ensemble: return
@@ -650,10 +651,11 @@ def _results(self:AIStandardsTrainer, steps:dict) -> dict:
 
 # %% ../nbs/08_pipeline.ipynb #c032b
 def results_markdown(res:dict, title:str) -> str:
-    "The results table in Markdown, with its caution and what the saved predictor learned from."
+    "The results table in Markdown, each model paired with the first; its caution; what the saved predictor learned from."
+    pair = lambda p: f"{p['only_first_right']} / {p['only_second_right']} | {p['p_value']:.3f}" if p else '– | –'
     md = [f"# Results: {title}", '', f"{res['n']} {res['level']}s of the {res['evaluated_on']} split", '',
-          '| model | accuracy | macro-F1 |', '|---|---|---|']
-    md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} |" for r in res['results']]
+          '| model | accuracy | macro-F1 | only the first right / only this right | McNemar p |', '|---|---|---|---|---|']
+    md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pair(r.get('paired'))} |" for r in res['results']]
     md += [f"\nCaution: {res['warning']}."] if res.get('warning') else []
     md += [f"\nThe saved default predictor learned from {res['trained_on']}."] if res.get('trained_on') else []
     return '\n'.join(md) + '\n'

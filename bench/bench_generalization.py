@@ -14,6 +14,8 @@ trained on the same rows in the same run, after a check of the recipe itself on 
    one of the subcategory's linked controls; same models as 2.
 
 Baselines: TF-IDF (word 1-2 grams) + LR, class-balanced (C=1) and plain (C=10); frozen base embeddings + LR, same two.
+In checks 1-3 each baseline is also paired with the default item by item (`evaluation.paired_comparison`): the items
+only one of the two gets right, and the exact McNemar p-value of the difference.
 Time and process peak memory per pipeline step come from the run's state.json.
 
 Run: python bench/bench_generalization.py   -> bench/results/generalization.{md,json}
@@ -66,7 +68,7 @@ def quick(data_dir):
     "The default predictor's recipe on base embeddings: fit on training rows, weights on validation, test report, refit."
     from sentence_transformers import SentenceTransformer
     from ai_standards.chunking import Chunker, process_documents
-    from ai_standards.evaluation import evaluate_model, subset
+    from ai_standards.evaluation import evaluate_model, subset, paired_comparison
     from ai_standards.models import default_model_path
     from ai_standards.training import create_training_data, split_training_data, fit_ensemble, refit_ensemble
     t0, chunker = time.time(), Chunker()
@@ -77,9 +79,13 @@ def quick(data_dir):
     train, test = subset(data, tr), subset(data, te)
     scored = {'default predictor (pool)': ens} | baselines(train['texts'], train['labels'])
     results = {n: evaluate_model(m, test, 'document') for n, m in scored.items()}
+    right = lambda r: [p == t for p, t in zip(r['y_pred'], r['y_true'])]
+    for n, r in results.items():
+        if not n.startswith('default'): r['paired'] = paired_comparison(right(results['default predictor (pool)']), right(r))
     res = dict(n=results['default predictor (pool)']['n'], weights=ens.weights, embedding_source='base', validation=ens.validation,
                ece=results['default predictor (pool)']['calibration']['ece'], trained_on=f'all {len(data["texts"])} labeled rows (refit)',
-               results=[dict(model=n, accuracy=r['accuracy'], macro_f1=r['macro_f1']) for n, r in results.items()])
+               results=[dict(model=n, accuracy=r['accuracy'], macro_f1=r['macro_f1']) | ({'paired': r['paired']} if 'paired' in r else {})
+                        for n, r in results.items()])
     full_ens = refit_ensemble(ens, data)
     models = {'default predictor (refit)': full_ens} | baselines(data['texts'], data['labels'])
     steps = dict(quick=dict(seconds=time.time() - t0, summary=dict(peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))))
@@ -134,24 +140,31 @@ def main():
     a = ap.parse_args()
     from ai_standards.sample import shared_data_dir
     from ai_standards.chunking import process_documents
+    from ai_standards.evaluation import paired_comparison
     data_dir = shared_data_dir()
     if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
     if a.quick: res, models, chunker, steps, train_min, peak = quick(data_dir)
     else: res, models, chunker, steps, train_min, peak = full(a, data_dir)
     checks = {'0. SP 800-53 training rows, grouped 5-fold CV': recipe_cv(data_dir),
-              '1. SP 800-53 test controls': {r['model']: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n=res['n']) for r in res['results']}}
+              '1. SP 800-53 test controls': {r['model']: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n=res['n'])
+                                             | ({'paired': r['paired']} if r.get('paired') else {}) for r in res['results']}}
     pdfs = process_documents([data_dir/'pdfs'], chunker, manifest=data_dir/'pdfs'/'manifest.csv', progress=False)
     truth = [d['label'] for d in pdfs]
     csf = [json.loads(l) for l in open(data_dir/'crosswalks'/'csf2_to_sp800_53r5.jsonl')]
     fams = [{x.split('-')[0].upper() for x in r['sp800_53r5']} for r in csf]
-    pdf_res, csf_res, timing = {}, {}, {}
+    pdf_res, csf_res, timing, items = {}, {}, {}, {}
     for name, m in models.items():
         t1 = time.time(); got = doc_labels(m, pdfs)
         right = [g == y for g, y in zip(got, truth)]
         pdf_res[name] = dict(accuracy=float(np.mean(right)), right=int(sum(right)), n=len(truth), predicted=dict(zip([Path(d['source']).name for d in pdfs], got)))
         pred = [str(m.classes_[j]) for j in np.asarray(m.predict_proba([r['text'] for r in csf])).argmax(1)]
-        csf_res[name] = dict(accuracy=float(np.mean([p in f for p, f in zip(pred, fams)])), n=len(csf))
-        timing[name] = round(time.time() - t1, 1)
+        csf_right = [p in f for p, f in zip(pred, fams)]
+        csf_res[name] = dict(accuracy=float(np.mean(csf_right)), n=len(csf))
+        timing[name] = round(time.time() - t1, 1); items.setdefault('pdf', {})[name], items.setdefault('csf', {})[name] = right, csf_right
+    for key, rows in (('pdf', pdf_res), ('csf', csf_res)):  # each baseline paired with the default, item by item
+        first = next(v for k, v in items[key].items() if k.startswith('default'))
+        for k, v in items[key].items():
+            if not k.startswith('default'): rows[k]['paired'] = paired_comparison(first, v)
     checks['2. 17 NIST PDFs (document label)'], checks['3. CSF 2.0 subcategories (linked family)'] = pdf_res, csf_res
     md = ['# Generalization: the default predictor against the baselines on differently worded text', '',
           ('Quick mode (no transformer training): ' if a.quick else 'Whole pipeline on SP 800-53 Rev 5 (' + ('--classifier --fine-tune' if a.transformers else 'default settings') + ', cold embedding cache): ') + f'{train_min:.1f} min, process peak {peak:.0f} MB, {os.cpu_count()} CPU cores.',
@@ -168,13 +181,17 @@ def main():
             md += [f"| {k} | {v['accuracy']:.3f} ± {v['se']:.3f} | {v['macro_f1']:.3f} | {' '.join(f'{x:.3f}' for x in v['folds'])} | "
                    + ('–' if k.startswith('default') else f"{v['default_wins']} of {len(v['folds'])}") + ' |' for k, v in rows.items()]
         else:
-            md += ['| model | accuracy | macro-F1 |', '|---|---|---|']
-            md += [f"| {k} | {v['accuracy']:.3f} | {v['macro_f1']:.3f} |" if 'macro_f1' in v else f"| {k} | {v['accuracy']:.3f} | – |"
+            pair = lambda p: f"{p['only_first_right']} / {p['only_second_right']} | {p['p_value']:.3f}" if p else '– | –'
+            md += ['| model | accuracy | macro-F1 | only the default right / only this right | McNemar p |', '|---|---|---|---|---|']
+            md += [f"| {k} | {v['accuracy']:.3f} | " + (f"{v['macro_f1']:.3f}" if 'macro_f1' in v else '–') + f" | {pair(v.get('paired'))} |"
                    for k, v in rows.items()]
         base = {k: v for k, v in rows.items() if 'LR' in k}; best = max(base, key=lambda k: base[k]['accuracy'])
         default = next(v for k, v in rows.items() if k.startswith('default'))
+        p = base[best].get('paired')
         md += ['', f"Best baseline by accuracy: {best} {base[best]['accuracy']:.3f}; default predictor {default['accuracy']:.3f} "
-               f"({default['accuracy'] - base[best]['accuracy']:+.3f})." + (' n < 30: too few to rank models.' if n < 30 else ''), '']
+               f"({default['accuracy'] - base[best]['accuracy']:+.3f})." + (f" Exact McNemar p = {p['p_value']:.3f} ({p['only_first_right']} "
+               f"items only the default gets right, {p['only_second_right']} only the baseline)." if p else '')
+               + (' n < 30: too few to rank models.' if n < 30 else ''), '']
     print('\n'.join(md))
     out = Path(__file__).parent/'results'; out.mkdir(exist_ok=True)
     name = 'generalization_quick' if a.quick else 'generalization_transformers' if a.transformers else 'generalization'
