@@ -341,7 +341,7 @@ def encode(model, # a SentenceTransformer
 def _cached_ir():
     "sentence-transformers' `InformationRetrievalEvaluator`, its texts encoded through `encode` (and so its cache)."
     import torch
-    from sentence_transformers.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     class CachedIR(InformationRetrievalEvaluator):
         def embed_inputs(self, model, sentences, **kw): return torch.from_numpy(encode(model, sentences, self.batch_size))
     return CachedIR
@@ -411,7 +411,7 @@ def _retrieval_pairs(data:dict, rows:list[int]):
 def _loss_and_data(model, cfg:EmbeddingConfig, data:dict, rows:list[int]):
     "Losses and training datasets for `cfg.loss` (dicts: sentence-transformers' multi-dataset training), batch sampler."
     from datasets import Dataset
-    from sentence_transformers import losses
+    from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.base.sampler import BatchSamplers
     if cfg.loss == 'batch_all_triplet':
         ds = Dataset.from_dict(dict(text=[data['texts'][i] for i in rows], label=[data['label_ids'][i] for i in rows]))
