@@ -15,9 +15,9 @@ from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, encode, predict_pro
 
 # %% auto #0
 __all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
-           'evaluate_model', 'paired_comparison', 'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion',
-           'plot_f1_bars', 'plot_class_similarity', 'plot_projection', 'plot_training', 'plot_reliability',
-           'write_report', 'evaluation_report']
+           'evaluate_model', 'paired_comparison', 'paired_cells', 'compute_similarity_metrics', 'retrieval_metrics',
+           'plot_confusion', 'plot_f1_bars', 'plot_class_similarity', 'plot_projection', 'plot_training',
+           'plot_reliability', 'write_report', 'evaluation_report']
 
 # %% ../nbs/06_evaluation.ipynb #c007
 class TransformerPredictor:
@@ -147,6 +147,12 @@ def paired_comparison(first:list, # whether one model gets each item right
     only_first, only_second = int((a & ~b).sum()), int((b & ~a).sum())
     p = binomtest(only_first, only_first + only_second, 0.5).pvalue if only_first + only_second else 1.0
     return dict(n=len(a), only_first_right=only_first, only_second_right=only_second, p_value=float(p))
+
+# %% ../nbs/06_evaluation.ipynb #c016s
+def paired_cells(paired:dict|None) -> str:
+    "Two Markdown table cells for a `paired_comparison`: 'only first / only second | p', or dashes without one."
+    if not paired: return '– | –'
+    return f"{paired['only_first_right']} / {paired['only_second_right']} | {paired['p_value']:.3f}"
 
 # %% ../nbs/06_evaluation.ipynb #c017b
 def _class_similarity(e:np.ndarray, y:np.ndarray) -> tuple[list, np.ndarray, dict]:
@@ -324,10 +330,9 @@ def _models_md(m:dict) -> list[str]:
            '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE | only model right / only this right | McNemar p |',
            '|---|---|---|---|---|---|---|---|---|']
     for name, r in m['models'].items():
-        ece, pair = _fmt(r['calibration']['ece']) if r.get('calibration') else '–', r.get('paired')
-        versus = f"{pair['only_first_right']} / {pair['only_second_right']} | {pair['p_value']:.3f}" if pair else '– | –'
+        ece = _fmt(r['calibration']['ece']) if r.get('calibration') else '–'
         out.append(f"| {name} | {r['accuracy']:.3f} | {r['macro_precision']:.3f} | {r['macro_recall']:.3f} | "
-                   f"{r['macro_f1']:.3f} | {r['weighted_f1']:.3f} | {ece} | {versus} |")
+                   f"{r['macro_f1']:.3f} | {r['weighted_f1']:.3f} | {ece} | {paired_cells(r.get('paired'))} |")
     return out
 
 # %% ../nbs/06_evaluation.ipynb #c031c

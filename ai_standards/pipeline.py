@@ -652,10 +652,9 @@ def _results(self:AIStandardsTrainer, steps:dict) -> dict:
 # %% ../nbs/08_pipeline.ipynb #c032b
 def results_markdown(res:dict, title:str) -> str:
     "The results table in Markdown, each model paired with the first; its caution; what the saved predictor learned from."
-    pair = lambda p: f"{p['only_first_right']} / {p['only_second_right']} | {p['p_value']:.3f}" if p else '– | –'
     md = [f"# Results: {title}", '', f"{res['n']} {res['level']}s of the {res['evaluated_on']} split", '',
           '| model | accuracy | macro-F1 | only the first right / only this right | McNemar p |', '|---|---|---|---|---|']
-    md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pair(r.get('paired'))} |" for r in res['results']]
+    md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {E.paired_cells(r.get('paired'))} |" for r in res['results']]
     md += [f"\nCaution: {res['warning']}."] if res.get('warning') else []
     md += [f"\nThe saved default predictor learned from {res['trained_on']}."] if res.get('trained_on') else []
     return '\n'.join(md) + '\n'

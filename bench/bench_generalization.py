@@ -140,7 +140,7 @@ def main():
     a = ap.parse_args()
     from ai_standards.sample import shared_data_dir
     from ai_standards.chunking import process_documents
-    from ai_standards.evaluation import paired_comparison
+    from ai_standards.evaluation import paired_comparison, paired_cells
     data_dir = shared_data_dir()
     if data_dir is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
     if a.quick: res, models, chunker, steps, train_min, peak = quick(data_dir)
@@ -181,9 +181,8 @@ def main():
             md += [f"| {k} | {v['accuracy']:.3f} ± {v['se']:.3f} | {v['macro_f1']:.3f} | {' '.join(f'{x:.3f}' for x in v['folds'])} | "
                    + ('–' if k.startswith('default') else f"{v['default_wins']} of {len(v['folds'])}") + ' |' for k, v in rows.items()]
         else:
-            pair = lambda p: f"{p['only_first_right']} / {p['only_second_right']} | {p['p_value']:.3f}" if p else '– | –'
             md += ['| model | accuracy | macro-F1 | only the default right / only this right | McNemar p |', '|---|---|---|---|---|']
-            md += [f"| {k} | {v['accuracy']:.3f} | " + (f"{v['macro_f1']:.3f}" if 'macro_f1' in v else '–') + f" | {pair(v.get('paired'))} |"
+            md += [f"| {k} | {v['accuracy']:.3f} | " + (f"{v['macro_f1']:.3f}" if 'macro_f1' in v else '–') + f" | {paired_cells(v.get('paired'))} |"
                    for k, v in rows.items()]
         base = {k: v for k, v in rows.items() if 'LR' in k}; best = max(base, key=lambda k: base[k]['accuracy'])
         default = next(v for k, v in rows.items() if k.startswith('default'))
