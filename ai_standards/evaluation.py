@@ -15,9 +15,9 @@ from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, encode, predict_pro
 
 # %% auto #0
 __all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
-           'evaluate_model', 'paired_comparison', 'paired_cells', 'compute_similarity_metrics', 'retrieval_metrics',
-           'plot_confusion', 'plot_f1_bars', 'plot_class_similarity', 'plot_projection', 'plot_training',
-           'plot_reliability', 'write_report', 'evaluation_report']
+           'evaluate_model', 'paired_comparison', 'paired_cells', 'pair_with', 'compute_similarity_metrics',
+           'retrieval_metrics', 'plot_confusion', 'plot_f1_bars', 'plot_class_similarity', 'plot_projection',
+           'plot_training', 'plot_reliability', 'write_report', 'evaluation_report']
 
 # %% ../nbs/06_evaluation.ipynb #c007
 class TransformerPredictor:
@@ -153,6 +153,16 @@ def paired_cells(paired:dict|None) -> str:
     "Two Markdown table cells for a `paired_comparison`: 'only first / only second | p', or dashes without one."
     if not paired: return '– | –'
     return f"{paired['only_first_right']} / {paired['only_second_right']} | {paired['p_value']:.3f}"
+
+# %% ../nbs/06_evaluation.ipynb #c016v
+def pair_with(results:dict, # name -> `evaluate_model` result, all on the same items
+              first:str, # the name every other result is paired with
+             ) -> dict:
+    "`results`, each one but `first` with its `paired_comparison` against `first` under 'paired'."
+    right = lambda r: [p == t for p, t in zip(r['y_pred'], r['y_true'])]
+    for n, r in results.items():
+        if n != first: r['paired'] = paired_comparison(right(results[first]), right(r))
+    return results
 
 # %% ../nbs/06_evaluation.ipynb #c017b
 def _class_similarity(e:np.ndarray, y:np.ndarray) -> tuple[list, np.ndarray, dict]:
@@ -462,11 +472,8 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     tr, va, te = splits or _splits_of(classifier, training_data); test_rows = te or va
     train, test = subset(training_data, tr), subset(training_data, test_rows)
     models = {'model': as_predictor(classifier)} | {n: as_predictor(m) for n, m in (extra_models or {}).items()}
-    results = {n: evaluate_model(m, test, level) for n, m in (models | _baselines(train, baseline_model)).items()}
+    results = pair_with({n: evaluate_model(m, test, level) for n, m in (models | _baselines(train, baseline_model)).items()}, 'model')
     main = results['model']
-    right = lambda r: [p == t for p, t in zip(r['y_pred'], r['y_true'])]
-    for n, r in results.items():  # each other model against the model, item by item
-        if n != 'model': r['paired'] = paired_comparison(right(main), right(r))
     figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(results))
     if main.get('calibration'): figures['reliability'] = plot_reliability(main, 'Default predictor')
     sims, more = _embedding_plots(embedding_models or {}, test['texts'], test['labels'])

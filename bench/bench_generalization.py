@@ -68,7 +68,7 @@ def quick(data_dir):
     "The default predictor's recipe on base embeddings: fit on training rows, weights on validation, test report, refit."
     from sentence_transformers import SentenceTransformer
     from ai_standards.chunking import Chunker, process_documents
-    from ai_standards.evaluation import evaluate_model, subset, paired_comparison
+    from ai_standards.evaluation import evaluate_model, subset, pair_with
     from ai_standards.models import default_model_path
     from ai_standards.training import create_training_data, split_training_data, fit_ensemble, refit_ensemble
     t0, chunker = time.time(), Chunker()
@@ -78,10 +78,7 @@ def quick(data_dir):
     ens = fit_ensemble(data, None, SentenceTransformer(default_model_path(), device='cpu'), (tr, va, te))
     train, test = subset(data, tr), subset(data, te)
     scored = {'default predictor (pool)': ens} | baselines(train['texts'], train['labels'])
-    results = {n: evaluate_model(m, test, 'document') for n, m in scored.items()}
-    right = lambda r: [p == t for p, t in zip(r['y_pred'], r['y_true'])]
-    for n, r in results.items():
-        if not n.startswith('default'): r['paired'] = paired_comparison(right(results['default predictor (pool)']), right(r))
+    results = pair_with({n: evaluate_model(m, test, 'document') for n, m in scored.items()}, 'default predictor (pool)')
     res = dict(n=results['default predictor (pool)']['n'], weights=ens.weights, embedding_source='base', validation=ens.validation,
                ece=results['default predictor (pool)']['calibration']['ece'], trained_on=f'all {len(data["texts"])} labeled rows (refit)',
                results=[dict(model=n, accuracy=r['accuracy'], macro_f1=r['macro_f1']) | ({'paired': r['paired']} if 'paired' in r else {})
@@ -146,8 +143,7 @@ def main():
     if a.quick: res, models, chunker, steps, train_min, peak = quick(data_dir)
     else: res, models, chunker, steps, train_min, peak = full(a, data_dir)
     checks = {'0. SP 800-53 training rows, grouped 5-fold CV': recipe_cv(data_dir),
-              '1. SP 800-53 test controls': {r['model']: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n=res['n'])
-                                             | ({'paired': r['paired']} if r.get('paired') else {}) for r in res['results']}}
+              '1. SP 800-53 test controls': {r['model']: {k: v for k, v in r.items() if k != 'model'} | dict(n=res['n']) for r in res['results']}}
     pdfs = process_documents([data_dir/'pdfs'], chunker, manifest=data_dir/'pdfs'/'manifest.csv', progress=False)
     truth = [d['label'] for d in pdfs]
     csf = [json.loads(l) for l in open(data_dir/'crosswalks'/'csf2_to_sp800_53r5.jsonl')]

@@ -23,24 +23,16 @@ from pathlib import Path
 import numpy as np
 
 CHAR = dict(analyzer='char_wb', ngram_range=(3, 5), sublinear_tf=True, min_df=2)
-
-def char_head(texts, y, n, C):
-    "A class-balanced LR on character n-gram TF-IDF; returns texts -> probabilities."
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from ai_standards.training import LinearHead
-    v = TfidfVectorizer(**CHAR); h = LinearHead.fit(v.fit_transform(texts), y, n, C)
-    return lambda t: h.predict_proba(v.transform(t))
-
 WORD_VARIANTS = {'word TF-IDF: min_df 2, max_df 0.5': dict(min_df=2, max_df=0.5),
                  'word TF-IDF: English stop words removed': dict(stop_words='english'),
                  'word TF-IDF: unigrams only': dict(ngram_range=(1, 1))}
 
-def word_head(texts, y, n, C, **settings):
-    "A class-balanced LR on word TF-IDF with `TFIDF_SETTINGS` changed by `settings`; returns (vectorizer, head)."
+def tfidf_view(texts, y, n, C, **settings):
+    "A class-balanced LR on TF-IDF with `TFIDF_SETTINGS` changed by `settings` (e.g. `CHAR`); returns texts -> probabilities."
     from sklearn.feature_extraction.text import TfidfVectorizer
     from ai_standards.training import TFIDF_SETTINGS, LinearHead
-    v = TfidfVectorizer(**(TFIDF_SETTINGS | settings)); X = v.fit_transform(texts)
-    return v, LinearHead.fit(X, y, n, C)
+    v = TfidfVectorizer(**(TFIDF_SETTINGS | settings)); h = LinearHead.fit(v.fit_transform(texts), y, n, C)
+    return lambda t: h.predict_proba(v.transform(t))
 
 def prototype_head(X, y, n):
     "Cosine similarity to each class's normalized mean embedding, as probabilities: softmax(20·cosine); the pool weight rescales it."
@@ -77,22 +69,19 @@ def run(data_dir, models, folds=5):
             return lambda r: h.predict_proba([texts[i] for i in r])
         def dense(X):
             h = LinearHead.fit(X[itr], Y[itr], n, HEAD_C['embedding']); return lambda r: h.predict_proba(X[r])
-        def chars(C):
-            h = char_head([plain[i] for i in itr], Y[itr], n, C); return lambda r: h([plain[i] for i in r])
-        def word_variant(settings):
-            v, h = word_head([plain[i] for i in itr], Y[itr], n, HEAD_C['tfidf'], **settings)
-            return lambda r: h.predict_proba(v.transform([plain[i] for i in r]))
+        def view(C, **settings):
+            h = tfidf_view([plain[i] for i in itr], Y[itr], n, C, **settings); return lambda r: h([plain[i] for i in r])
         w, e = word(plain), dense(emb['base'])
         proto = prototype_head(emb['base'][itr], Y[itr], n); jh = joint_head([plain[i] for i in itr], emb['base'][itr], Y[itr], n)
         joint = lambda r: jh([plain[i] for i in r], emb['base'][r])
         candidates = {'default pool (word TF-IDF + base embeddings)': dict(tfidf=w, embedding=e),
-                      '+ character 3-5-gram head, C = 1': dict(tfidf=w, embedding=e, chars=chars(1.0)),
-                      '+ character 3-5-gram head, C = 10': dict(tfidf=w, embedding=e, chars=chars(10.0)),
+                      '+ character 3-5-gram head, C = 1': dict(tfidf=w, embedding=e, chars=view(1.0, **CHAR)),
+                      '+ character 3-5-gram head, C = 10': dict(tfidf=w, embedding=e, chars=view(10.0, **CHAR)),
                       'title prefixed to each chunk': dict(tfidf=word(titled), embedding=dense(emb['base, titled'])),
                       '+ prototype head (cosine to class mean embeddings)': dict(tfidf=w, embedding=e, prototype=lambda r: proto(emb['base'][r])),
                       'joint LR on word TF-IDF and embeddings, C = 3': dict(joint=joint),
                       'joint LR, pooled with the embedding head': dict(joint=joint, embedding=e)}
-        candidates |= {name: dict(tfidf=word_variant(settings), embedding=e) for name, settings in WORD_VARIANTS.items()}
+        candidates |= {name: dict(tfidf=view(HEAD_C['tfidf'], **settings), embedding=e) for name, settings in WORD_VARIANTS.items()}
         for name, _ in models: candidates[f'embeddings of {name}'] = dict(tfidf=w, embedding=dense(emb[name]))
         for name, heads in candidates.items():
             weights = fit_pool_weights({v: f(iva) for v, f in heads.items()}, Y[iva])
