@@ -13,8 +13,8 @@ from .documents import RECORD_KINDS, Document, IngestReport, read_documents
 
 # %% auto #0
 __all__ = ['NORMATIVE_LEVELS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading',
-           'find_sections', 'chunk_id', 'Chunker', 'check_chunks', 'document_record', 'iter_processed_documents',
-           'process_documents']
+           'find_contents', 'find_sections', 'chunk_id', 'Chunker', 'check_chunks', 'document_record',
+           'iter_processed_documents', 'process_documents']
 
 # %% ../nbs/02_chunking.ipynb #c007
 def default_model_path() -> str:
@@ -67,15 +67,43 @@ def match_heading(line:str, # one line of cleaned text
     m = _CLAUSE_START.match(line)
     return (m['num'], None) if m else None
 
+# %% ../nbs/02_chunking.ipynb #c015c
+_CONTENTS_LINE = re.compile(r'\s\.\.\.\s(?:[A-Z\d]{1,2}(?:\.\d{1,2})?-)?(?:\d{1,4}|[ivxlc]{1,7})$') # cleaned dot leader, page
+_CONTENTS_TITLE = re.compile(r'^(?:table\s+of\s+)?contents$|^list\s+of\s+(?:figures|tables|exhibits|appendices)$', re.I)
+
+def find_contents(text:str, # cleaned document text (dot leaders already collapsed to ' ... ')
+                  min_lines:int=3, # contents lines a listing needs
+                  max_gap:int=2, # other non-blank lines allowed between two contents lines
+                 ) -> list[tuple[int, int]]:
+    "(start, end) character spans of the contents listings in `text`: tables of contents, lists of figures and tables."
+    lines, pos = [], 0
+    for l in text.split('\n'): lines.append((pos, pos + len(l), l.strip())); pos += len(l) + 1
+    spans, run = [], None  # run: [first line index, last contents line index, contents lines, other lines since]
+    def close():
+        if run and run[2] >= min_lines:
+            i = run[0]
+            prev = next((k for k in range(i - 1, -1, -1) if lines[k][2]), None)
+            if prev is not None and _CONTENTS_TITLE.match(lines[prev][2]): i = prev
+            spans.append((lines[i][0], lines[run[1]][1]))
+    for i, (_, _, l) in enumerate(lines):
+        if _CONTENTS_LINE.search(l):
+            if run is None or run[3] > max_gap: close(); run = [i, i, 0, 0]
+            run[1], run[2], run[3] = i, run[2] + 1, 0
+        elif l and run is not None: run[3] += 1
+    close()
+    return spans
+
 # %% ../nbs/02_chunking.ipynb #c017
-def find_sections(doc:Document) -> list[tuple[int, str|None, str|None]]:
+def find_sections(doc:Document,
+                  skip:list[tuple[int, int]]=(), # character spans whose lines are never headings (contents listings)
+                 ) -> list[tuple[int, str|None, str|None]]:
     "(character offset, clause, heading) of each section of `doc.text`, in order."
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
     if doc.kind in RECORD_KINDS:
         clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
     out, pos = [(0, clause, heading)], 0
     for line in doc.text.split('\n'):
-        m = match_heading(line) if doc.kind not in RECORD_KINDS else None
+        m = match_heading(line) if doc.kind not in RECORD_KINDS and not any(a <= pos < b for a, b in skip) else None
         if m:
             clause = m[0]
             if m[1]: heading, head_clause = m[1], m[0]
@@ -123,7 +151,7 @@ def chunk_id(doc_sha256:str, char_start:int, text:str) -> str:
     return hashlib.sha256(f'{doc_sha256}:{char_start}:{text}'.encode()).hexdigest()[:32]
 
 # %% ../nbs/02_chunking.ipynb #c027
-TEXT_RULES = 2 # version of the cleaning and heading rules: a new one gives a file other chunks, so stores re-chunk it
+TEXT_RULES = 3 # version of the cleaning and heading rules: a new one gives a file other chunks, so stores re-chunk it
 
 class Chunker:
     "Cuts `Document`s into clause-aware chunks of at most `max_tokens` model tokens."
@@ -157,18 +185,29 @@ def _merge_small(sections, starts, end, min_tokens):
         out.append((pos, clause, heading, small))
     return [(p, c, h) for p, c, h, _ in out]
 
+# %% ../nbs/02_chunking.ipynb #c028o
+def _outside(a:int, b:int, spans:list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    "The parts of [a, b) that none of the sorted `spans` covers."
+    for s, e in spans:
+        if e <= a or s >= b: continue
+        if s > a: yield a, s
+        a = max(a, e)
+    if a < b: yield a, b
+
 # %% ../nbs/02_chunking.ipynb #c029
 def _chunks(self:Chunker, doc:Document) -> list[dict]:
     "The chunks of one document, as dicts (see 'The hand-off format')."
     text = doc.text
     starts = [s for s, e in self.tokenizer.encode(text, add_special_tokens=False).offsets]
-    sections = _merge_small(find_sections(doc), starts, len(text), self.min_tokens)
+    skip = [] if doc.kind in RECORD_KINDS else find_contents(text)
+    sections = _merge_small(find_sections(doc, skip), starts, len(text), self.min_tokens)
     page_starts = doc.page_offsets()
     page = lambda pos: bisect_right(page_starts, pos)  # 1-based page number
     out = []
     for k, (pos, clause, heading) in enumerate(sections):
         end = sections[k+1][0] if k + 1 < len(sections) else len(text)
-        for a, b in _split_span(text, starts, pos, end, self.budget, self.overlap):
+        parts = _outside(pos, end, skip)  # a contents listing inside the section is left out
+        for a, b in (w for p in parts for w in _split_span(text, starts, *p, self.budget, self.overlap)):
             t = text[a:b]
             out.append(dict(id=chunk_id(doc.sha256, a, t), doc_id=doc.doc_id, source=doc.source, title=doc.title,
                             label=doc.label, chunk_index=len(out), text=t,
@@ -193,8 +232,11 @@ def check_chunks(doc:Document, chunks:list[dict], chunker:Chunker):
 # %% ../nbs/02_chunking.ipynb #c041
 def document_record(doc:Document, chunks:list[dict]) -> dict:
     "One entry of `processed_documents`."
+    page = lambda pos: bisect_right(doc.page_offsets(), pos)
+    skipped = [dict(reason='contents', char_start=a, char_end=b, page_start=page(a), page_end=page(b - 1))
+               for a, b in ([] if doc.kind in RECORD_KINDS else find_contents(doc.text))]
     return dict(doc_id=doc.doc_id, source=doc.source, sha256=doc.sha256, title=doc.title, label=doc.label, kind=doc.kind,
-                n_pages=doc.n_pages, n_chars=len(doc.text), metadata=doc.metadata, chunks=chunks)
+                n_pages=doc.n_pages, n_chars=len(doc.text), metadata=doc.metadata, skipped=skipped, chunks=chunks)
 
 # %% ../nbs/02_chunking.ipynb #c042
 def iter_processed_documents(paths:Iterable, # PDF, text, JSONL files and folders of them

@@ -1,7 +1,7 @@
 """Chunking facts that must not drift: pinned chunk ids (a change re-embeds every stored chunk), clause detection on
 headings as real standards print them and as they come back out of a PDF, and the normative level of each verbal form."""
 import pytest
-from ai_standards.chunking import Chunker, chunk_id, find_sections, match_heading, normative_level
+from ai_standards.chunking import Chunker, chunk_id, document_record, find_contents, find_sections, match_heading, normative_level
 from ai_standards.documents import Document, load_document
 
 # The id formula: sha256 of 'DOC_SHA256:CHAR_START:TEXT', first 32 hex digits. If the formula changes (for example to
@@ -11,9 +11,9 @@ def test_chunk_id_is_pinned():
     assert chunk_id('a'*64, 1, 'x') != chunk_id('a'*64, 0, 'x') != chunk_id('b'*64, 0, 'x')
 
 def test_chunker_output_is_pinned():
-    "A fixed text and the default settings give fixed chunks, ids and signature (tokenizer, 256 tokens, overlap 32, min 24, text rules 2)."
+    "A fixed text and the default settings give fixed chunks, ids and signature (tokenizer, 256 tokens, overlap 32, min 24, text rules 3)."
     ch = Chunker()
-    assert ch.signature == '9114256b104c/256/32/24/r2'
+    assert ch.signature == '9114256b104c/256/32/24/r3'
     d = Document('d', 'd.txt', '0'*64, 'D', ['Intro text.\n1 Scope\nThis document applies to every system that stores personal data.\n'
                                               '1.1 Terms\nWords shall mean what they say.', '1.2.1 The user shall log in.'])
     got = [(c['id'], c['clause'], c['heading'], c['char_start'], c['page_start'], c['normative_level']) for c in ch(d)]
@@ -59,8 +59,29 @@ def test_clauses_from_a_rendered_pdf(sample_pdfs):
                    ('3.1', 'Policy on the use of cryptographic controls', 2, 'requirement'), ('3.2', 'Key management', 2, 'requirement'),
                    ('3.3', 'Encryption in transit', 2, 'requirement')]
 
+def test_contents_listing_of_a_rendered_pdf(tmp_path):
+    "A table of contents survives rendering as dot-leader lines; the chunker leaves it out and the record says where it was."
+    from ai_standards.sample import render_markdown_pdf
+    md = tmp_path/'toc.md'
+    md.write_text('# TOC-1 Password Standard\nTable of Contents\n1 Scope ........................ 1\n'
+                  '2 Requirements ................. 1\n2.1 Length ..................... 2\n2.2 Storage .................... 2\n'
+                  '## 1 Scope\nThis standard applies to every account that signs in to a company system.\n'
+                  '## 2 Requirements\n### 2.1 Length\nPasswords shall be at least fifteen characters long.\n'
+                  '### 2.2 Storage\nPasswords shall be stored only as salted hashes made with a memory-hard function.\n')
+    doc = load_document(render_markdown_pdf(md, tmp_path/'toc.pdf'))
+    chunks = Chunker()(doc)
+    assert not any('...' in c['text'] for c in chunks), [c['text'] for c in chunks]
+    assert [c['clause'] for c in chunks][-2:] == ['2.1', '2.2'] and chunks[-1]['heading'] == 'Storage'
+    (skipped,) = document_record(doc, chunks)['skipped']
+    listing = doc.text[skipped['char_start']:skipped['char_end']]
+    assert skipped['reason'] == 'contents' and listing.startswith('Table of Contents') and listing.endswith('2.2 Storage ... 2')
+
+def test_find_contents_ignores_body_ellipses():
+    "Prose with an ellipsis and a lone contents-like line are not listings."
+    assert find_contents('The steps 1, 2, ... 5\nare repeated.\nSee Annex B ... 4\nText.\nMore text.\nEven more.\nAnnex C ... 9') == []
+
 def test_nist_pdf_headings_are_not_page_furniture(nist_data):
-    "On the 17 NIST PDFs no chunk's heading is a contents line or a page header, and no page header stays in the text."
+    "On the 17 NIST PDFs no chunk's heading is a contents line or a page header, and neither stays in the text."
     import re
     from ai_standards.chunking import process_documents
     docs = process_documents([nist_data/'pdfs'], Chunker(), progress=False)
@@ -69,6 +90,9 @@ def test_nist_pdf_headings_are_not_page_furniture(nist_data):
     assert len(docs) == 17 and len(headings) > 500
     assert not [h for h in headings if '...' in h or re.fullmatch(r'(?i)page\s+\S+', h)]
     assert not [c['id'] for c in chunks if re.search(r'(?im)^(?:chapter|appendix)\s+\w{1,3}\s+page\s+\S+$', c['text'])]
+    leader = re.compile(r'\s\.\.\.\s(?:[A-Z\d]{1,2}(?:\.\d{1,2})?-)?(?:\d{1,4}|[ivxlc]{1,7})$')
+    assert not [c['id'] for c in chunks if any(leader.search(l) for l in c['text'].split('\n'))]  # no contents line in a chunk
+    assert all(any(s['reason'] == 'contents' for s in d['skipped']) for d in docs)  # every one has a listing, recorded
 
 @pytest.mark.parametrize('text,level', [
     ('Staff shall not share keys.', 'requirement'), ('Staff must not share keys.', 'requirement'),
