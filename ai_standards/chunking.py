@@ -95,9 +95,10 @@ def find_contents(text:str, # cleaned document text (dot leaders already collaps
 
 # %% ../nbs/02_chunking.ipynb #c017
 def find_sections(doc:Document,
-                  skip:list[tuple[int, int]]=(), # character spans whose lines are never headings (contents listings)
+                  skip:list[tuple[int, int]]=(), # spans left out (contents listings): no headings; text after one restarts
                  ) -> list[tuple[int, str|None, str|None]]:
     "(character offset, clause, heading) of each section of `doc.text`, in order."
+    restarts = {b + 1 for _, b in skip}  # the line after a listing opens a section, under the clause in force
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
     if doc.kind in RECORD_KINDS:
         clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
@@ -109,8 +110,8 @@ def find_sections(doc:Document,
             if m[1]: heading, head_clause = m[1], m[0]
             elif not (head_clause and clause.startswith(head_clause + '.')):
                 heading = None  # an untitled clause outside the last heading
-            if out[-1][0] == pos: out[-1] = (pos, clause, heading)
-            else: out.append((pos, clause, heading))
+        if (m or pos in restarts) and out[-1][0] != pos: out.append((pos, clause, heading))
+        elif m: out[-1] = (pos, clause, heading)
         pos += len(line) + 1
     return out
 
@@ -174,12 +175,12 @@ class Chunker:
         return len(self.tokenizer.encode(text).ids)
 
 # %% ../nbs/02_chunking.ipynb #c028
-def _merge_small(sections, starts, end, min_tokens):
-    "Fold sections with fewer than `min_tokens` tokens into the section that follows."
+def _merge_small(sections, starts, end, min_tokens, barriers=()):
+    "Fold sections with fewer than `min_tokens` tokens into the next one, unless that one starts at a barrier."
     out = []
     for i, (pos, clause, heading) in enumerate(sections):
         nxt = sections[i+1][0] if i + 1 < len(sections) else end
-        if out and out[-1][3]:  # previous one was too small: this one absorbs it
+        if out and out[-1][3] and pos not in barriers:  # previous one was too small: this one absorbs it
             pos = out.pop()[0]
         small = i + 1 < len(sections) and bisect_left(starts, nxt) - bisect_left(starts, pos) < min_tokens
         out.append((pos, clause, heading, small))
@@ -200,7 +201,8 @@ def _chunks(self:Chunker, doc:Document) -> list[dict]:
     text = doc.text
     starts = [s for s, e in self.tokenizer.encode(text, add_special_tokens=False).offsets]
     skip = [] if doc.kind in RECORD_KINDS else find_contents(text)
-    sections = _merge_small(find_sections(doc, skip), starts, len(text), self.min_tokens)
+    kept = [s for s in starts if not any(a <= s < b for a, b in skip)]  # a section's size counts no skipped token
+    sections = _merge_small(find_sections(doc, skip), kept, len(text), self.min_tokens, {b + 1 for _, b in skip})
     page_starts = doc.page_offsets()
     page = lambda pos: bisect_right(page_starts, pos)  # 1-based page number
     out = []
@@ -246,7 +248,10 @@ def iter_processed_documents(paths:Iterable, # PDF, text, JSONL files and folder
                             ) -> Iterator[dict]:
     "Stream `processed_documents` entries: read, clean and chunk each document."
     chunker = chunker or Chunker()
-    for doc in read_documents(paths, report=report, **kwargs): yield document_record(doc, chunker(doc))
+    for doc in read_documents(paths, report=report, **kwargs):
+        rec = document_record(doc, chunker(doc))
+        if report is not None: report.contents_pages += sum(s['page_end'] - s['page_start'] + 1 for s in rec['skipped'])
+        yield rec
 
 # %% ../nbs/02_chunking.ipynb #c043
 def process_documents(paths:Iterable, # PDF, text, JSONL files and folders of them

@@ -373,6 +373,7 @@ class IngestReport:
     failures:list=field(default_factory=list) # (path, reason) pairs
     skipped:int=0 # files a `skip` callback said need no reading (e.g. unchanged since the last ingest)
     ignored:list=field(default_factory=list) # files in the folders that are not documents (other types), not read
+    contents_pages:int=0 # pages of contents listings (tables of contents, lists of figures) the chunker left out
     def fail(self, err:DocumentError):
         "Record and log one failure."
         self.failures.append((err.path, err.reason)); logger.warning(f'skipped {err.path}: {err.reason}')
@@ -380,7 +381,8 @@ class IngestReport:
         "A few lines a person can read: counts, then each failure with its reason."
         head = (f'{self.files} file(s) read: {self.documents} document(s), {self.pages} page(s); '
                 f'{len(self.failures)} failure(s)' + (f'; {self.skipped} unchanged file(s) skipped' if self.skipped else '')
-                + (f'; {self.ignored_text()}' if self.ignored else ''))
+                + (f'; {self.ignored_text()}' if self.ignored else '')
+                + (f'; contents listings on {self.contents_pages} page(s) left out of the chunks' if self.contents_pages else ''))
         return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures])
     def ignored_text(self) -> str:
         "'3 file(s) of other types ignored (.docx 2, .html 1)'."

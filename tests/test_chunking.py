@@ -63,15 +63,19 @@ def test_contents_listing_of_a_rendered_pdf(tmp_path):
     "A table of contents survives rendering as dot-leader lines; the chunker leaves it out and the record says where it was."
     from ai_standards.sample import render_markdown_pdf
     md = tmp_path/'toc.md'
-    md.write_text('# TOC-1 Password Standard\nTable of Contents\n1 Scope ........................ 1\n'
+    md.write_text('# Password Standard\nTable of Contents\n1 Scope ........................ 1\n'
                   '2 Requirements ................. 1\n2.1 Length ..................... 2\n2.2 Storage .................... 2\n'
-                  '## 1 Scope\nThis standard applies to every account that signs in to a company system.\n'
-                  '## 2 Requirements\n### 2.1 Length\nPasswords shall be at least fifteen characters long.\n'
-                  '### 2.2 Storage\nPasswords shall be stored only as salted hashes made with a memory-hard function.\n')
+                  '## 1 Scope\nThis standard applies to every account that signs in to a company system, whether it belongs to '
+                  'a person, a service or a shared device.\n'
+                  '## 2 Requirements\n### 2.1 Length\nPasswords shall be at least fifteen characters long, and systems shall '
+                  'accept passwords of up to sixty-four characters.\n'
+                  '### 2.2 Storage\nPasswords shall be stored only as salted hashes made with a memory-hard function, never '
+                  'in a form that can be reversed.\n')
     doc = load_document(render_markdown_pdf(md, tmp_path/'toc.pdf'))
     chunks = Chunker()(doc)
     assert not any('...' in c['text'] for c in chunks), [c['text'] for c in chunks]
-    assert [c['clause'] for c in chunks][-2:] == ['2.1', '2.2'] and chunks[-1]['heading'] == 'Storage'
+    # the title lines before the listing stay apart (no clause), not folded into clause 1 across the listing
+    assert [(c['clause'], c['heading']) for c in chunks] == [(None, None), ('1', 'Scope'), ('2.1', 'Length'), ('2.2', 'Storage')]
     (skipped,) = document_record(doc, chunks)['skipped']
     listing = doc.text[skipped['char_start']:skipped['char_end']]
     assert skipped['reason'] == 'contents' and listing.startswith('Table of Contents') and listing.endswith('2.2 Storage ... 2')
