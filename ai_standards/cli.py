@@ -91,7 +91,12 @@ def _chunk_summary(processed:list[dict], report) -> dict:
     return dict(documents=len(processed), pages=sum(d['n_pages'] for d in processed), chunks=len(chunks),
                 chunks_by_normative_level=dict(Counter(c['normative_level'] for c in chunks).most_common()),
                 documents_by_label=dict(sorted(Counter(str(d['label']) for d in processed).items())),
-                failures=_failures(report), files_ignored=report.ignored)
+                failures=_failures(report), files_ignored=report.ignored, contents_pages=report.contents_pages)
+
+def _contents_line(s:dict) -> list[str]:
+    "The line saying how many pages of contents listings were left out, when any were."
+    n = s.get('contents_pages')
+    return [f'  contents listings on {n} page(s) left out of the chunks'] if n else []
 
 def _summary_text(s:dict) -> str:
     "The chunking summary as a few readable lines."
@@ -99,7 +104,7 @@ def _summary_text(s:dict) -> str:
              '  by normative level: ' + ', '.join(f'{k} {v}' for k, v in s['chunks_by_normative_level'].items()),
              '  documents by label: ' + ', '.join(f'{k} {v}' for k, v in s['documents_by_label'].items())]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines) + _failed_text(s['failures'])
+    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'])
 
 # %% ../nbs/09_cli.ipynb #c012
 def cmd_chunk(args):
@@ -140,7 +145,7 @@ def _ingest_text(s:dict) -> str:
              f"chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, removed {s['chunks_removed']}; "
              f"{s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines) + _failed_text(s['failures'])
+    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'])
 
 # %% ../nbs/09_cli.ipynb #c016
 def cmd_ingest(args):
