@@ -356,7 +356,8 @@ def _search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.nda
     top = [int(i) for i in np.argsort(-s, kind='stable')[:k] if np.isfinite(s[i])]
     scores = lambda i: dict(score=round(float(s[i]), 4), dense_score=round(float(dense[i]), 4),
                             lexical_score=round(float(lex[i]), 4))
-    return [{kk: v for kk, v in self.rows[i].items() if kk != 'own'} | scores(i) for i in top]
+    return [dict.fromkeys(vectordb.CITATION_FIELDS) | {kk: v for kk, v in self.rows[i].items() if kk != 'own'} | scores(i)
+            for i in top]
 SearchIndex.search = _search
 
 # %% ../nbs/04a_lexical.ipynb #l077

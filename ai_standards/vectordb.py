@@ -19,9 +19,10 @@ from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata', 'VectorStore',
-           'model_info', 'store_id', 'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids', 'sources',
-           'embedder_for', 'search', 'update_file_hash', 'chunker_signature', 'record_chunker', 'prune_roots', 'ingest']
+__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata',
+           'VectorStore', 'model_info', 'store_id', 'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids',
+           'sources', 'embedder_for', 'search', 'update_file_hash', 'chunker_signature', 'record_chunker',
+           'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -281,6 +282,8 @@ def _where(label=None, document=None, normative_level=None) -> dict|None:
     return None if not conds else conds[0] if len(conds) == 1 else {'$and': conds}
 
 # %% ../nbs/04_vectordb.ipynb #c027
+CITATION_FIELDS = ('file', 'source', 'title', 'label', 'page_start', 'page_end', 'clause', 'heading', 'normative_level')
+
 def search(self:VectorStore, query:str, # what to look for, in plain words
            k:int=5, # how many results
            label:str|None=None, # only chunks with this label
@@ -298,7 +301,8 @@ def search(self:VectorStore, query:str, # what to look for, in plain words
     q = embedder.generate_embeddings([query])
     where = _where(label, document, 'requirement' if requirements_only else normative_level)
     r = self._retry(self.collection.query, query_embeddings=q, n_results=k, where=where, include=['documents', 'metadatas', 'distances'])
-    return [dict(m or {}, chunk_id=(m or {}).get('id'), id=i, score=round(1 - d, 4), text=t)
+    # Chroma stores no None: a chunk without a clause comes back without the key, so every citation field is filled in
+    return [dict.fromkeys(CITATION_FIELDS) | (m or {}) | dict(chunk_id=(m or {}).get('id'), id=i, score=round(1 - d, 4), text=t)
             for i, t, m, d in zip(r['ids'][0], r['documents'][0], r['metadatas'][0], r['distances'][0])]
 VectorStore.search = search
 
@@ -430,5 +434,5 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
                 chunks_in_collection=store.count(),
                 seconds=round(time.time() - t0, 2), embedded=embedder.stats['embedded'], collection=store.name,
                 store=store.where,
-                files_ignored=report.ignored,
+                files_ignored=report.ignored, contents_pages=report.contents_pages,
                 failures=[dict(file=p, reason=r) for p, r in report.failures])
