@@ -13,7 +13,7 @@ from .documents import RECORD_KINDS, Document, IngestReport, read_documents
 
 # %% auto #0
 __all__ = ['NORMATIVE_LEVELS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading',
-           'find_contents', 'find_sections', 'chunk_id', 'Chunker', 'check_chunks', 'document_record',
+           'find_contents', 'skipped_spans', 'find_sections', 'chunk_id', 'Chunker', 'check_chunks', 'document_record',
            'iter_processed_documents', 'process_documents']
 
 # %% ../nbs/02_chunking.ipynb #c007
@@ -92,6 +92,11 @@ def find_contents(text:str, # cleaned document text (dot leaders already collaps
         elif l and run is not None: run[3] += 1
     close()
     return spans
+
+# %% ../nbs/02_chunking.ipynb #c015d
+def skipped_spans(doc:Document) -> list[tuple[int, int]]:
+    "The spans of `doc.text` that no chunk covers: its contents listings (a JSONL or catalog record has none)."
+    return [] if doc.kind in RECORD_KINDS else find_contents(doc.text)
 
 # %% ../nbs/02_chunking.ipynb #c017
 def find_sections(doc:Document,
@@ -200,7 +205,7 @@ def _chunks(self:Chunker, doc:Document) -> list[dict]:
     "The chunks of one document, as dicts (see 'The hand-off format')."
     text = doc.text
     starts = [s for s, e in self.tokenizer.encode(text, add_special_tokens=False).offsets]
-    skip = [] if doc.kind in RECORD_KINDS else find_contents(text)
+    skip = skipped_spans(doc)
     kept = [s for s in starts if not any(a <= s < b for a, b in skip)]  # a section's size counts no skipped token
     sections = _merge_small(find_sections(doc, skip), kept, len(text), self.min_tokens, {b + 1 for _, b in skip})
     page_starts = doc.page_offsets()
@@ -236,7 +241,7 @@ def document_record(doc:Document, chunks:list[dict]) -> dict:
     "One entry of `processed_documents`."
     page = lambda pos: bisect_right(doc.page_offsets(), pos)
     skipped = [dict(reason='contents', char_start=a, char_end=b, page_start=page(a), page_end=page(b - 1))
-               for a, b in ([] if doc.kind in RECORD_KINDS else find_contents(doc.text))]
+               for a, b in skipped_spans(doc)]
     return dict(doc_id=doc.doc_id, source=doc.source, sha256=doc.sha256, title=doc.title, label=doc.label, kind=doc.kind,
                 n_pages=doc.n_pages, n_chars=len(doc.text), metadata=doc.metadata, skipped=skipped, chunks=chunks)
 
