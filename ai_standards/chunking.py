@@ -98,12 +98,17 @@ def skipped_spans(doc:Document) -> list[tuple[int, int]]:
     "The spans of `doc.text` that no chunk covers: its contents listings (a JSONL or catalog record has none)."
     return [] if doc.kind in RECORD_KINDS else find_contents(doc.text)
 
+# %% ../nbs/02_chunking.ipynb #c015e
+def _restarts(skip:list[tuple[int, int]]) -> set[int]:
+    "Where the text after each left-out span starts: the next line, which opens a section of its own."
+    return {b + 1 for _, b in skip}
+
 # %% ../nbs/02_chunking.ipynb #c017
 def find_sections(doc:Document,
                   skip:list[tuple[int, int]]=(), # spans left out (contents listings): no headings; text after one restarts
                  ) -> list[tuple[int, str|None, str|None]]:
     "(character offset, clause, heading) of each section of `doc.text`, in order."
-    restarts = {b + 1 for _, b in skip}  # the line after a listing opens a section, under the clause in force
+    restarts = _restarts(skip)  # the line after a listing opens a section, under the clause in force
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
     if doc.kind in RECORD_KINDS:
         clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
@@ -200,16 +205,22 @@ def _outside(a:int, b:int, spans:list[tuple[int, int]]) -> Iterator[tuple[int, i
         a = max(a, e)
     if a < b: yield a, b
 
+# %% ../nbs/02_chunking.ipynb #c028p
+def _page_of(doc:Document):
+    "A function from a character offset in `doc.text` to its 1-based page number."
+    page_starts = doc.page_offsets()
+    return lambda pos: bisect_right(page_starts, pos)
+
 # %% ../nbs/02_chunking.ipynb #c029
 def _chunks(self:Chunker, doc:Document) -> list[dict]:
     "The chunks of one document, as dicts (see 'The hand-off format')."
     text = doc.text
     starts = [s for s, e in self.tokenizer.encode(text, add_special_tokens=False).offsets]
     skip = skipped_spans(doc)
-    kept = [s for s in starts if not any(a <= s < b for a, b in skip)]  # a section's size counts no skipped token
-    sections = _merge_small(find_sections(doc, skip), kept, len(text), self.min_tokens, {b + 1 for _, b in skip})
-    page_starts = doc.page_offsets()
-    page = lambda pos: bisect_right(page_starts, pos)  # 1-based page number
+    # a section's size counts no skipped token
+    kept = [s for a, b in _outside(0, len(text), skip) for s in starts[bisect_left(starts, a):bisect_left(starts, b)]]
+    sections = _merge_small(find_sections(doc, skip), kept, len(text), self.min_tokens, _restarts(skip))
+    page = _page_of(doc)
     out = []
     for k, (pos, clause, heading) in enumerate(sections):
         end = sections[k+1][0] if k + 1 < len(sections) else len(text)
@@ -239,7 +250,7 @@ def check_chunks(doc:Document, chunks:list[dict], chunker:Chunker):
 # %% ../nbs/02_chunking.ipynb #c041
 def document_record(doc:Document, chunks:list[dict]) -> dict:
     "One entry of `processed_documents`."
-    page = lambda pos: bisect_right(doc.page_offsets(), pos)
+    page = _page_of(doc)
     skipped = [dict(reason='contents', char_start=a, char_end=b, page_start=page(a), page_end=page(b - 1))
                for a, b in skipped_spans(doc)]
     return dict(doc_id=doc.doc_id, source=doc.source, sha256=doc.sha256, title=doc.title, label=doc.label, kind=doc.kind,

@@ -96,7 +96,7 @@ def _chunk_summary(processed:list[dict], report) -> dict:
 def _contents_line(s:dict) -> list[str]:
     "The line saying how many pages of contents listings were left out, when any were."
     n = s.get('contents_pages')
-    return [f'  contents listings on {n} page(s) left out of the chunks'] if n else []
+    return [f'  {IngestReport(contents_pages=n).contents_text()}'] if n else []
 
 def _summary_text(s:dict) -> str:
     "The chunking summary as a few readable lines."

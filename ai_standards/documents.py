@@ -382,8 +382,11 @@ class IngestReport:
         head = (f'{self.files} file(s) read: {self.documents} document(s), {self.pages} page(s); '
                 f'{len(self.failures)} failure(s)' + (f'; {self.skipped} unchanged file(s) skipped' if self.skipped else '')
                 + (f'; {self.ignored_text()}' if self.ignored else '')
-                + (f'; contents listings on {self.contents_pages} page(s) left out of the chunks' if self.contents_pages else ''))
+                + (f'; {self.contents_text()}' if self.contents_pages else ''))
         return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures])
+    def contents_text(self) -> str:
+        "'contents listings on 2 page(s) left out of the chunks'."
+        return f'contents listings on {self.contents_pages} page(s) left out of the chunks'
     def ignored_text(self) -> str:
         "'3 file(s) of other types ignored (.docx 2, .html 1)'."
         by = Counter(Path(f).suffix.lower() or '(no extension)' for f in self.ignored).most_common()
