@@ -266,7 +266,8 @@ def iter_processed_documents(paths:Iterable, # PDF, text, JSONL files and folder
     chunker = chunker or Chunker()
     for doc in read_documents(paths, report=report, **kwargs):
         rec = document_record(doc, chunker(doc))
-        if report is not None: report.contents_pages += sum(s['page_end'] - s['page_start'] + 1 for s in rec['skipped'])
+        if report is not None:  # pages, not listings: a table of contents and a list of figures may share one
+            report.contents_pages += len({p for s in rec['skipped'] for p in range(s['page_start'], s['page_end'] + 1)})
         yield rec
 
 # %% ../nbs/02_chunking.ipynb #c043
