@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_documents.ipynb #c001
 from __future__ import annotations
-import csv, hashlib, json, multiprocessing, os, re, unicodedata
+import csv, fnmatch, functools, hashlib, json, multiprocessing, os, re, unicodedata, urllib.parse
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +17,8 @@ from tqdm import tqdm
 __all__ = ['PAGE_SEP', 'MIN_CHARS_PER_PAGE', 'DOC_SUFFIXES', 'RECORD_KINDS', 'DocumentError', 'Document', 'normalize_chars',
            'unspace_letters', 'strip_running_lines', 'join_lines', 'normalize_whitespace', 'clean_pages', 'file_sha256',
            'read_pdf_pages', 'read_text_pages', 'Manifest', 'read_manifest', 'load_document', 'iter_jsonl_documents',
-           'catalog_records', 'iter_catalog_documents', 'IngestReport', 'find_documents', 'read_documents']
+           'catalog_records', 'ResolvedProfile', 'resolve_profile', 'profile_records', 'iter_catalog_documents',
+           'IngestReport', 'find_documents', 'read_documents']
 
 # %% ../nbs/01_documents.ipynb #c007
 class DocumentError(Exception):
@@ -308,14 +309,23 @@ def _part_lines(part:dict, params:dict, indent:int=0) -> list[str]:
     return ([' ' * indent + head] if head else []) + below
 
 # %% ../nbs/01_documents.ipynb #x007g
+@functools.lru_cache(maxsize=8)
+def _oscal_json(path:str, mtime:int) -> dict:
+    "A parsed OSCAL JSON file (kept while unchanged: profiles read their catalog more than once)."
+    return json.loads(Path(path).read_text(encoding='utf-8'))
+
+def _read_oscal(path:str|Path, root:str='catalog') -> dict:
+    "The `root` object (`catalog`, `profile`) of an OSCAL JSON file, or a `DocumentError` naming the file and the reason."
+    if not Path(path).is_file(): raise DocumentError(path, 'no such file')
+    try: obj = _oscal_json(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)[root]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DocumentError(path, f'not an OSCAL {root} JSON ({type(e).__name__}: {e})') from None
+    if not isinstance(obj, dict): raise DocumentError(path, f'not an OSCAL {root} JSON ({root} is not an object)')
+    return obj
+
 def _read_catalog(path:str|Path) -> dict:
     "The `catalog` object of an OSCAL catalog JSON file, or a `DocumentError` naming the file and the reason."
-    if not Path(path).is_file(): raise DocumentError(path, 'no such file')
-    try: cat = json.loads(Path(path).read_text(encoding='utf-8'))['catalog']
-    except (ValueError, KeyError, TypeError) as e:
-        raise DocumentError(path, f'not an OSCAL catalog JSON ({type(e).__name__}: {e})') from None
-    if not isinstance(cat, dict): raise DocumentError(path, 'not an OSCAL catalog JSON (catalog is not an object)')
-    return cat
+    return _read_oscal(path, 'catalog')
 
 # %% ../nbs/01_documents.ipynb #x007h1
 def _related_ids(c:dict) -> list[str]:
@@ -336,28 +346,138 @@ def _catalog_record(c:dict, group:dict, parent:str|None, params:dict) -> dict:
                 kind='enhancement' if parent else 'control', parent=parent, title=c.get('title', ''), statement=stmt,
                 guidance=guidance, related=_related_ids(c), text='\n\n'.join(x for x in (stmt, guidance) if x))
 
+# %% ../nbs/01_documents.ipynb #c044k0
+def _walk_catalog(node:dict, group:dict|None=None, parent:str|None=None) -> Iterator[tuple[dict, dict, str|None]]:
+    "(control, its group, its parent control id) for every control under an OSCAL catalog or group, depth first."
+    for g in node.get('groups', []): yield from _walk_catalog(g, g, None)
+    for c in node.get('controls', []):
+        yield c, group or {}, parent
+        yield from _walk_catalog({'controls': c.get('controls', [])}, group, c.get('id'))
+
+def _withdrawn(c:dict) -> bool: return any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
+
 # %% ../nbs/01_documents.ipynb #c044k
 def catalog_records(path:Path|str) -> list[dict]:
     "The controls of an OSCAL catalog JSON as records (withdrawn ones and ones without text left out)."
-    cat = _read_catalog(path)
-    def walk(node, group, parent): # (control, its group, its parent control id), depth first
-        for g in node.get('groups', []): yield from walk(g, g, None)
-        for c in node.get('controls', []):
-            yield c, group, parent
-            yield from walk({'controls': c.get('controls', [])}, group, c.get('id'))
-    found = list(walk(cat, {}, None))
+    found = list(_walk_catalog(_read_catalog(path)))
     params = {p['id']: p for c, _, _ in found for p in c.get('params', []) if 'id' in p}
-    gone = lambda c: any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
-    recs = [_catalog_record(c, g, par, params) for c, g, par in found if 'id' in c and not gone(c)]
+    recs = [_catalog_record(c, g, par, params) for c, g, par in found if 'id' in c and not _withdrawn(c)]
     return [r for r in recs if r['text']]
 
+# %% ../nbs/01_documents.ipynb #p002
+def _oscal_root(path:Path) -> str|None:
+    "'catalog' or 'profile' when a JSON file opens as that OSCAL model (only its first 4 KiB are read), else None."
+    try: head = path.open('rb').read(4096).decode('utf-8', 'ignore')
+    except OSError: return None
+    m = re.match(r'\s*\{\s*"(catalog|profile)"\s*:', head.lstrip('\ufeff'))
+    return m and m.group(1)
+
+# %% ../nbs/01_documents.ipynb #p003
+@dataclass
+class ResolvedProfile:
+    "The controls an OSCAL profile selects, in catalog order, the catalog they come from, and what was not there."
+    path:Path # the profile file
+    title:str # its metadata title
+    catalog:Path # the catalog its controls come from
+    ids:list # selected control ids, in catalog order (withdrawn ones left out)
+    missing:list=field(default_factory=list) # ids it names that the catalog (or the imported profile) lacks
+    withdrawn:list=field(default_factory=list) # ids it names that the catalog marks withdrawn
+    def warnings(self) -> list[str]:
+        "One sentence per kind of id that was not resolved."
+        name, out = self.path.name, []
+        if self.missing: out.append(f"{name}: {len(self.missing)} control id(s) not in {self.catalog.name}: {', '.join(self.missing[:20])}")
+        if self.withdrawn: out.append(f"{name}: {len(self.withdrawn)} withdrawn control(s) left out: {', '.join(self.withdrawn[:20])}")
+        return out
+
+# %% ../nbs/01_documents.ipynb #p004
+def _import_hrefs(imp:dict, prof:dict, path:Path) -> list[str]:
+    "The locations an import names: its `href`, or the `rlinks` of the back-matter resource its `#uuid` names (JSON first)."
+    href = str(imp.get('href') or '')
+    if not href.startswith('#'): return [href] if href else []
+    res = {r.get('uuid'): r for r in (prof.get('back-matter') or {}).get('resources', [])}.get(href[1:])
+    if res is None: raise DocumentError(path, f'import {href}: no back-matter resource has that uuid')
+    links = [str(l['href']) for l in res.get('rlinks', []) if l.get('href')]
+    return sorted(links, key=lambda h: not h.lower().endswith('.json'))
+
+# %% ../nbs/01_documents.ipynb #p005
+def _import_source(imp:dict, prof:dict, path:Path, catalog:Path|None) -> Path:
+    "The file an import resolves to: its href (relative to the profile), else `catalog`, else that file name beside the profile."
+    hrefs = _import_hrefs(imp, prof, path)
+    local = [path.parent/urllib.parse.unquote(h) for h in hrefs if '://' not in h]
+    beside = [path.parent/Path(urllib.parse.urlparse(h).path).name for h in hrefs]
+    for f in local + ([Path(catalog)] if catalog else []) + beside:
+        if f.suffix.lower() == '.json' and f.is_file(): return f
+    if catalog: raise DocumentError(catalog, 'no such catalog file')
+    raise DocumentError(path, f"its import {hrefs[0] if hrefs else '(no href)'} is not a file here: give the catalog it "
+                              'selects from (--catalog CATALOG)')
+
+# %% ../nbs/01_documents.ipynb #p006
+def _picked(tree:list[tuple[str, str|None]], selectors:list[dict]) -> set[str]:
+    "The ids of `tree` ((id, parent) pairs) that `selectors` name by `with-ids` or `matching`, with children when asked."
+    kids = {}
+    for cid, par in tree: kids.setdefault(par, []).append(cid)
+    out = set()
+    for s in selectors:
+        ids, pats = set(s.get('with-ids') or []), [m.get('pattern', '') for m in s.get('matching') or []]
+        hit = {cid for cid, _ in tree if cid in ids or any(fnmatch.fnmatchcase(cid, p) for p in pats)}
+        todo = list(hit) if s.get('with-child-controls') == 'yes' else []
+        while todo: new = kids.get(todo.pop(), []); hit.update(new); todo += new
+        out |= hit
+    return out
+
+# %% ../nbs/01_documents.ipynb #p007
+def _select(tree:list[tuple[str, str|None]], imp:dict) -> tuple[list[str], list[str]]:
+    "The ids one import selects from `tree`, in its order, and the `with-ids` it names that `tree` lacks."
+    have = {cid for cid, _ in tree}
+    inc = _picked(tree, imp['include-controls']) if 'include-controls' in imp else have  # include-all, or no include
+    keep = inc - _picked(tree, imp.get('exclude-controls') or [])
+    named = [i for s in (imp.get('include-controls') or []) + (imp.get('exclude-controls') or []) for i in s.get('with-ids') or []]
+    return [cid for cid, _ in tree if cid in keep], [i for i in dict.fromkeys(named) if i not in have]
+
+# %% ../nbs/01_documents.ipynb #p008
+def resolve_profile(path:str|Path, # an OSCAL profile JSON file
+                    catalog:str|Path|None=None, # the catalog to use when the profile's import link is not a file here
+                    _seen:tuple=(), # profiles being resolved above this one (cycle check)
+                   ) -> ResolvedProfile:
+    "The controls an OSCAL profile selects from its catalog (imports of other profiles resolved in turn)."
+    path = Path(path); key = path.resolve()
+    if key in _seen: raise DocumentError(path, 'profile import cycle: ' + ' -> '.join(p.name for p in (*_seen, key)))
+    prof = _read_oscal(path, 'profile')
+    if not prof.get('imports'): raise DocumentError(path, 'the profile has no imports')
+    cat, chosen, missing, withdrawn = None, set(), [], []
+    for imp in prof['imports']:
+        src, offered = _import_source(imp, prof, path, catalog), None
+        if _oscal_root(src) == 'profile':
+            sub = resolve_profile(src, catalog, (*_seen, key))
+            src, offered = sub.catalog, set(sub.ids); missing += sub.missing; withdrawn += sub.withdrawn
+        if cat is not None and src.resolve() != cat.resolve():
+            raise DocumentError(path, f'imports controls from two catalogs ({cat.name}, {src.name}); one is supported')
+        cat, found = src, list(_walk_catalog(_read_catalog(src)))
+        tree = [(c['id'], par) for c, _, par in found if 'id' in c and (offered is None or c['id'] in offered)]
+        got, absent = _select(tree, imp); chosen.update(got); missing += absent
+        named = {i for s in imp.get('include-controls') or [] for i in s.get('with-ids') or []}
+        withdrawn += [c['id'] for c, _, _ in found if c.get('id') in named & set(got) and _withdrawn(c)]
+    ids = [c['id'] for c, _, _ in _walk_catalog(_read_catalog(cat)) if c.get('id') in chosen and not _withdrawn(c)]
+    return ResolvedProfile(path, str((prof.get('metadata') or {}).get('title') or path.stem), cat, ids,
+                           list(dict.fromkeys(missing)), list(dict.fromkeys(withdrawn)))
+
 # %% ../nbs/01_documents.ipynb #c044n
-def iter_catalog_documents(path:Path|str, # an OSCAL catalog .json file
+def profile_records(path:Path|str, # an OSCAL profile JSON file
+                    catalog:Path|str|None=None, # the catalog to use when the profile's link is not a file here
+                   ) -> list[dict]:
+    "The records of the controls a profile selects (as `catalog_records` gives them); unresolved ids are logged."
+    rp = resolve_profile(path, catalog)
+    for w in rp.warnings(): logger.warning(w)
+    recs = {r['id']: r for r in catalog_records(rp.catalog)}
+    return [recs[i] for i in rp.ids if i in recs]
+
+def iter_catalog_documents(path:Path|str, # an OSCAL catalog .json file, or a profile (its controls)
                            label_field:str|None=None, # record field holding the label; default: `family`
                           ) -> Iterator[Document]:
-    "The controls of an OSCAL catalog as `Document`s, one per control, like the records of a JSONL file."
+    "The controls of an OSCAL catalog (or profile) as `Document`s, one per control, like the records of a JSONL file."
     path = Path(path)
-    for n, rec in enumerate(catalog_records(path), 1):
+    recs = profile_records(path) if _oscal_root(path) == 'profile' else catalog_records(path)
+    for n, rec in enumerate(recs, 1):
         yield _record_document(path, rec, n, [label_field or 'family'], 'catalog')
 
 # %% ../nbs/01_documents.ipynb #c046
@@ -394,10 +514,8 @@ class IngestReport:
 
 # %% ../nbs/01_documents.ipynb #c048a
 def _looks_like_catalog(path:Path) -> bool:
-    "Whether a .json file found in a folder opens as an OSCAL catalog (`{\"catalog\": ...`); other JSON is not a document."
-    try: head = path.open('rb').read(4096).decode('utf-8', 'ignore')
-    except OSError: return False
-    return re.match(r'\s*\{\s*"catalog"\s*:', head.lstrip('\ufeff')) is not None
+    "Whether a .json file found in a folder opens as an OSCAL catalog or profile; other JSON is not a document."
+    return _oscal_root(path) is not None
 
 # %% ../nbs/01_documents.ipynb #c049
 def _in_folder(p:Path, report:IngestReport|None) -> list[tuple[Path, Path]]:
