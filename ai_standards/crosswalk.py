@@ -4,20 +4,24 @@
 
 # %% ../nbs/07a_crosswalk.ipynb #x001
 from __future__ import annotations
-import csv, datetime, json, re, uuid
+import csv, datetime, importlib, json, re, uuid
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 from loguru import logger
 from .documents import RECORD_KINDS, IngestReport, iter_catalog_documents, read_documents
-from .documents import _read_catalog, _related_ids # the OSCAL helpers that oscal_related shares
+from .documents import _oscal_root, _read_catalog, _related_ids # the OSCAL helpers this module shares
 from .chunking import Chunker
 from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
 
 # %% auto #0
-__all__ = ['DEFAULT_METHOD', 'CSV_COLUMNS', 'NS', 'catalog_items', 'load_items', 'collection_items', 'sentences',
-           'top_sentence_mean', 'Embedded', 'oscal_related', 'add_related', 'base_scores', 'adjust_scores',
-           'group_scores', 'score_matrix', 'evidence', 'truth_links', 'ranking_metrics', 'crosswalk', 'write_csv',
+__all__ = ['DEFAULT_METHOD', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS', 'catalog_items',
+           'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded', 'oscal_related',
+           'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence', 'truth_links',
+           'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
+           'decision_metrics', 'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource',
            'oscal_mapping_collection', 'validate_oscal']
 
 # %% ../nbs/07a_crosswalk.ipynb #x005a
@@ -138,16 +142,34 @@ def top_sentence_mean(sims:np.ndarray, grid:np.ndarray, top:int) -> np.ndarray:
 
 # %% ../nbs/07a_crosswalk.ipynb #x026
 class Embedded:
-    "L2-normalised vectors of items' sentences (with their owners), and of whole texts (sources) or titles (targets)."
-    def __init__(self, items:list[dict], embedder:Embedder, role:str='source'):
-        self.sents = [sentences(i['text']) for i in items]
+    "L2-normalised vectors of items: whole texts (sources), or sentences and titles (targets); a source's sentences on demand."
+    def __init__(self, items:list[dict], embedder:Embedder, role:str='source',
+                 vectors:np.ndarray|None=None): # sources: their text vectors when already known (an ingested store's)
+        self.embedder, self.sents, self._own = embedder, [sentences(i['text']) for i in items], {}
         self.owners = np.array([k for k, ss in enumerate(self.sents) for _ in ss], np.int64)
-        self.sent = embedder.generate_embeddings([s for ss in self.sents for s in ss])
         self.grid = _sentence_grid(self.owners, len(items))
         self.start = np.concatenate([[0], np.cumsum([len(s) for s in self.sents])])
-        if role == 'source': self.text = embedder.generate_embeddings([i['text'] for i in items])
-        else: self.title = embedder.generate_embeddings([i['title'] or i['label'] or ss[0]
-                                                         for i, ss in zip(items, self.sents)])
+        if role == 'source':
+            self.text = vectors if vectors is not None else embedder.generate_embeddings([i['text'] for i in items])
+            return
+        self.sent = embedder.generate_embeddings([s for ss in self.sents for s in ss])
+        self.title = embedder.generate_embeddings([i['title'] or i['label'] or ss[0] for i, ss in zip(items, self.sents)])
+
+# %% ../nbs/07a_crosswalk.ipynb #x026s
+@patch
+def prepare(self:Embedded, idx:list[int]):
+    "Embed the sentences of sources `idx` in one batch (only the ones that evidence will be shown for)."
+    todo = [i for i in dict.fromkeys(map(int, idx)) if i not in self._own and not hasattr(self, 'sent')]
+    if not todo: return
+    vecs = self.embedder.generate_embeddings([s for i in todo for s in self.sents[i]])
+    for i, a in zip(todo, np.cumsum([0] + [len(self.sents[i]) for i in todo])): self._own[i] = vecs[a:a + len(self.sents[i])]
+
+# %% ../nbs/07a_crosswalk.ipynb #x026t
+@patch
+def sentence_vectors(self:Embedded, i:int) -> np.ndarray:
+    "The vectors of item `i`'s sentences: a target's from the grid, a source's embedded on first use."
+    if hasattr(self, 'sent'): return self.sent[self.start[i]:self.start[i+1]]
+    self.prepare([i]); return self._own[int(i)]
 
 # %% ../nbs/07a_crosswalk.ipynb #x027
 def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) -> np.ndarray:
@@ -249,8 +271,8 @@ def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[di
 # %% ../nbs/07a_crosswalk.ipynb #x031
 def evidence(i:int, j:int, src:Embedded, tgt:Embedded) -> dict:
     "The (source sentence, target sentence) pair that best explains why target `j` matches source `i`."
-    ts = tgt.sent[tgt.start[j]:tgt.start[j+1]] @ src.text[i]; bt = int(ts.argmax())
-    ss = src.sent[src.start[i]:src.start[i+1]] @ tgt.sent[tgt.start[j] + bt]; bs = int(ss.argmax())
+    ts = tgt.sentence_vectors(j) @ src.text[i]; bt = int(ts.argmax())
+    ss = src.sentence_vectors(i) @ tgt.sentence_vectors(j)[bt]; bs = int(ss.argmax())
     return dict(source=src.sents[i][bs], target=tgt.sents[j][bt], cosine=round(float(ts[bt]), 3))
 
 # %% ../nbs/07a_crosswalk.ipynb #x033
@@ -271,13 +293,109 @@ def ranking_metrics(ranks:list[list[int]], # for each source, the 1-based ranks 
             'recall@5': round(rec(5), 3), 'recall@10': round(rec(10), 3), 'mrr': round(mrr, 3),
             'ndcg@10': round(float(np.mean(ndcg)), 3)}
 
+# %% ../nbs/07a_crosswalk.ipynb #k002
+@dataclass
+class Calibration:
+    "A logistic model on standardized features, and the threshold chosen on dev data: a probability and a decision."
+    features:list # feature names, in column order
+    mean:list # standardization: each feature's mean on the dev data
+    scale:list # and its standard deviation
+    coef:list # logistic coefficients of the standardized features
+    intercept:float
+    threshold:float # probability at or above which the decision is yes (best F1 on the dev data)
+    fitted_on:str='' # what the dev data was
+    def probability(self, X:np.ndarray) -> np.ndarray:
+        "P(yes) for each row of `X` (columns as `features`)."
+        z = (np.asarray(X, float).reshape(-1, len(self.features)) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return 1 / (1 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
+
+# %% ../nbs/07a_crosswalk.ipynb #k005
+def best_threshold(p:np.ndarray, y:np.ndarray, n_positive:int|None=None) -> tuple[float, float]:
+    "(threshold, F1) with the best F1 when everything at or above the threshold is called yes."
+    order = np.argsort(-p, kind='stable'); ys = np.asarray(y, bool)[order]
+    tp = np.cumsum(ys); called = np.arange(1, len(ys) + 1); pos = max(n_positive or 0, int(ys.sum()), 1)
+    f1 = 2 * tp / (called + pos)
+    last = np.r_[np.diff(p[order]) != 0, True]  # only cut between different probabilities
+    k = int(np.argmax(np.where(last, f1, -1)))
+    return float(p[order][k]), float(f1[k])
+
+# %% ../nbs/07a_crosswalk.ipynb #k007
+def fit_calibration(X:np.ndarray, y:np.ndarray, features:list, # dev rows, their truth, the feature names
+                    fitted_on:str='', C:float=0.1, # what the dev data is; inverse regularization strength
+                    n_positive:int|None=None) -> Calibration: # true cases in all, when the rows leave some out
+    "A `Calibration` fitted with scikit-learn's logistic regression, and its best-F1 threshold on the same rows."
+    from sklearn.linear_model import LogisticRegression
+    X, y = np.asarray(X, float), np.asarray(y, bool)
+    mean, scale = X.mean(0), X.std(0) + 1e-9
+    lr = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, y)
+    cal = Calibration(list(features), mean.round(6).tolist(), scale.round(6).tolist(), lr.coef_[0].round(6).tolist(),
+                      round(float(lr.intercept_[0]), 6), 0.5, fitted_on)
+    cal.threshold = round(best_threshold(cal.probability(X), y, n_positive)[0], 4)
+    return cal
+
+# %% ../nbs/07a_crosswalk.ipynb #k009
+def binary_calibration(p:np.ndarray, y:np.ndarray, bins:int=10) -> dict:
+    "Expected calibration error of P(yes) and its reliability bins (mean probability, share of yes, count)."
+    p, y = np.asarray(p, float), np.asarray(y, bool)
+    which = np.clip((p * bins).astype(int), 0, bins - 1)
+    rows = [dict(lo=b / bins, hi=(b + 1) / bins, n=int((which == b).sum()),
+                 probability=float(p[which == b].mean()) if (which == b).any() else None,
+                 observed=float(y[which == b].mean()) if (which == b).any() else None) for b in range(bins)]
+    ece = sum(r['n'] * abs(r['observed'] - r['probability']) for r in rows if r['n']) / max(len(p), 1)
+    return dict(ece=round(float(ece), 4), n=len(p), bins=rows)
+
+# %% ../nbs/07a_crosswalk.ipynb #k011
+def decision_metrics(called:np.ndarray, y:np.ndarray, p:np.ndarray|None=None, # decisions, truth, probabilities
+                     n_positive:int|None=None) -> dict: # true cases in all, when the rows leave some out
+    "Precision, recall and F1 of the yes decisions (with n); with `p`, average precision, ROC AUC and ECE too."
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    called, y = np.asarray(called, bool), np.asarray(y, bool)
+    pos = max(n_positive or 0, int(y.sum())); tp = int((called & y).sum())
+    prec, rec = tp / max(int(called.sum()), 1), tp / max(pos, 1)
+    out = dict(n=len(y), positives=pos, called=int(called.sum()), precision=round(prec, 3), recall=round(rec, 3),
+               f1=round(2 * prec * rec / max(prec + rec, 1e-9), 3))
+    if p is not None and 0 < y.sum() < len(y):
+        out |= dict(average_precision=round(float(average_precision_score(y, p) * y.sum() / max(pos, 1)), 3),
+                    roc_auc=round(float(roc_auc_score(y, p)), 3), ece=binary_calibration(p, y)['ece'])
+    return out
+
+# %% ../nbs/07a_crosswalk.ipynb #k014
+LINK_FEATURES = ['score', 'log_rank', 'behind_best']
+
+def link_features(scores:np.ndarray, # one source's scores over all targets
+                  order:np.ndarray, # the targets best first
+                  js:np.ndarray) -> np.ndarray: # the targets to describe
+    "(len(js), 3): each target's score, log(1 + 0-based rank) and score minus the source's best score."
+    rank = np.empty(len(order), np.int64); rank[order] = np.arange(len(order))
+    return np.stack([scores[js], np.log1p(rank[js]), scores[js] - scores[order[0]]], 1)
+
+# %% ../nbs/07a_crosswalk.ipynb #k016
+LINK_CALIBRATION = Calibration(features=['score', 'log_rank', 'behind_best'], mean=[4.13504, 2.116781, -1.918142],
+    scale=[0.988795, 0.792134, 1.145387], coef=[0.356727, -0.153585, 0.3369], intercept=-1.407013, threshold=0.1725,
+    fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5')
+
 # %% ../nbs/07a_crosswalk.ipynb #x038
-def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets) -> list[dict]:
-    "The top `k` matches of source `i` with evidence."
+def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets,
+            calibration:Calibration=LINK_CALIBRATION) -> list[dict]:
+    "The top `k` matches of source `i` with evidence, each with the probability that the link holds and the decision."
+    js = order[:k]; p = calibration.probability(link_features(scores, order, js))
     return [dict(target_id=targets[j]['id'], target_label=targets[j]['label'], target_title=targets[j]['title'],
-                 score=round(float(scores[j]), 3), evidence=evidence(i, j, src, tgt)) | (
+                 score=round(float(scores[j]), 3), probability=round(float(q), 3), linked=bool(q >= calibration.threshold),
+                 evidence=evidence(i, j, src, tgt)) | (
                  dict(file=targets[j]['file'], page=targets[j]['page']) if targets[j]['page'] else {})
-            for j in order[:k]]
+            for j, q in zip(js, p)]
+
+# %% ../nbs/07a_crosswalk.ipynb #x038d
+def unique_ids(items:list[dict]) -> list[str]:
+    "Give repeated item ids a `#2`, `#3` suffix (in place, in order); one warning line per repeated id."
+    seen, out = {}, []
+    for it in items:
+        n = seen[it['id']] = seen.get(it['id'], 0) + 1
+        if n > 1: it['id'] = f"{it['id']}#{n}"
+    for rid, n in seen.items():
+        if n > 1: out.append(f'source id {rid} is used by {n} items: the later ones are {rid}#2' + (f'..#{n}' if n > 2 else ''))
+    for w in out: logger.warning(w)
+    return out
 
 # %% ../nbs/07a_crosswalk.ipynb #x039
 def crosswalk(sources:list[dict], # items to map (from `load_items`)
@@ -286,18 +404,22 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
               embedder:Embedder|None=None, # default: all-MiniLM-L6-v2
               truth_field:str|None=None, # source field with the known target ids: adds metrics
               method:dict|None=None, # overrides of `DEFAULT_METHOD`
+              calibration:Calibration=LINK_CALIBRATION, # the link decision (`probability`, `linked`)
              ) -> dict:
-    "`{'mappings': [{source_id, source_title, matches: [...]}], 'metrics': {...}}`, best matches first."
+    "`{'mappings': [{source_id, source_title, matches: [...]}], 'metrics': {...}, 'warnings': [...]}`, best first."
     if k < 1: raise ValueError(f'k must be at least 1, not {k}')
     if not sources or not targets:
         raise ValueError(f'nothing to map: {len(sources)} source and {len(targets)} target items')
+    warnings = unique_ids(sources)
     embedder = embedder or Embedder()
     src, tgt = Embedded(sources, embedder), Embedded(targets, embedder, 'target')
     scores = score_matrix(src, tgt, sources, targets, method)
     orders = np.argsort(-scores, axis=1, kind='stable')
+    src.prepare(range(len(sources)))
     maps = [dict(source_id=s['id'], source_title=s['title'] or ' '.join(s['text'].split())[:200],
-                 matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets)) for i, s in enumerate(sources)]
-    return dict(mappings=maps, metrics=_metrics(sources, targets, orders, truth_field) if truth_field else {})
+                 matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets, calibration)) for i, s in enumerate(sources)]
+    metrics = _metrics(sources, targets, orders, truth_field) | _link_metrics(maps, sources, targets, truth_field) if truth_field else {}
+    return dict(mappings=maps, metrics=metrics, warnings=warnings)
 
 # %% ../nbs/07a_crosswalk.ipynb #x040
 def _metrics(sources:list[dict], targets:list[dict], orders:np.ndarray, field:str) -> dict:
@@ -312,59 +434,95 @@ def _metrics(sources:list[dict], targets:list[dict], orders:np.ndarray, field:st
     if not ranks: raise ValueError(f'no source item has known links in "{field}" that name a target id')
     return ranking_metrics(ranks, n_links) | dict(truth_field=field, links_not_in_targets=missing)
 
+# %% ../nbs/07a_crosswalk.ipynb #x040b
+def _link_metrics(maps:list[dict], sources:list[dict], targets:list[dict], field:str) -> dict:
+    "Precision, recall and F1 of the `linked` pairs (and AP and ECE of `probability` over the listed candidates)."
+    have = {t['id'] for t in targets}; y, p, called, n_pos = [], [], [], 0
+    for m, s in zip(maps, sources):
+        known = set(truth_links(s, field)) & have
+        if not known: continue
+        n_pos += len(known)
+        for x in m['matches']: y.append(x['target_id'] in known); p.append(x['probability']); called.append(x['linked'])
+    return {'links': decision_metrics(called, y, np.array(p), n_positive=n_pos)}
+
 # %% ../nbs/07a_crosswalk.ipynb #x046
-CSV_COLUMNS = ['source_id', 'source_title', 'rank', 'target_id', 'target_label', 'target_title', 'score',
-               'evidence_source', 'evidence_target', 'known_link']
+CSV_COLUMNS = ['source_id', 'source_title', 'rank', 'target_id', 'target_label', 'target_title', 'score', 'probability',
+               'linked', 'evidence_source', 'evidence_target', 'known_link']
 
 # %% ../nbs/07a_crosswalk.ipynb #x047
 def write_csv(result:dict, path:str|Path, truth:dict|None=None):
     "Write the mappings as CSV; `truth` ({source_id: [target ids]}) fills the `known_link` column."
     flat = lambda s: ' '.join(str(s).split())
-    with open(path, 'w', newline='', encoding='utf-8-sig') as f:
+    with open(path, 'w', newline='', encoding='utf-8') as f:
         w = csv.writer(f, quoting=csv.QUOTE_ALL); w.writerow(CSV_COLUMNS)
         for m in result['mappings']:
             for r, x in enumerate(m['matches'], 1):
                 known = '' if truth is None else 'yes' if x['target_id'] in truth.get(m['source_id'], ()) else 'no'
                 row = (m['source_id'], m['source_title'], r, x['target_id'], x['target_label'], x['target_title'],
-                       x['score'], x['evidence']['source'], x['evidence']['target'], known)
+                       x['score'], x['probability'], 'yes' if x['linked'] else 'no', x['evidence']['source'],
+                       x['evidence']['target'], known)
                 w.writerow([flat(v) for v in row])
 
 # %% ../nbs/07a_crosswalk.ipynb #x051
 NS = 'https://ai-standards.github.io/ns/crosswalk'
 
 # %% ../nbs/07a_crosswalk.ipynb #x052
-def _map(m:dict, x:dict, rank:int) -> dict:
-    "One OSCAL `map`: a source item, a target item, the relationship, rank/score and evidence."
+def _map(m:dict, x:dict, rank:int, source_type:str='control') -> dict:
+    "One OSCAL `map`: a source item, a target item, the relationship, the confidence, rank/score and evidence."
     return {'uuid': str(uuid.uuid4()), 'relationship': 'intersects-with',
-            'sources': [{'type': 'control', 'id-ref': m['source_id']}],
+            'sources': [{'type': source_type, 'id-ref': m['source_id']}],
             'targets': [{'type': 'control', 'id-ref': x['target_id']}],
+            'confidence-score': {'percentage': round(100 * x['probability'], 1)},
             'props': [{'name': 'rank', 'ns': NS, 'value': str(rank)},
                       {'name': 'score', 'ns': NS, 'value': str(x['score'])}],
             'remarks': f"Source: {x['evidence']['source']}\nTarget: {x['evidence']['target']}"}
 
+# %% ../nbs/07a_crosswalk.ipynb #x052r
+def oscal_resource(paths:list) -> dict:
+    "The `type` and `href` of a mapping's resource: file names (no local paths), `catalog`/`profile` only when OSCAL says so."
+    paths = [Path(p) for p in paths]
+    kinds = {_oscal_root(p) if p.suffix.lower() == '.json' and p.is_file() else None for p in paths}
+    kind = kinds.pop() if len(kinds) == 1 and None not in kinds else 'resource'
+    return {'type': kind, 'href': ' '.join(p.name or str(p) for p in paths)}
+
 # %% ../nbs/07a_crosswalk.ipynb #x053
-def oscal_mapping_collection(result:dict, source:str, target:str, # names or paths of the source and target
-                             title:str|None=None) -> dict:
-    "The crosswalk as an OSCAL 1.2 mapping-collection document."
+def oscal_mapping_collection(result:dict, source:dict, target:dict, # `oscal_resource` of the source and target
+                             title:str|None=None, source_type:str='control') -> dict:
+    "The crosswalk's linked matches as an OSCAL 1.2 mapping-collection document."
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    maps = [_map(m, x, r) for m in result['mappings'] for r, x in enumerate(m['matches'], 1)]
-    if not maps: raise ValueError('the crosswalk has no matches to write')
+    maps = [_map(m, x, r, source_type) for m in result['mappings'] for r, x in enumerate(m['matches'], 1) if x['linked']]
+    if not maps: raise ValueError('the crosswalk has no linked matches to write (see the CSV or JSON for the candidates)')
     prov = {'method': 'automation', 'matching-rationale': 'semantic', 'status': 'draft',
-            'mapping-description': 'Candidates ranked by ai_standards crosswalk (sentence embeddings, title, '
-                                   'BM25); to be reviewed by a person.'}
+            'mapping-description': 'Links decided by ai_standards crosswalk (sentence embeddings, title, BM25, a '
+                                   'calibrated probability and threshold); to be reviewed by a person.'}
     return {'mapping-collection': {'uuid': str(uuid.uuid4()),
-        'metadata': {'title': title or f'Crosswalk from {source} to {target}', 'last-modified': now,
+        'metadata': {'title': title or f"Crosswalk from {source['href']} to {target['href']}", 'last-modified': now,
                      'version': '1.0', 'oscal-version': '1.2.1'},
-        'provenance': prov, 'mappings': [{'uuid': str(uuid.uuid4()),
-                                          'source-resource': {'type': 'catalog', 'href': str(source)},
-                                          'target-resource': {'type': 'catalog', 'href': str(target)}, 'maps': maps}]}}
+        'provenance': prov, 'mappings': [{'uuid': str(uuid.uuid4()), 'source-resource': source,
+                                          'target-resource': target, 'maps': maps}]}}
+
+# %% ../nbs/07a_crosswalk.ipynb #x054e
+OSCAL_ENUMS = {'relationship': {'equivalent-to', 'equal-to', 'subset-of', 'superset-of', 'intersects-with',
+                                'no-relationship'}, # NIST IR 8477 set-theory relationships
+               'method': {'human', 'automation', 'hybrid'}, 'matching-rationale': {'syntactic', 'semantic', 'functional'},
+               'status': {'draft', 'complete'}}
+
+def _enum_errors(node, path='') -> list[str]:
+    "Values of `OSCAL_ENUMS` keys anywhere in `node` that are not allowed, with where they are."
+    if isinstance(node, list): return [e for k, v in enumerate(node) for e in _enum_errors(v, f'{path}[{k}]')]
+    if not isinstance(node, dict): return []
+    bad = [f'{path}.{k}={v!r}' for k, v in node.items() if k in OSCAL_ENUMS and isinstance(v, str) and v not in OSCAL_ENUMS[k]]
+    return bad + [e for k, v in node.items() for e in _enum_errors(v, f'{path}.{k}')]
 
 # %% ../nbs/07a_crosswalk.ipynb #x055
-def validate_oscal(doc:dict) -> str:
-    "Validate a mapping-collection with compliance-trestle; the validator's name, or `ValueError` naming the errors."
-    try: from trestle.oscal.mapping import Model; from trestle.oscal import OSCAL_VERSION
+def validate_oscal(doc:dict, model:str='mapping') -> str:
+    "Validate an OSCAL document with compliance-trestle and the enumerations; the validator's name, or `ValueError`."
+    if bad := _enum_errors(doc): raise ValueError(f'OSCAL {model} invalid: values not allowed: ' + ', '.join(bad[:5]))
+    try:
+        from trestle.oscal import OSCAL_VERSION
+        Model = importlib.import_module(f'trestle.oscal.{model}').Model
     except ImportError: return 'not validated (compliance-trestle is not installed)'
     try: Model.model_validate(doc)
     except Exception as e:
-        raise ValueError('OSCAL mapping-collection invalid: ' + ' '.join(str(e).split())[:400]) from None
-    return f'compliance-trestle OSCAL {OSCAL_VERSION} mapping model'
+        raise ValueError(f'OSCAL {model} invalid: ' + ' '.join(str(e).split())[:400]) from None
+    return f'compliance-trestle OSCAL {OSCAL_VERSION} {model} model, enumerations checked'
