@@ -14,7 +14,8 @@ from .vectordb import DEFAULT_COLLECTION
 # %% auto #0
 __all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search', 'add_search',
            'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify', 'cmd_evaluate',
-           'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'build_parser', 'main']
+           'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'cmd_coverage', 'add_coverage',
+           'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -479,17 +480,24 @@ def add_info(sub):
     n.set_defaults(func=cmd_info)
 
 # %% ../nbs/09_cli.ipynb #c028b
-def _crosswalk_text(res:dict, shown:int=3) -> str:
-    "Each source with its first `shown` candidates and their evidence; then the metrics."
-    out = []
+def _crosswalk_text(res:dict, shown:int=3, truth:dict|None=None) -> str:
+    "Each source with its first `shown` candidates (probability, LINK mark, known-link mark) and evidence; then metrics."
+    out = [f'warning: {w}' for w in res.get('warnings', [])]
     for m in res['mappings']:
         out.append(f"{m['source_id']}  {m['source_title'][:100]}")
+        known = set((truth or {}).get(m['source_id'], ()))
         for r, x in enumerate(m['matches'][:shown], 1):
-            out.append(f"  {r}. {x['target_label'] or x['target_id']} {x['target_title'][:60]} [{x['score']:.2f}]")
+            mark = ('LINK' if x['linked'] else '    ') + (' known' if x['target_id'] in known else '')
+            out.append(f"  {r}. {mark} p={x['probability']:.2f}  {x['target_label'] or x['target_id']} {x['target_title'][:60]}")
             out.append(f"     \"{x['evidence']['target'][:150]}\"")
     mt, keys = res.get('metrics') or {}, ('recall@1', 'recall@5', 'recall@10', 'mrr', 'ndcg@10')
-    if mt: out.append(f"\n{mt['n_sources']} sources, {mt['n_links']} known links ({mt['truth_field']}): " +
-                      ', '.join(f'{k} {mt[k]:.3f}' for k in keys))
+    if mt:
+        out.append(f"\n{mt['n_sources']} sources, {mt['n_links']} known links ({mt['truth_field']}): " +
+                   ', '.join(f'{k} {mt[k]:.3f}' for k in keys))
+        l = mt['links']
+        out.append(f"linked pairs: {l['called']} called, precision {l['precision']:.3f}, recall {l['recall']:.3f}, "
+                   f"F1 {l['f1']:.3f}" + (f", ECE {l['ece']:.3f}" if 'ece' in l else ''))
+    out.append('p = calibrated probability that the link holds; LINK = at or above the threshold; known = in the truth field')
     return '\n'.join(out)
 
 # %% ../nbs/09_cli.ipynb #c028c
@@ -514,24 +522,33 @@ def _embedding_model(model_dir) -> str|None:
     return str(d/'embedding') if (d/'embedding'/'modules.json').exists() else str(d)
 
 # %% ../nbs/09_cli.ipynb #c028e
-def _write_outputs(args, res:dict, sources:list[dict]):
-    "The --csv and --oscal files (the OSCAL document is validated first)."
-    from ai_standards.crosswalk import oscal_mapping_collection, truth_links, validate_oscal, write_csv
-    truth = {s['id']: truth_links(s, args.truth_field) for s in sources} if args.truth_field else None
+def _write_outputs(args, res:dict, sources:list[dict], truth:dict|None):
+    "The --csv and --oscal files (the OSCAL document is validated first); resources named by file name."
+    from ai_standards.crosswalk import oscal_mapping_collection, oscal_resource, validate_oscal, write_csv
     if args.csv: write_csv(res, args.csv, truth)
     if not args.oscal: return
-    target = ' '.join(map(str, args.to)) or str(args.to_db or args.to_chroma_url)
-    doc = oscal_mapping_collection(res, ' '.join(map(str, args.sources)), target)
+    target = oscal_resource(args.to) if args.to else {'type': 'resource', 'href': args.collection}
+    doc = oscal_mapping_collection(res, oscal_resource(args.sources), target)
     res['oscal_validated_by'] = validate_oscal(doc)
     Path(args.oscal).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
 
+# %% ../nbs/09_cli.ipynb #c028e2
+def _check_outputs(*paths):
+    "Refuse, before any work, an output path that is a folder or whose folder does not exist."
+    for p in paths:
+        if p is None: continue
+        p = Path(p)
+        if p.is_dir(): raise CLIError(f'{p}: is a folder; give a file name to write')
+        if not p.parent.is_dir(): raise CLIError(f'{p}: the folder {p.parent} does not exist')
+
 # %% ../nbs/09_cli.ipynb #c028g
 def cmd_crosswalk(args):
-    "Map source items onto target items: candidates with evidence; JSON, CSV, OSCAL; metrics against known links."
-    from ai_standards.crosswalk import add_related, crosswalk, load_items, oscal_related
+    "Map source items onto target items: candidates with evidence and a link decision; JSON, CSV, OSCAL; metrics."
+    from ai_standards.crosswalk import add_related, crosswalk, load_items, oscal_related, truth_links
     from ai_standards.models import Embedder
     if not args.to and not (args.to_db or args.to_chroma_url):
         raise CLIError('say what to map onto: --to FILE..., --to-db DIR or --to-chroma-url URL')
+    _check_outputs(args.csv, args.oscal)
     try: related = oscal_related(args.related) if args.related else {}  # a bad catalog fails before any reading
     except (ValueError, DocumentError) as e: raise CLIError(str(e)) from None
     report = IngestReport()
@@ -543,9 +560,10 @@ def cmd_crosswalk(args):
     add_related(targets, related)
     embedder = Embedder(_embedding_model(args.model), device=args.device)
     res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field)
-    _write_outputs(args, res, sources)
+    truth = {s['id']: truth_links(s, args.truth_field) for s in sources} if args.truth_field else None
+    _write_outputs(args, res, sources, truth)
     res['failures'] = _failures(report)
-    text = _crosswalk_text(res) + ''.join(f'\nwritten: {f}' for f in (args.csv, args.oscal) if f)
+    text = _crosswalk_text(res, truth=truth) + ''.join(f'\nwritten: {f}' for f in (args.csv, args.oscal) if f)
     _emit(args, res, text + _failed_text(res['failures']))
     return 0
 
@@ -575,8 +593,99 @@ def add_crosswalk(sub):
     x.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')
     x.set_defaults(func=cmd_crosswalk)
 
+# %% ../nbs/09_cli.ipynb #d002
+def _coverage_text(res:dict, shown:int=5) -> str:
+    "The summary, the family table, the first gaps of each family with their reason, and the metrics."
+    s = res['summary']
+    out = [f"{s['controls']} controls in scope, {s['documents']} document passages: {s['addressed']} addressed, "
+           f"{s['partial']} partial, {s['gap']} gaps (threshold {s['threshold']:.2f})", '',
+           f"  {'family':<8} {'addressed':>9} {'partial':>8} {'gap':>5}"]
+    out += [f"  {f:<8} {c['addressed']:>9} {c['partial']:>8} {c['gap']:>5}" for f, c in s['by_family'].items()]
+    gaps = [c for c in res['controls'] if c['status'] == 'gap']
+    if gaps: out += ['', f'gaps (first {shown} of each family):']
+    for f in dict.fromkeys(c['family'] for c in gaps):
+        for c in [c for c in gaps if c['family'] == f][:shown]:
+            out.append(f"  {c['label']} {c['title'][:50]} (p={c['probability']:.2f}): {c['reason']}")
+    if m := res.get('metrics'):
+        out.append(f"\nagainst {m['truth_field']} (n = {m['n']} controls, {m['positives']} addressed): precision "
+                   f"{m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}" +
+                   (f", AP {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, ECE {m['ece']:.3f}" if 'roc_auc' in m else ''))
+    out += [f'warning: {w}' for w in res.get('warnings', [])]
+    out.append('p = calibrated probability that the documents address the control')
+    return '\n'.join(out)
+
+# %% ../nbs/09_cli.ipynb #d003
+def _coverage_documents(args, report):
+    "The document passages (and their stored vectors) from files, or from an ingested collection."
+    from ai_standards.crosswalk import load_items
+    if args.paths and (args.db or args.chroma_url): raise UsageError('give DOCS or --db/--chroma-url, not both')
+    if args.paths: return load_items(args.paths, report=report), None
+    if not (args.db or args.chroma_url): raise UsageError('say which documents: DOCS..., --db DIR or --chroma-url URL')
+    from ai_standards.coverage import store_passages
+    from ai_standards.vectordb import VectorStore
+    if args.db and not (Path(args.db)/'chroma.sqlite3').is_file():
+        raise CLIError(f'{args.db}: no database there (run ingest first)')
+    return store_passages(VectorStore(args.db, url=args.chroma_url, collection=args.collection))
+
+# %% ../nbs/09_cli.ipynb #d004
+def _write_coverage(args, res:dict):
+    "The --csv, --html and --oscal files (the OSCAL document validated first)."
+    from ai_standards.coverage import coverage_html, coverage_oscal, write_coverage_csv
+    from ai_standards.crosswalk import oscal_resource, validate_oscal
+    scope = oscal_resource([args.profile or args.catalog])
+    if args.csv: write_coverage_csv(res, args.csv)
+    if args.html: Path(args.html).write_text(coverage_html(res, f"Coverage of {scope['href']}"), encoding='utf-8')
+    if args.oscal:
+        doc = coverage_oscal(res, oscal_resource(args.paths) if args.paths else {'type': 'resource', 'href': args.collection},
+                             scope)
+        res['oscal_validated_by'] = validate_oscal(doc)
+        Path(args.oscal).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+
+# %% ../nbs/09_cli.ipynb #d005
+def cmd_coverage(args):
+    "Which controls in scope the documents address: status, calibrated probability, evidence, reasons; files."
+    from ai_standards.coverage import coverage, scope_controls
+    from ai_standards.models import Embedder
+    _check_outputs(args.csv, args.html, args.oscal)
+    try: controls, rp = scope_controls(args.catalog, args.profile)  # a bad catalog or profile fails before any reading
+    except (ValueError, DocumentError) as e: raise CLIError(str(e)) from None
+    if not controls: raise CLIError(f'{args.profile or args.catalog}: no controls in scope')
+    report = IngestReport()
+    docs, vectors = _coverage_documents(args, report)
+    if not docs: raise CLIError('no document passages to assess' + ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
+    embedder = Embedder(_embedding_model(args.model), device=args.device)
+    res = coverage(docs, controls, embedder=embedder, vectors=vectors, truth_field=args.truth_field, evidence_k=args.evidence)
+    res['warnings'] = rp.warnings() if rp else []
+    res['scope'] = dict(catalog=Path(args.catalog).name, profile=rp.title if rp else None, controls=len(controls))
+    _write_coverage(args, res)
+    res['failures'] = _failures(report)
+    text = _coverage_text(res) + ''.join(f'\nwritten: {f}' for f in (args.csv, args.html, args.oscal) if f)
+    _emit(args, res, text + _failed_text(res['failures']))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #d006
+def add_coverage(sub):
+    "The `coverage` sub-command's parser."
+    c = sub.add_parser('coverage', parents=[_DEVICE, _JSON], help='which controls of a baseline the documents address',
+                       epilog='exit status: 0 on success, 1 on an error (a bad catalog, profile or output path, no '
+                              'documents), 2 for a usage error.')
+    c.add_argument('paths', nargs='*', type=Path, metavar='DOCS', help=f'{_KINDS} files, or folders of them')
+    c.add_argument('--catalog', type=Path, required=True, metavar='CATALOG', help='OSCAL catalog JSON (or a profile)')
+    c.add_argument('--profile', type=Path, metavar='PROFILE', help='OSCAL profile (a baseline) selecting the controls in scope')
+    c.add_argument('--db', type=Path, metavar='DIR', help='an ingested embedded database instead of DOCS')
+    c.add_argument('--chroma-url', metavar='URL', help='a collection on a Chroma server instead of DOCS')
+    c.add_argument('--collection', default=DEFAULT_COLLECTION, help='collection for --db / --chroma-url (default: %(default)s)')
+    c.add_argument('--model', metavar='MODEL_DIR', help='embedding model: a folder written by train, or a sentence-transformers folder')
+    c.add_argument('--truth-field', metavar='FIELD', help='document field listing the control ids it addresses: metrics')
+    c.add_argument('--evidence', type=_positive_int, default=3, help='evidence passages per control (default: %(default)s)')
+    c.add_argument('--csv', type=Path, metavar='FILE', help='write one row per control (statement of applicability)')
+    c.add_argument('--html', type=Path, metavar='FILE', help='write a self-contained HTML report')
+    c.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')
+    c.set_defaults(func=cmd_coverage)
+
 # %% ../nbs/09_cli.ipynb #c030
-_COMMANDS = add_demo, add_chunk, add_ingest, add_search, add_train, add_classify, add_evaluate, add_info, add_crosswalk
+_COMMANDS = (add_demo, add_chunk, add_ingest, add_search, add_train, add_classify, add_evaluate, add_info, add_crosswalk,
+             add_coverage)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."

@@ -16,7 +16,8 @@ from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibrati
 
 # %% auto #0
 __all__ = ['COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls', 'coverage_features',
-           'coverage_status', 'coverage', 'coverage_summary', 'write_coverage_csv', 'coverage_html', 'coverage_oscal']
+           'coverage_status', 'coverage', 'coverage_summary', 'store_passages', 'write_coverage_csv', 'coverage_html',
+           'coverage_oscal']
 
 # %% ../nbs/07b_coverage.ipynb #v006
 def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read as its controls)
@@ -42,8 +43,8 @@ def coverage_features(scores:np.ndarray, # (n_passages, n_controls) crosswalk sc
     return np.stack([scores.max(0), np.log1p(rank.min(0)), cosine.max(0)], 1)
 
 # %% ../nbs/07b_coverage.ipynb #v011
-COVERAGE_CALIBRATION = Calibration(features=['best_score', 'log_best_rank', 'best_cosine'], mean=[1.345239, 3.5844, 0.447442],
-    scale=[1.816037, 1.46536, 0.113264], coef=[0.499814, -0.503365, 0.850309], intercept=-3.146306, threshold=0.2284,
+COVERAGE_CALIBRATION = Calibration(features=['best_score', 'log_best_rank', 'best_cosine'], mean=[1.350077, 3.581985, 0.447442],
+    scale=[1.828449, 1.470685, 0.113264], coef=[0.503164, -0.506357, 0.843421], intercept=-3.143666, threshold=0.2267,
     fitted_on='CSF 2.0 Govern: 31 subcategories as documents, SP 800-53 Rev 5 MODERATE (287 controls, 33 addressed)')
 
 # %% ../nbs/07b_coverage.ipynb #v012
@@ -125,6 +126,23 @@ def coverage_summary(rows:list[dict]) -> dict:
 
 STATUSES = ('addressed', 'partial', 'gap')
 
+# %% ../nbs/07b_coverage.ipynb #v022b
+def store_passages(store) -> tuple[list[dict], np.ndarray]:
+    "Every chunk of a `VectorStore` collection as a passage item, and the embeddings the store holds for them."
+    got = store._retry(store.collection.get, include=['documents', 'metadatas', 'embeddings'])
+    rows = sorted(zip(got['ids'], got['documents'], got['metadatas'], got['embeddings']),
+                  key=lambda x: (str(x[2].get('file')), str(x[2].get('doc_id')), x[2].get('chunk_index', 0)))
+    items, seen = [], Counter()
+    for cid, text, m, _ in rows:
+        rec = ':' in str(m.get('doc_id')) and m.get('kind') in ('jsonl', 'catalog')
+        base = (str(m['doc_id']).split(':', 1)[1] if rec else f"{m.get('file')}§{m['clause']}" if m.get('clause')
+                else f"{m.get('file')}#{int(m.get('chunk_index', 0)) + 1}")
+        seen[base] += 1
+        items.append(dict(id=base if seen[base] == 1 else f'{base}-{seen[base]}', label=str(m.get('clause') or ''),
+                          title=m.get('heading') or m.get('title') or '', text=text, parent=None, file=m.get('file'),
+                          page=m.get('page_start'), clause=m.get('clause'), meta=m, group=None))
+    return items, np.asarray([r[3] for r in rows], np.float32).reshape(len(rows), -1)
+
 # %% ../nbs/07b_coverage.ipynb #v027
 COVERAGE_COLUMNS = ['control_id', 'label', 'title', 'family', 'status', 'probability', 'evidence_source',
                     'evidence_file', 'evidence_page', 'evidence_clause', 'evidence_text', 'evidence_score', 'reason']
@@ -162,9 +180,8 @@ def _family_table(s:dict) -> str:
 
 # %% ../nbs/07b_coverage.ipynb #v032
 def _where(e:dict) -> str:
-    "'file p.3 §2.1' or the record id."
-    bits = [e.get('file') or e['source_id'], f"p.{e['page']}" if e.get('page') else '', f"§{e['clause']}" if e.get('clause') else '']
-    return ' '.join(b for b in bits if b)
+    "Where a passage is: its id (a record's id, or `file§clause`) and its page."
+    return e['source_id'] + (f" (p.{e['page']})" if e.get('page') else '')
 
 def _control_row(c:dict) -> str:
     "One control: id, title, status, probability, its evidence (or the reason for a gap)."

@@ -115,7 +115,9 @@ DEFAULT_METHOD = dict(top_sentences=2, # a target's dense score: mean cosine of 
                       children_weight=0.0, # a base item gains this share of its best child's score
                       related_weight=0.1, # weight of the mean score of a target's best related targets
                       related_top=3, # how many of its related targets that mean takes
-                      group_weight=0.3) # weight of how likely the source is to belong to the target's group
+                      group_weight=0.3, # weight of how likely the source is to belong to the target's group
+                      verbatim_weight=32.0, # gain per unit of TF-IDF cosine above the floor (near-verbatim text)
+                      verbatim_floor=0.15) # TF-IDF cosine below which wording counts as paraphrase
 
 # %% ../nbs/07a_crosswalk.ipynb #x019
 def _z(x:np.ndarray) -> np.ndarray:
@@ -222,11 +224,21 @@ def _related(s:np.ndarray, grid:np.ndarray, weight:float, top:int) -> np.ndarray
     return s + weight * top_sentence_mean(s, grid, top)
 
 # %% ../nbs/07a_crosswalk.ipynb #x029
+def _verbatim(sources:list[dict], targets:list[dict], floor:float) -> np.ndarray:
+    "(n_sources, n_targets): how far each pair's TF-IDF (1-2 gram) cosine rises above `floor` (0 below it)."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit([f"{t['title']}\n{t['text']}" for t in targets])
+    cos = v.transform([s['text'] for s in sources]) @ v.transform([f"{t['title']}\n{t['text']}" for t in targets]).T
+    cos.data = np.maximum(cos.data - floor, 0); cos.eliminate_zeros()
+    return cos
+
+# %% ../nbs/07a_crosswalk.ipynb #x029v
 def base_scores(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
                 block:int=256) -> np.ndarray:
-    "(n_sources, n_targets): the dense, title and BM25 scores, z-scored per source and weighted (`DEFAULT_METHOD`)."
+    "(n_sources, n_targets): the dense, title and BM25 scores, z-scored per source and weighted, plus the verbatim term."
     m = DEFAULT_METHOD | (method or {})
     bm = bm25_index([tokenize(f"{t['title']}\n{t['text']}") for t in targets]) if m['lexical_weight'] else None
+    verb = _verbatim(sources, targets, m['verbatim_floor']) if m['verbatim_weight'] else None
     out = np.zeros((len(sources), len(targets)), np.float32)
     for a in range(0, len(sources), block):
         q = src.text[a:a+block]
@@ -235,6 +247,7 @@ def base_scores(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dic
         if bm is not None:
             lex = np.stack([bm25_scores(bm, query_tokens(x['text']), len(targets)) for x in sources[a:a+block]])
             s = (1 - m['lexical_weight']) * s + m['lexical_weight'] * _z(lex)
+        if verb is not None: s = s + m['verbatim_weight'] * verb[a:a+block].toarray()
         out[a:a+block] = s
     return out
 
@@ -346,8 +359,9 @@ def binary_calibration(p:np.ndarray, y:np.ndarray, bins:int=10) -> dict:
 
 # %% ../nbs/07a_crosswalk.ipynb #k011
 def decision_metrics(called:np.ndarray, y:np.ndarray, p:np.ndarray|None=None, # decisions, truth, probabilities
-                     n_positive:int|None=None) -> dict: # true cases in all, when the rows leave some out
-    "Precision, recall and F1 of the yes decisions (with n); with `p`, average precision, ROC AUC and ECE too."
+                     n_positive:int|None=None, # true cases in all, when the rows leave some out
+                     calibrated:bool=True) -> dict: # whether `p` claims to be a probability (then its ECE is given)
+    "Precision, recall and F1 of the yes decisions (with n); with `p`, average precision, ROC AUC (and ECE) too."
     from sklearn.metrics import average_precision_score, roc_auc_score
     called, y = np.asarray(called, bool), np.asarray(y, bool)
     pos = max(n_positive or 0, int(y.sum())); tp = int((called & y).sum())
@@ -356,7 +370,8 @@ def decision_metrics(called:np.ndarray, y:np.ndarray, p:np.ndarray|None=None, # 
                f1=round(2 * prec * rec / max(prec + rec, 1e-9), 3))
     if p is not None and 0 < y.sum() < len(y):
         out |= dict(average_precision=round(float(average_precision_score(y, p) * y.sum() / max(pos, 1)), 3),
-                    roc_auc=round(float(roc_auc_score(y, p)), 3), ece=binary_calibration(p, y)['ece'])
+                    roc_auc=round(float(roc_auc_score(y, p)), 3))
+        if calibrated: out['ece'] = binary_calibration(p, y)['ece']
     return out
 
 # %% ../nbs/07a_crosswalk.ipynb #k014
@@ -370,8 +385,8 @@ def link_features(scores:np.ndarray, # one source's scores over all targets
     return np.stack([scores[js], np.log1p(rank[js]), scores[js] - scores[order[0]]], 1)
 
 # %% ../nbs/07a_crosswalk.ipynb #k016
-LINK_CALIBRATION = Calibration(features=['score', 'log_rank', 'behind_best'], mean=[4.13504, 2.116781, -1.918142],
-    scale=[0.988795, 0.792134, 1.145387], coef=[0.356727, -0.153585, 0.3369], intercept=-1.407013, threshold=0.1725,
+LINK_CALIBRATION = Calibration(features=['score', 'log_rank', 'behind_best'], mean=[4.143574, 2.116781, -1.981106],
+    scale=[1.009484, 0.792134, 1.197448], coef=[0.364627, -0.151139, 0.324001], intercept=-1.403072, threshold=0.1979,
     fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5')
 
 # %% ../nbs/07a_crosswalk.ipynb #x038

@@ -2,7 +2,7 @@
 import csv, json
 import pytest
 from conftest import cli
-from ai_standards.crosswalk import catalog_items, load_items, oscal_related, ranking_metrics, validate_oscal
+from ai_standards.crosswalk import LINK_CALIBRATION, catalog_items, load_items, oscal_related, ranking_metrics, validate_oscal
 
 SOURCES = [dict(id='S1', text='Accounts of people are created, reviewed and removed when no longer needed.', links=['ac-2']),
            dict(id='S2', text='Storage media are sanitized before disposal or reuse.', links='mp-6'),
@@ -26,18 +26,23 @@ def test_json_csv_oscal(files):
     assert set(res) >= {'mappings', 'metrics'}
     m = res['mappings'][0]
     assert set(m) == {'source_id', 'source_title', 'matches'} and len(m['matches']) == 2
-    assert set(m['matches'][0]) == {'target_id', 'target_label', 'target_title', 'score', 'evidence'}
+    assert set(m['matches'][0]) == {'target_id', 'target_label', 'target_title', 'score', 'probability', 'linked', 'evidence'}
     assert set(m['matches'][0]['evidence']) >= {'source', 'target'}
     assert [x['matches'][0]['target_id'] for x in res['mappings']] == ['ac-2', 'mp-6', 'pe-3']
     assert res['mappings'][1]['matches'][0]['evidence']['target'].startswith('Sanitize system media')
     assert (res['metrics']['recall@1'], res['metrics']['mrr'], res['metrics']['links_not_in_targets']) == (1.0, 1.0, 1)
-    rows = list(csv.DictReader(open(files/'x.csv', encoding='utf-8-sig', newline='')))
+    assert (files/'x.csv').read_bytes().startswith(b'"source_id"')  # no byte-order mark
+    rows = list(csv.DictReader(open(files/'x.csv', encoding='utf-8', newline='')))
     assert len(rows) == 6 and [r['rank'] for r in rows[:2]] == ['1', '2'] and rows[0]['known_link'] == 'yes'
     doc = json.loads((files/'x.oscal.json').read_text())
     assert validate_oscal(doc).startswith('compliance-trestle') and res['oscal_validated_by'].startswith('compliance-trestle')
     from trestle.oscal.mapping import Model
     maps = Model.model_validate(doc).mapping_collection.mappings[0].maps
-    assert len(maps) == 6 and maps[0].sources[0].id_ref == 'S1' and maps[0].targets[0].id_ref == 'ac-2'
+    linked = [(m['source_id'], x['target_id']) for m in res['mappings'] for x in m['matches'] if x['linked']]
+    assert [(x.sources[0].id_ref, x.targets[0].id_ref) for x in maps] == linked and ('S1', 'ac-2') in linked
+    assert all(0 < x['confidence-score']['percentage'] <= 100 for x in doc['mapping-collection']['mappings'][0]['maps'])  # with their confidence
+    assert doc['mapping-collection']['mappings'][0]['source-resource'] == {'type': 'resource', 'href': 'src.jsonl'}
+    assert str(files) not in json.dumps(doc)  # no local path in the export
 
 def test_text_output_and_metrics_line(files):
     r = cli('crosswalk', files/'src.jsonl', '--to', files/'tgt.jsonl', '--truth-field', 'links')
@@ -179,3 +184,26 @@ def test_onto_a_chroma_server_collection(files, chroma_server):
     assert (res['metrics']['recall@1'], res['metrics']['n_links'], res['metrics']['links_not_in_targets']) == (1.0, 3, 1)
     r = cli('crosswalk', files/'src.jsonl', '--to-chroma-url', chroma_server, '--collection', 'no-such-collection')
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+def test_link_decisions_with_truth(files):
+    r = cli('crosswalk', files/'src.jsonl', '--to', files/'tgt.jsonl', '--k', '4', '--json', '--truth-field', 'links')
+    res = json.loads(r.stdout); links = res['metrics']['links']
+    assert (links['positives'], links['n']) == (3, 12)  # ac-2, mp-6, pe-3 (zz-9 is not a target); 3 sources x 4 candidates
+    probs = [x['probability'] for x in res['mappings'][0]['matches']]
+    assert probs == sorted(probs, reverse=True) and all(x['linked'] == (x['probability'] >= LINK_CALIBRATION.threshold) for m in res['mappings'] for x in m['matches'])
+
+def test_repeated_source_ids(files):
+    (files/'dup.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in SOURCES + [dict(SOURCES[1], links=['pe-3'])]))
+    r = cli('crosswalk', files/'dup.jsonl', '--to', files/'tgt.jsonl', '--k', '2', '--json', '--truth-field', 'links', '--csv', files/'d.csv')
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert [m['source_id'] for m in res['mappings']] == ['S1', 'S2', 'S3', 'S2#2']
+    assert res['warnings'] == ['source id S2 is used by 2 items: the later ones are S2#2']
+    rows = {(x['source_id'], x['target_id']): x['known_link'] for x in csv.DictReader(open(files/'d.csv', encoding='utf-8'))}
+    assert rows[('S2', 'mp-6')] == 'yes' and rows[('S2#2', 'mp-6')] == 'no'  # each copy is judged by its own links
+
+def test_output_paths_checked_before_work(files):
+    r = cli('crosswalk', files/'src.jsonl', '--to', files/'tgt.jsonl', '--csv', files)
+    assert r.returncode == 1 and 'is a folder' in r.stderr
+    r = cli('crosswalk', files/'src.jsonl', '--to', files/'tgt.jsonl', '--csv', files/'x.csv', '--oscal', files/'missing'/'x.json')
+    assert r.returncode == 1 and 'does not exist' in r.stderr and not (files/'x.csv').exists()
