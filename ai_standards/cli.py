@@ -39,7 +39,7 @@ _LABEL_FIELD = _parent('--label-field', help='record field holding the label (de
 _DEVICE = _parent('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
 _STRICT = _parent('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
 _EXITS = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
-          'failed: each gets a FAILED line; --strict makes any failure exit 1. 1 when no document could be read '
+          'failed: each gets a FAILED line (a WARNING line for a file read, but not as asked, e.g. left without a label); --strict makes any failure or warning exit 1. 1 when no document could be read '
           'at all, or on an error. 2 for a usage error.')
 
 # %% ../nbs/09_cli.ipynb #c006d
@@ -58,9 +58,20 @@ def _failures(report:IngestReport) -> list[dict]:
     "A report's failures as the `failures` list of every command's JSON."
     return [dict(file=str(p), reason=r) for p, r in report.failures]
 
-def _failed_text(failures:list[dict]) -> str:
-    "One `FAILED file: reason` line per failure, each after a line break."
-    return ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in failures)
+def _failed_text(failures:list[dict], warnings:list[dict]=()) -> str:
+    "One `FAILED file: reason` line per failure, then one `WARNING file: reason` line per warning, each after a line break."
+    return ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in failures) + \
+           ''.join(f"\n  WARNING {f['file']}: {f['reason']}" for f in warnings)
+
+def _warnings(report:IngestReport) -> list[dict]:
+    "A report's warnings (files read, but not as asked) as the `warnings` list of a command's JSON."
+    return [dict(file=str(p), reason=r) for p, r in report.warnings]
+
+def _strict_exit(args, report_or_summary) -> int:
+    "1 under --strict when anything failed or was warned about, else 0."
+    r = report_or_summary
+    bad = (r['failures'] or r.get('warnings')) if isinstance(r, dict) else (r.failures or r.warnings)
+    return 1 if bad and args.strict else 0
 
 # %% ../nbs/09_cli.ipynb #c008c
 def _table(models:dict) -> list[str]:
@@ -91,7 +102,7 @@ def _chunk_summary(processed:list[dict], report) -> dict:
     return dict(documents=len(processed), pages=sum(d['n_pages'] for d in processed), chunks=len(chunks),
                 chunks_by_normative_level=dict(Counter(c['normative_level'] for c in chunks).most_common()),
                 documents_by_label=dict(sorted(Counter(str(d['label']) for d in processed).items())),
-                failures=_failures(report), files_ignored=report.ignored, contents_pages=report.contents_pages)
+                failures=_failures(report), warnings=_warnings(report), files_ignored=report.ignored, contents_pages=report.contents_pages)
 
 def _contents_line(s:dict) -> list[str]:
     "The line saying how many pages of contents listings were left out, when any were."
@@ -104,7 +115,7 @@ def _summary_text(s:dict) -> str:
              '  by normative level: ' + ', '.join(f'{k} {v}' for k, v in s['chunks_by_normative_level'].items()),
              '  documents by label: ' + ', '.join(f'{k} {v}' for k, v in s['documents_by_label'].items())]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'])
+    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'], s.get('warnings', []))
 
 # %% ../nbs/09_cli.ipynb #c012
 def cmd_chunk(args):
@@ -120,7 +131,7 @@ def cmd_chunk(args):
                 for c in d['chunks']: f.write(json.dumps(c, ensure_ascii=False) + '\n')
     s = _chunk_summary(processed, report) | ({'out': str(args.out)} if args.out else {})
     _emit(args, s, _summary_text(s) + (f'\nchunks written to {args.out}' if args.out else ''))
-    return 1 if report.failures and args.strict else 0
+    return _strict_exit(args, report)
 
 def add_chunk(sub):
     "The `chunk` sub-command's parser."
@@ -142,10 +153,11 @@ def _store(args, create:bool=True):
 def _ingest_text(s:dict) -> str:
     "The ingest summary as a few readable lines."
     lines = [f"{s['documents']} documents read ({s['pages']} pages), {s['files_unchanged']} files unchanged -> "
-             f"chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, removed {s['chunks_removed']}; "
+             f"chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, removed {s['chunks_removed']}"
+             + (f", relabelled {s['chunks_relabelled']}" if s.get('chunks_relabelled') else '') + '; ' +
              f"{s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'])
+    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'], s.get('warnings', []))
 
 # %% ../nbs/09_cli.ipynb #c016
 def cmd_ingest(args):
@@ -153,25 +165,28 @@ def cmd_ingest(args):
     from ai_standards.documents import find_documents
     from ai_standards.models import Embedder
     from ai_standards.vectordb import ingest, prune_roots
+    if args.force and not args.prune: raise UsageError('--force only goes with --prune')
     if args.prune: prune_roots(args.paths)  # refuses a missing or unreadable path before anything is opened
     elif not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
         raise CLIError(_nothing_read(args.paths, pre.failures, pre.ignored))
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else \
                Embedder(args.model, device=args.device, backend=args.backend)
-    s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest,
+    s = ingest(args.paths, store, embedder, prune=args.prune, force=args.force, progress=not args.json, manifest=args.manifest,
                label_field=args.label_field)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
     _emit(args, s, _ingest_text(s))
-    return 1 if s['failures'] and args.strict else 0
+    return _strict_exit(args, s)
 
 def add_ingest(sub):
     "The `ingest` sub-command's parser."
     i = sub.add_parser('ingest', parents=[_PATHS, _STORE, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
                        epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
     i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
-                   'folders (refused, deleting nothing, when a PATH is missing or unreadable)')
+                   'folders (refused, deleting nothing, when a PATH is missing or unreadable, or when a folder would '
+                   'be left with no chunks at all)')
+    i.add_argument('--force', action='store_true', help='with --prune: prune even a folder down to no chunks at all')
     i.add_argument('--model', help='embedding model: folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
     i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'torch-bf16', 'onnx-int8'],
                    help='embedding backend (default: %(default)s)')
@@ -276,9 +291,10 @@ def _trainer_for(args):
 def cmd_train(args):
     "Documents → the eight-step pipeline → saved models, report and a results table."
     t, report = _trainer_for(args), IngestReport()
-    res = t.train(args.paths, restart=args.restart, report=report) | dict(failures=_failures(report))
-    _emit(args, res, _results_text(res) + _failed_text(res['failures']))
-    return 1 if report.failures and args.strict else 0
+    res = t.train(args.paths, restart=args.restart, report=report) | dict(failures=_failures(report),
+                                                                          warnings=_warnings(report))
+    _emit(args, res, _results_text(res) + _failed_text(res['failures'], res['warnings']))
+    return _strict_exit(args, report)
 
 def add_train(sub):
     "The `train` sub-command's parser."

@@ -1,0 +1,150 @@
+"""Nothing silently wrong (issue 31): labels that change on re-ingest, skipped folders, emptied folders under --prune,
+labels that silently become None, errors that read like tracebacks, privacy, and text the model cannot judge."""
+import contextlib, io, json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from conftest import cli
+from ai_standards.cli import main
+from ai_standards.models import Embedder
+from ai_standards.vectordb import VectorStore, ingest
+
+def run_main(*argv):
+    "`ai-standards ARGV` in this process: (exit code, stdout, stderr)."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+@pytest.fixture(scope='module')
+def embedder(): return Embedder(backend='torch')
+
+@pytest.fixture
+def lib(tmp_path, sample_pdfs):
+    "A small library: two privacy PDFs in a category folder, with a manifest beside the folder."
+    d = tmp_path/'lib'
+    (d/'privacy').mkdir(parents=True)
+    for f in ('PRIV-201.pdf', 'PRIV-202.pdf'): shutil.copy(sample_pdfs/'privacy'/f, d/'privacy'/f)
+    (d/'manifest.csv').write_text('file,category\nprivacy/PRIV-201.pdf,privacy\nprivacy/PRIV-202.pdf,privacy\n')
+    return d
+
+def labels(db:Path, file:str) -> set:
+    return {m.get('label') for m in VectorStore(db, create=False).metadata_where({'file': file}).values()}
+
+# --- 1. a changed label reaches the store -----------------------------------------------------------------------------
+
+def test_a_file_first_ingested_by_name_gets_its_folder_label(tmp_path, lib):
+    "Ingested by name (no manifest is read: no label), then with its folder: relabelled, nothing embedded again."
+    db = tmp_path/'db'
+    code, out, err = run_main('ingest', lib/'privacy'/'PRIV-201.pdf', '--db', db, '--json'); assert code == 0, err
+    assert labels(db, 'PRIV-201.pdf') == {None}
+    code, out, err = run_main('ingest', lib, '--db', db, '--json'); assert code == 0, err
+    s = json.loads(out)
+    assert labels(db, 'PRIV-201.pdf') == {'privacy'}
+    n201 = len(VectorStore(db, create=False).ids_where({'file': 'PRIV-201.pdf'}))
+    assert (s['chunks_relabelled'], s['chunks_unchanged']) == (n201, n201) and n201 > 0  # kept, not embedded again
+    code, out, err = run_main('search', 'personal data', '--db', db, '--label', 'privacy', '--k', '30', '--json')
+    assert code == 0, err
+    assert 'PRIV-201.pdf' in {h['file'] for h in json.loads(out)}
+
+def test_an_edited_manifest_label_relabels_without_embedding(tmp_path, lib, embedder):
+    db = VectorStore(tmp_path/'db')
+    first = ingest([lib], db, embedder, progress=False)
+    (lib/'manifest.csv').write_text('file,category\nprivacy/PRIV-201.pdf,data_protection\nprivacy/PRIV-202.pdf,privacy\n')
+    n = embedder.stats['embedded']
+    r = ingest([lib], db, embedder, progress=False)
+    assert (r['files_unchanged'], r['chunks_added'], embedder.stats['embedded'] - n) == (1, 0, 0)
+    assert r['chunks_relabelled'] == len(db.ids_where({'file': 'PRIV-201.pdf'})) > 0
+    assert labels(tmp_path/'db', 'PRIV-201.pdf') == {'data_protection'} and labels(tmp_path/'db', 'PRIV-202.pdf') == {'privacy'}
+    assert r['chunks_in_collection'] == first['chunks_in_collection']
+
+def test_another_label_field_relabels_jsonl_records(tmp_path, embedder):
+    recs = tmp_path/'recs.jsonl'
+    recs.write_text('\n'.join(json.dumps(dict(id=f'r{i}', family=f'F{i % 2}', category=f'C{i}',
+                                              text=f'Requirement {i}: the system shall log event {i}.')) for i in range(4)))
+    db = VectorStore(tmp_path/'db')
+    ingest([recs], db, embedder, progress=False)
+    assert {m['label'] for m in db.metadata_where({'file': 'recs.jsonl'}).values()} == {'C0', 'C1', 'C2', 'C3'}
+    r = ingest([recs], db, embedder, label_field='family', progress=False)
+    assert (r['chunks_added'], r['chunks_relabelled']) == (0, 4)
+    assert {m['label'] for m in db.metadata_where({'file': 'recs.jsonl'}).values()} == {'F0', 'F1'}
+
+# --- 4. prune never empties a folder without --force ------------------------------------------------------------------
+
+def test_prune_refuses_to_empty_a_folder(tmp_path, lib):
+    db = tmp_path/'db'
+    code, out, err = run_main('ingest', lib, '--db', db, '--json'); assert code == 0, err
+    n = json.loads(out)['chunks_in_collection']
+    for f in (lib/'privacy').iterdir(): f.unlink()  # the mount point of a share that is not mounted
+    code, out, err = run_main('ingest', lib, '--db', db, '--prune')
+    assert code == 1 and err.strip() == (f'ai-standards ingest: error: prune refused: {lib.resolve()} holds no documents '
+        f'now, and pruning would remove all {n} chunks of its 2 file(s) (an emptied folder, or a share that is not '
+        'mounted?); nothing was deleted. To remove them, run again with --prune --force'), err
+    assert VectorStore(db, create=False).count() == n
+    code, out, err = run_main('ingest', lib, '--db', db, '--prune', '--force', '--json')
+    assert code == 0 and json.loads(out)['chunks_removed'] == n, err
+    assert run_main('ingest', lib, '--db', db, '--force')[0] == 2  # --force alone is a usage error
+
+# --- 3. an unreadable subfolder is a failure, not a silent skip -------------------------------------------------------
+
+def _unprivileged() -> list:
+    "A command prefix that runs without root's power to read any folder (none needed when not root)."
+    if os.geteuid() != 0: return []
+    if not shutil.which('setpriv'): pytest.skip('running as root without setpriv: cannot make a folder unreadable')
+    return ['setpriv', '--bounding-set', '-dac_override,-dac_read_search,-fowner', '--inh-caps', '-all', '--']
+
+def test_an_unreadable_subfolder_is_reported(tmp_path):
+    lib = tmp_path/'lib'; (lib/'ok').mkdir(parents=True); (lib/'locked').mkdir()
+    text = 'Access control. The organization shall review accounts every quarter and remove unused ones.\n'
+    (lib/'ok'/'a.txt').write_text(text); (lib/'locked'/'b.txt').write_text(text)
+    (lib/'locked').chmod(0)
+    try:
+        cmd = [*_unprivileged(), sys.executable, '-m', 'ai_standards.cli', 'chunk', str(lib), '--json']
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        strict = subprocess.run(cmd + ['--strict'], capture_output=True, text=True, timeout=300)
+    finally: (lib/'locked').chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s['documents'] == 1 and s['failures'] == [dict(file=str(lib/'locked'), reason='folder cannot be read '
+                                                          '(Permission denied): the documents in it were not read')], s
+    assert strict.returncode == 1
+
+# --- 5. labels that silently become None ------------------------------------------------------------------------------
+
+def test_a_label_field_no_record_has_is_a_warning(tmp_path):
+    recs = tmp_path/'recs.jsonl'
+    recs.write_text('\n'.join(json.dumps(dict(id=f'r{i}', family='AC', text=f'The system shall log event {i}.'))
+                              for i in range(3)))
+    code, out, err = run_main('chunk', recs, '--label-field', 'NOSUCH')
+    assert code == 0, err
+    assert (f"  WARNING {recs}: 3 of 3 record(s) have no 'NOSUCH' value, so no label (--label-field; the records' "
+            "fields: family, id)") in out.splitlines(), out
+    assert run_main('chunk', recs, '--label-field', 'NOSUCH', '--strict')[0] == 1
+    assert run_main('chunk', recs, '--label-field', 'family', '--strict')[0] == 0
+
+def test_a_manifest_row_with_a_typo_is_named(tmp_path):
+    lib = tmp_path/'flat'; lib.mkdir()
+    text = 'Backups. The organization shall test the restoration of backups every quarter and record the results.\n'
+    for f in ('BCM-1.txt', 'BCM-2.txt'): (lib/f).write_text(text.replace('quarter', f))
+    (lib/'manifest.csv').write_text('file,category\nBCM-1.txt,business_continuity\nBCM-Z.txt,business_continuity\n')
+    code, out, err = run_main('chunk', lib, '--json')
+    assert code == 0, err
+    s = json.loads(out)
+    assert s['documents_by_label'] == {'None': 1, 'business_continuity': 1}
+    assert s['warnings'] == [
+        dict(file=str(lib/'BCM-2.txt'), reason=f"no row in {lib/'manifest.csv'} and no category folder, so no label "
+                                               "(a typo in the row for 'BCM-Z.txt'?)"),
+        dict(file=str(lib/'manifest.csv'), reason=f"row 'BCM-Z.txt' matches no file in {lib}: its label "
+                                                  "'business_continuity' was not used")]
+    assert run_main('chunk', lib, '--strict')[0] == 1
+
+# --- non-UTF-8 bytes in a JSONL: the line is reported and skipped, the batch goes on ----------------------------------
+
+def test_a_non_utf8_jsonl_line_is_skipped_with_file_and_line(tmp_path):
+    good, bad = tmp_path/'a_good.jsonl', tmp_path/'b_bad.jsonl'
+    good.write_text(json.dumps(dict(id='g', text='The system shall log every event.')) + '\n')
+    bad.write_bytes(b'{"id":"1","text":"Records shall be kept."}\n{"id":"2","text":"Stra\xdfe shall be swept."}\n'
+                    b'{"id":"3","text":"Keys shall be rotated."}\n')
+    code, out, err = run_main('chunk', tmp_path, '--json')
+    assert code == 0, err
+    s = json.loads(out)
+    assert s['documents'] == 3 and s['failures'] == [
+        dict(file=f'{bad}:2', reason='not UTF-8 text (byte 0xdf at column 23); save the file as UTF-8')]
