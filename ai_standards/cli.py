@@ -118,11 +118,23 @@ def _summary_text(s:dict) -> str:
     return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'], s.get('warnings', []))
 
 # %% ../nbs/09_cli.ipynb #c012
+def _chunker(args):
+    "The Chunker of --max-tokens and --overlap; sizes that cannot work are a usage error naming the option at fault."
+    from ai_standards.chunking import Chunker
+    from ai_standards.chunking import load_tokenizer
+    if args.max_tokens < 1: raise UsageError(f'--max-tokens must be at least 1, not {args.max_tokens}')
+    if args.overlap < 0: raise UsageError(f'--overlap must be 0 or more, not {args.overlap}')
+    try: return Chunker(max_tokens=args.max_tokens, overlap=args.overlap)
+    except ValueError:
+        least = 2 * args.overlap + 2 + load_tokenizer(None).num_special_tokens_to_add(False)
+        raise UsageError(f'--max-tokens {args.max_tokens} is too small for --overlap {args.overlap}: a chunk must hold more '
+                         f'than twice the overlap (--max-tokens {least} or more, or a smaller --overlap)') from None
+
 def cmd_chunk(args):
     "Documents → chunks; print a summary, optionally write the chunks as JSONL."
-    from ai_standards.chunking import Chunker, process_documents
-    report = IngestReport()
-    processed = process_documents(args.paths, Chunker(max_tokens=args.max_tokens, overlap=args.overlap), report,
+    from ai_standards.chunking import process_documents
+    report, chunker = IngestReport(), _chunker(args)
+    processed = process_documents(args.paths, chunker, report,
                                   manifest=args.manifest, label_field=args.label_field, progress=not args.json)
     if not processed: raise CLIError(_nothing_read(args.paths, report.failures, report.ignored))
     if args.out:
@@ -221,8 +233,13 @@ def cmd_search(args):
     "Hybrid (BM25 + dense), dense or lexical search over an ingested collection, with citations."
     if args.k < 1: raise UsageError(f'--k must be 1 or more, got {args.k}')
     from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
-    hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
-                             label=args.label, document=args.document, requirements_only=args.requirements_only)
+    from ai_standards.vectordb import VectorStoreError, ingest_running
+    try: hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
+                                  label=args.label, document=args.document, requirements_only=args.requirements_only)
+    except VectorStoreError as e:  # nothing stored yet: say so when the first ingest is still running
+        if args.chroma_url or 'run `ai-standards ingest' not in str(e) and 'no collection' not in str(e) or not ingest_running(args.db): raise
+        raise CLIError(f'nothing to search in {args.db} yet: an ingest into it is running; search again when it '
+                       'finishes') from None
     _emit(args, hits, _hits_text(hits))
     return 0
 
@@ -321,7 +338,10 @@ def cmd_demo(args):
     from ai_standards.sample import render_sample_pdfs
     from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig
     from ai_standards.training import ClassifierConfig, EmbeddingConfig
-    out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f'{out} is a file, not a folder: --out names the folder for all the demo writes (made when missing)')
+    pdfs = render_sample_pdfs(out/'sample_pdfs')
     cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
                          train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
                          progress=not args.json, classifier=ClassifierConfig(epochs=args.epochs),

@@ -686,6 +686,28 @@ def train_from_processed_data(self:AIStandardsTrainer,
     try: return Runner(self, processed_documents).run(restart)
     finally: logger.remove(sink)
 
+# %% ../nbs/08_pipeline.ipynb #c034l
+def _check_labels(docs:list[dict], # processed documents
+                  label_field:str|None, # the label field asked for (None: the default)
+                  most:int=100, # more distinct labels than this, and than half the labelled documents, is refused
+                 ):
+    "Refuse labels that are (almost) one per document, naming the record fields that would group the documents."
+    from collections import Counter
+    labels = [d['label'] for d in docs if d['label'] is not None]
+    n = len(set(labels))
+    if n <= most or n <= len(labels) / 2: return
+    values = {}
+    for d in docs:
+        for k, v in (d.get('metadata') or {}).items():
+            if isinstance(v, (str, int)) and k not in ('record_id', 'line') and 'split' not in k: values.setdefault(k, set()).add(v)
+    fields = sorted(((len(v), k) for k, v in values.items() if 2 <= len(v) <= most), key=lambda x: (-x[0], x[1]))
+    hint = (' or '.join(f'--label-field {k} ({m} values)' for m, k in fields[:2]) + '?') if fields else \
+           'label the documents by category (a manifest, category folders or a JSONL label field).'
+    shown = ', '.join(repr(l) for l, _ in Counter(labels).most_common(3))
+    raise TrainingDataError(f"{n} distinct labels over {len(labels)} labelled documents ({shown}, ...; from "
+                            f"{repr(label_field) if label_field else 'the default label field'}): nearly every "
+                            f"document is a class of its own, too few to learn or to split. Group them: {hint}")
+
 # %% ../nbs/08_pipeline.ipynb #c035
 @patch
 def train(self:AIStandardsTrainer, paths:list, # PDF, text, JSONL files and folders of them
@@ -698,4 +720,5 @@ def train(self:AIStandardsTrainer, paths:list, # PDF, text, JSONL files and fold
                              progress=c.progress)
     for p, r in report.failures: logger.warning(f'skipped {p}: {r}')
     if not docs: raise TrainingDataError('no documents could be read from ' + ', '.join(map(str, paths)))
+    _check_labels(docs, c.label_field)
     return self.train_from_processed_data(docs, restart)

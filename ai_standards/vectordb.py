@@ -22,7 +22,7 @@ from .models import Embedder, BACKENDS
 __all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata',
            'VectorStore', 'model_info', 'store_id', 'store_embeddings_in_db', 'file_signatures', 'file_hashes',
            'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'update_file_hash', 'chunker_signature',
-           'record_chunker', 'update_metadata', 'metadata_where', 'prune_roots', 'ingest']
+           'record_chunker', 'update_metadata', 'metadata_where', 'ingest_running', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -83,12 +83,24 @@ def _problem(e:Exception) -> str:
     msgs = [' '.join(str(x).split()) for x in chain]
     return next((m[:160] for m in reversed(msgs) if m and not m.startswith('<')), type(chain[0]).__name__)
 
+# %% ../nbs/04_vectordb.ipynb #c013d
+_DAMAGED = ('malformed', 'not a database', 'file is encrypted', 'disk i/o error')  # SQLite's words for a broken file
+
+def _raise_if_damaged(e:Exception, folder:Path|None):
+    "Raise a one-line `VectorStoreError` naming the database file when `e` says its SQLite file is damaged."
+    msg = ' '.join(str(e).split())
+    if folder is None or not any(w in msg.lower() for w in _DAMAGED): return
+    raise VectorStoreError(f'the database {Path(folder)/"chroma.sqlite3"} is damaged ({msg.split(") ")[-1]}): restore its '
+                           'folder from a backup, or move the folder away and ingest again') from None
+
 # %% ../nbs/04_vectordb.ipynb #c013
 RETRY_WAIT = wait_exponential(multiplier=0.25, max=8)  # seconds between server tries: 0.25, 0.5, 1, ... 8
 
 def _retry(self:VectorStore, fn, *args, **kwargs):
     "Call `fn`; for a server, retry transient failures with back-off (tenacity), then fail in one line naming the URL."
-    if not self.url: return fn(*args, **kwargs)
+    if not self.url:
+        try: return fn(*args, **kwargs)
+        except Exception as e: _raise_if_damaged(e, self.path); raise
     log = lambda rs: logger.info(f'Chroma server at {self.url} unreachable ({type(rs.outcome.exception()).__name__}); '
                                  f'retrying in {rs.next_action.sleep:.1f}s')
     tries = Retrying(stop=stop_after_attempt(self.retries), wait=RETRY_WAIT, retry=retry_if_exception(_transient),
@@ -154,11 +166,11 @@ def _folder_client(self:VectorStore, create:bool):
         if not (p/'chroma.sqlite3').is_file():
             raise VectorStoreError(f"no Chroma database at {p}{'' if p.exists() else ' (no such folder)'}: "
                                    'run `ai-standards ingest` first, or name the database folder with --db')
-        if _writable(p): return chromadb.PersistentClient(str(p))
+        if _writable(p): return self._retry(chromadb.PersistentClient, str(p))
         self.copy = _writable_copy(p); weakref.finalize(self, shutil.rmtree, self.copy, True)
         logger.info(f'{p} is read-only: reading a temporary copy')  # Chroma writes to its files even to read them
-        return chromadb.PersistentClient(self.copy)
-    return chromadb.PersistentClient(str(p))  # the first opening creates the tables (under the creation lock)
+        return self._retry(chromadb.PersistentClient, self.copy)
+    return self._retry(chromadb.PersistentClient, str(p))  # the first opening creates the tables (under the creation lock)
 VectorStore._folder_client = _folder_client
 
 # %% ../nbs/04_vectordb.ipynb #c013c
@@ -380,6 +392,16 @@ def _writer_lock(store:VectorStore):
     if store.url: return nullcontext()
     from filelock import FileLock
     return FileLock(str(store.path/'.ai_standards.lock'))
+
+def ingest_running(folder:str|Path) -> bool:
+    "Whether an ingest holds the writer lock of the embedded database folder `folder` right now."
+    from filelock import FileLock, Timeout
+    lock = Path(folder)/'.ai_standards.lock'
+    if not lock.is_file(): return False  # made by the first ingest, never removed
+    try: FileLock(str(lock), thread_local=False, is_singleton=False).acquire(timeout=0).lock.release()
+    except Timeout: return True
+    except OSError: return False  # a lock file this user cannot open: no way to tell
+    return False
 
 # %% ../nbs/04_vectordb.ipynb #c032b
 AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`

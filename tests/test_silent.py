@@ -148,3 +148,56 @@ def test_a_non_utf8_jsonl_line_is_skipped_with_file_and_line(tmp_path):
     s = json.loads(out)
     assert s['documents'] == 3 and s['failures'] == [
         dict(file=f'{bad}:2', reason='not UTF-8 text (byte 0xdf at column 23); save the file as UTF-8')]
+
+# --- errors that read like tracebacks ---------------------------------------------------------------------------------
+
+NOTE = 'Backups. The organization shall test the restoration of backups every quarter and record the results.\n'
+
+def test_a_damaged_database_is_named(tmp_path, embedder):
+    note = tmp_path/'note.txt'; note.write_text(NOTE)
+    db = tmp_path/'db'; ingest([note], VectorStore(db), embedder, progress=False)
+    with open(db/'chroma.sqlite3', 'r+b') as f: f.write(b'\xff' * 100)  # the header: 'file is not a database'
+    for argv in (('search', 'backup', '--db', db), ('ingest', note, '--db', db)):
+        code, out, err = run_main(*argv)
+        assert code == 1 and err.strip() == (f'ai-standards {argv[0]}: error: the database {db}/chroma.sqlite3 is damaged '
+            '(file is not a database): restore its folder from a backup, or move the folder away and ingest again'), err
+
+def test_a_search_during_the_first_ingest_says_one_is_running(tmp_path):
+    db = tmp_path/'db'; db.mkdir(); lock = db/'.ai_standards.lock'
+    holder = subprocess.Popen([sys.executable, '-c', f'from filelock import FileLock; import time; l = FileLock({str(lock)!r}); '
+                               'l.acquire(); print("held", flush=True); time.sleep(120)'], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        code, out, err = run_main('search', 'backup', '--db', db)
+    finally: holder.kill(); holder.wait()
+    assert code == 1 and err.strip() == (f'ai-standards search: error: nothing to search in {db} yet: an ingest into it '
+                                         'is running; search again when it finishes'), err
+    code, out, err = run_main('search', 'backup', '--db', db)  # no ingest running: the usual advice
+    assert code == 1 and 'run `ai-standards ingest` first' in err, err
+
+def test_chunk_max_tokens_names_the_option_at_fault(tmp_path):
+    note = tmp_path/'note.txt'; note.write_text(NOTE)
+    code, out, err = run_main('chunk', note, '--max-tokens', '0')
+    assert code == 2 and err.strip() == 'ai-standards chunk: error: --max-tokens must be at least 1, not 0', err
+    code, out, err = run_main('chunk', note, '--max-tokens', '40')
+    assert code == 2 and err.strip() == ('ai-standards chunk: error: --max-tokens 40 is too small for --overlap 32: a chunk '
+                                         'must hold more than twice the overlap (--max-tokens 68 or more, or a smaller '
+                                         '--overlap)'), err
+    assert run_main('chunk', note, '--max-tokens', '68')[0] == 0
+
+def test_demo_out_a_file(tmp_path):
+    f = tmp_path/'out.txt'; f.write_text('x')
+    code, out, err = run_main('demo', '--out', f)
+    assert code == 1 and err.strip() == (f'ai-standards demo: error: {f} is a file, not a folder: --out names the folder '
+                                         'for all the demo writes (made when missing)'), err
+
+def test_train_on_one_label_per_record_suggests_a_label_field(tmp_path):
+    recs = tmp_path/'controls.jsonl'
+    recs.write_text('\n'.join(json.dumps(dict(id=f'c-{i}', label=f'C-{i}', family=f'F{i % 12}',
+                                              text=f'Control {i}: the organization shall review item {i}.'))
+                              for i in range(150)))
+    code, out, err = run_main('train', recs, '--out', tmp_path/'models', '--json')
+    assert code == 1 and err.strip().splitlines()[-1] == ("ai-standards train: error: 150 distinct labels over 150 "
+        "labelled documents ('C-0', 'C-1', 'C-2', ...; from the default label field): nearly every document is a class of its own, too few to learn "
+        "or to split. Group them: --label-field family (12 values)?"), err
+    assert len(err) < 400 and not (tmp_path/'models').exists()
