@@ -473,6 +473,33 @@ def _spawn_safe() -> bool:
     except OSError: return True
     return '__name__' in src and '__main__' in src
 
+def _worker_init(parent:int):
+    "In each reader process: leave Ctrl-C to the parent, and die with it (Linux: the parent-death signal)."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool; no traceback from every worker
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when the parent dies
+    except (OSError, AttributeError): pass  # not Linux: the workers end when their parent's pipe closes
+    if os.getppid() != parent: os._exit(1)  # the parent died before the signal was set
+
+def _sigint_ignored():
+    "A context in which Ctrl-C is ignored on the main thread: processes started in it inherit that from the start."
+    import signal, threading
+    from contextlib import contextmanager, nullcontext
+    if threading.current_thread() is not threading.main_thread(): return nullcontext()
+    @contextmanager
+    def ignored():
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try: yield
+        finally: signal.signal(signal.SIGINT, old)
+    return ignored()
+
+def _stop(ex:ProcessPoolExecutor):
+    "Stop a pool now: queued jobs cancelled, running workers ended (Ctrl-C, an error, or a consumer that stopped early)."
+    for p in list((getattr(ex, '_processes', None) or {}).values()): p.terminate()
+    ex.shutdown(wait=False, cancel_futures=True)
+
 def _ordered_map(fn, jobs:list, workers:int):
     "Yield `fn(*job)` for each job in order, running up to `workers` processes a few jobs ahead."
     if workers > 1 and len(jobs) > 1 and not _spawn_safe():
@@ -482,12 +509,15 @@ def _ordered_map(fn, jobs:list, workers:int):
         for j in jobs: yield fn(*j)
         return
     ctx = multiprocessing.get_context('spawn')  # fork is unsafe once torch or tokenizers threads exist
-    with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
         futs, it = [], iter(jobs)
         for j in it:
-            futs.append(ex.submit(fn, *j))
+            with _sigint_ignored(): futs.append(ex.submit(fn, *j))  # a worker starts here: no Ctrl-C while it imports
             if len(futs) >= 2 * workers: yield futs.pop(0).result()
         for f in futs: yield f.result()
+    except BaseException: _stop(ex); raise
+    ex.shutdown()
 
 # %% ../nbs/01_documents.ipynb #c053sh
 def metadata_signature(f:Path, # a document file

@@ -201,3 +201,63 @@ def test_train_on_one_label_per_record_suggests_a_label_field(tmp_path):
         "labelled documents ('C-0', 'C-1', 'C-2', ...; from the default label field): nearly every document is a class of its own, too few to learn "
         "or to split. Group them: --label-field family (12 values)?"), err
     assert len(err) < 400 and not (tmp_path/'models').exists()
+
+# --- Ctrl-C, SIGTERM, kill -9: no worker tracebacks, no workers left behind ------------------------------------------
+
+def _children(pid:int) -> set:
+    "Pids of the live processes whose parent is `pid`."
+    out = set()
+    for st in Path('/proc').glob('[0-9]*/stat'):
+        try: f = st.read_text().rsplit(')', 1)[1].split()
+        except OSError: continue
+        if int(f[1]) == pid and f[0] != 'Z': out.add(int(st.parent.name))
+    return out
+
+def _alive(pids) -> set:
+    def live(p):
+        try: return Path(f'/proc/{p}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+        except OSError: return False
+    return {p for p in pids if live(p)}
+
+@pytest.fixture(scope='module')
+def many_pdfs(sample_pdfs, tmp_path_factory):
+    "120 PDFs (the sample corpus four times): enough reading for the signal to land while the workers read."
+    d = tmp_path_factory.mktemp('many')
+    for i in range(4):
+        for f in sample_pdfs.rglob('*.pdf'): shutil.copy(f, d/f'{i}-{f.name}')
+    return d
+
+def _start_reading(folder:Path):
+    "`ai-standards chunk FOLDER` in its own session, returned once its reader processes are running."
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+    proc = subprocess.Popen([sys.executable, '-m', 'ai_standards.cli', 'chunk', str(folder), '--json'], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while len(_children(proc.pid)) < 2 and proc.poll() is None and time.time() < deadline: time.sleep(0.05)
+    time.sleep(0.5)  # the workers import their modules and take jobs
+    assert proc.poll() is None, 'the chunk run finished before it could be interrupted'
+    return proc, _children(proc.pid)
+
+def _gone_soon(pids, seconds=10) -> set:
+    deadline = time.time() + seconds
+    while _alive(pids) and time.time() < deadline: time.sleep(0.1)
+    return _alive(pids)
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='reads /proc')
+def test_ctrl_c_prints_one_line_and_leaves_no_workers(many_pdfs):
+    proc, kids = _start_reading(many_pdfs)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 1 and 'Traceback' not in err and err.strip().splitlines()[-1] == 'interrupted', err
+    assert len([l for l in err.splitlines() if l.strip() and 'reading' not in l]) == 1, err
+    assert not _gone_soon(kids), 'reader processes outlived the command'
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='reads /proc')
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGKILL])
+def test_workers_die_with_their_parent(many_pdfs, sig):
+    proc, kids = _start_reading(many_pdfs)
+    os.kill(proc.pid, sig)  # the parent only, as a service manager or kill -9 does
+    proc.wait(timeout=60)
+    left = _gone_soon(kids)
+    for p in left: os.kill(p, signal.SIGKILL)
+    assert not left, f'{len(left)} reader process(es) outlived a {signal.Signals(sig).name} of their parent'
