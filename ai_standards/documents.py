@@ -509,6 +509,7 @@ def _ordered_map(fn, jobs:list, workers:int):
         for j in jobs: yield fn(*j)
         return
     ctx = multiprocessing.get_context('spawn')  # fork is unsafe once torch or tokenizers threads exist
+    from ai_standards.documents import _worker_init  # by its module's name: one defined in a notebook does not pickle
     ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
     try:
         futs, it = [], iter(jobs)

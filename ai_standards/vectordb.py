@@ -100,7 +100,7 @@ def _retry(self:VectorStore, fn, *args, **kwargs):
     "Call `fn`; for a server, retry transient failures with back-off (tenacity), then fail in one line naming the URL."
     if not self.url:
         try: return fn(*args, **kwargs)
-        except Exception as e: _raise_if_damaged(e, self.path); raise
+        except Exception as e: _raise_if_damaged(e, getattr(self, 'path', None)); raise
     log = lambda rs: logger.info(f'Chroma server at {self.url} unreachable ({type(rs.outcome.exception()).__name__}); '
                                  f'retrying in {rs.next_action.sleep:.1f}s')
     tries = Retrying(stop=stop_after_attempt(self.retries), wait=RETRY_WAIT, retry=retry_if_exception(_transient),
