@@ -261,3 +261,39 @@ def test_workers_die_with_their_parent(many_pdfs, sig):
     left = _gone_soon(kids)
     for p in left: os.kill(p, signal.SIGKILL)
     assert not left, f'{len(left)} reader process(es) outlived a {signal.Signals(sig).name} of their parent'
+
+# --- privacy: no telemetry, no network -------------------------------------------------------------------------------
+
+GUARD = '''import os, socket, traceback
+def _note(what):
+    with open(os.environ['NET_GUARD_LOG'], 'a') as f: f.write(what + '\\n' + ''.join(traceback.format_stack(limit=15)) + '----\\n')
+def getaddrinfo(host, *a, **k):
+    _note(f'getaddrinfo {host}'); raise socket.gaierror(-3, 'network blocked by the test')
+socket.getaddrinfo = getaddrinfo
+_connect = socket.socket.connect
+def connect(self, addr):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _note(f'connect {addr}'); raise OSError(101, 'network blocked by the test')
+    return _connect(self, addr)
+socket.socket.connect = connect
+'''
+
+def offline_run(tmp_path:Path, *argv):
+    "`ai-standards ARGV` with a fresh HOME, the Hugging Face offline switches unset and every IP connection refused and logged."
+    guard = tmp_path/'guard'; guard.mkdir(exist_ok=True); (guard/'sitecustomize.py').write_text(GUARD)
+    env = {k: v for k, v in os.environ.items() if k not in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'ORT_DISABLE_TELEMETRY')}
+    from ai_standards.models import default_cache_dir
+    env |= dict(HOME=str(tmp_path/'home'), AI_STANDARDS_CACHE=str(default_cache_dir()), NET_GUARD_LOG=str(tmp_path/'net.log'),
+                PYTHONPATH=os.pathsep.join([str(guard), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    r = subprocess.run([sys.executable, '-m', 'ai_standards.cli', *map(str, argv)], capture_output=True, text=True,
+                       env=env, timeout=600)
+    net = (tmp_path/'net.log').read_text() if (tmp_path/'net.log').exists() else ''
+    return r, net
+
+def test_ingest_and_search_write_no_telemetry_and_attempt_no_connection(tmp_path):
+    note = tmp_path/'note.txt'; note.write_text(NOTE)
+    for argv in (('ingest', note, '--db', tmp_path/'db'), ('search', 'backup restoration', '--db', tmp_path/'db')):
+        r, net = offline_run(tmp_path, *argv)
+        assert r.returncode == 0, r.stderr
+        assert not net, f'{argv[0]} attempted network connections:\n{net[:3000]}'
+    assert not (tmp_path/'home'/'.cache'/'Microsoft').exists(), 'ONNX Runtime wrote its telemetry folder'
