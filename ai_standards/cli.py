@@ -373,6 +373,9 @@ def _classify_text(res:list[dict], chunks:int) -> str:
         if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
         alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
         truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
+        if r.get('out_of_domain'):  # a label the model cannot vouch for is shown as a guess
+            out.append(f"out of domain ({r['out_of_domain']}): a guess, {r['label']} {r['probability']:.2f}  "
+                       f"{r['title'][:70]}{truth}"); continue
         out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  "
                    f"[{r['n_chunks']} chunk(s); next: {alts}]")
         for c in r['chunks'][:chunks]:

@@ -22,9 +22,9 @@ from . import persistence as P
 from . import crosswalk as X
 
 # %% auto #0
-__all__ = ['STEPS', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config', 'needs_classifier',
-           'step_dir', 'step_title', 'PipelineError', 'data_fingerprint', 'RunState', 'TrainedModel',
-           'AIStandardsTrainer', 'Runner', 'results_markdown']
+__all__ = ['STEPS', 'MIN_KNOWN', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config',
+           'needs_classifier', 'step_dir', 'step_title', 'PipelineError', 'data_fingerprint', 'RunState',
+           'TrainedModel', 'out_of_domain', 'AIStandardsTrainer', 'Runner', 'results_markdown']
 
 # %% ../nbs/08_pipeline.ipynb #c007
 @dataclass
@@ -318,6 +318,30 @@ def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, clas
                 label=classes[top[0]] if len(top) else None, probability=p(top[0]) if len(top) else None,
                 top=[dict(label=classes[j], probability=p(j)) for j in top], chunks=chunks)
 
+# %% ../nbs/08_pipeline.ipynb #c037o
+MIN_KNOWN = 0.3  # share of a text's words the TF-IDF head knows, below which its label is flagged
+
+def _script(c:str) -> str:
+    "A letter's script, from its Unicode name: 'Latin', 'CJK', 'Cyrillic'..."
+    import unicodedata
+    name = unicodedata.name(c, '?').split()[0]
+    return name if name == 'CJK' else name.title()
+
+def out_of_domain(text:str, # a document's text (its chunks joined)
+                  vocabulary:dict|None=None, # the words the model learned (its TF-IDF head's), when it has them
+                 ) -> str|None:
+    "Why the model cannot judge `text` (no words, another script, words it never saw), else None."
+    import re
+    from collections import Counter
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 3: return 'no words to judge'
+    script, n = Counter(map(_script, letters)).most_common(1)[0]
+    if script != 'Latin': return f'written mostly in {script} script, not the language the model learned'
+    words = re.findall(r'(?u)\b\w\w+\b', text.lower())  # the TF-IDF tokenizer's words
+    known = sum(w in vocabulary for w in words) if vocabulary and words else None
+    if known is not None and known < MIN_KNOWN * len(words): return f'few words the model knows ({known} of {len(words)})'
+    return None
+
 # %% ../nbs/08_pipeline.ipynb #c038
 @patch
 def classify(self:TrainedModel, inputs:list, # file paths and/or texts
@@ -336,6 +360,8 @@ def classify(self:TrainedModel, inputs:list, # file paths and/or texts
         p = proba[i:i + len(d['chunks'])]; i += len(d['chunks'])
         chunk_results = [_chunk_result(c, q, classes) for c, q in zip(d['chunks'], p)]
         out.append(_doc_result(d, mean.get(n), chunk_results, top_k, classes))
+    vocabulary = getattr(getattr(getattr(pred, 'tfidf', None), 'vectorizer', None), 'vocabulary', None)  # the pool's words
+    for r, d in zip(out, docs): r['out_of_domain'] = out_of_domain(' '.join(c['text'] for c in d['chunks']), vocabulary)
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c038a

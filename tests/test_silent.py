@@ -297,3 +297,22 @@ def test_ingest_and_search_write_no_telemetry_and_attempt_no_connection(tmp_path
         assert r.returncode == 0, r.stderr
         assert not net, f'{argv[0]} attempted network connections:\n{net[:3000]}'
     assert not (tmp_path/'home'/'.cache'/'Microsoft').exists(), 'ONNX Runtime wrote its telemetry folder'
+
+# --- out of domain ----------------------------------------------------------------------------------------------------
+
+def test_classify_flags_text_it_cannot_judge():
+    "A Chinese information-security sentence and an emoji string are flagged, not given a confident label."
+    from ai_standards.cli import _classify_text
+    from ai_standards.pipeline import TrainedModel
+    from ai_standards.training import EnsembleClassifier, TfidfHead
+    texts = ['Backups shall be restored and tested every quarter.', 'Incidents shall be reported to the response team.',
+             'Backup copies shall be kept offsite and tested.', 'Security incidents shall be logged and analysed.']
+    t = TrainedModel(); t.ensemble = EnsembleClassifier(['backup', 'incident'], dict(tfidf=1.0),
+                                                        tfidf=TfidfHead.fit(texts, [0, 1, 0, 1], 2))
+    res = t.classify(['组织应当制定信息安全策略，并定期评审其有效性。', '🙂🚀🔥💯✨', 'Backups shall be tested every quarter.',
+                      'Le fromage est délicieux avec du vin rouge et du pain.'])
+    assert [r['out_of_domain'] for r in res] == ['written mostly in CJK script, not the language the model learned',
+                                                 'no words to judge', None, 'few words the model knows (0 of 11)']
+    lines = _classify_text(res, 0).splitlines()
+    assert lines[0].startswith('out of domain (written mostly in CJK script, not the language the model learned): a guess, ')
+    assert lines[2].startswith('backup ')
