@@ -635,6 +635,15 @@ def _empty_argument(argv:list[str]) -> str|None:
             return f'argument {n} is empty ({a!r}): an unset shell variable? Give a file, folder or text'
     return None
 
+# %% ../nbs/09_cli.ipynb #c030o
+def _offline_if_local(args):
+    "Switch the Hugging Face hub off (unless the user set it) when every model this command loads is a local folder."
+    model = getattr(args, 'model', None)
+    if args.command == 'crosswalk' or args.command == 'ingest': local = model is None or Path(model).exists()
+    else: local = not getattr(args, 'config', None)  # classify, evaluate, info: model folders; train: the packaged default
+    if local:
+        os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+
 # %% ../nbs/09_cli.ipynb #c031
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `ai-standards` command."
@@ -643,6 +652,7 @@ def main(argv:list[str]|None=None) -> int:
         cmd = argv[0] if argv and argv[0].strip() and not argv[0].startswith('-') else None
         print(f"ai-standards{' ' + cmd if cmd else ''}: error: {bad}", file=sys.stderr); return 2
     args = build_parser().parse_args(argv)
+    _offline_if_local(args)
     lvl = lambda quiet: 'DEBUG' if args.verbose else quiet
     logger.remove()  # each command's summary lists skipped files, so their log lines are only shown with --verbose
     logger.add(sys.stderr, format='{level}: {message}',

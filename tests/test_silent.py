@@ -316,3 +316,13 @@ def test_classify_flags_text_it_cannot_judge():
     lines = _classify_text(res, 0).splitlines()
     assert lines[0].startswith('out of domain (written mostly in CJK script, not the language the model learned): a guess, ')
     assert lines[2].startswith('backup ')
+
+def test_commands_on_a_trained_model_attempt_no_connection(tmp_path, trained, sample_pdfs):
+    "classify, info and evaluate on a saved model folder, with the HF offline switches unset: no DNS lookup, no connection."
+    models, _, pdfs = *trained, sample_pdfs
+    runs = [('classify', models, 'Backups of critical systems shall be restored and tested quarterly.'),
+            ('info', models, '--quick'), ('evaluate', models, pdfs/'privacy', pdfs/'business_continuity', '--manifest', pdfs/'manifest.csv')]
+    for argv in runs:
+        r, net = offline_run(tmp_path, *argv)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert not net, f'{argv[0]} attempted network connections:\n{net[:3000]}'
