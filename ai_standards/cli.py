@@ -40,7 +40,7 @@ _LABEL_FIELD = _parent('--label-field', help='record field holding the label (de
 _DEVICE = _parent('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
 _STRICT = _parent('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
 _EXITS = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
-          'failed: each gets a FAILED line; --strict makes any failure exit 1. 1 when no document could be read '
+          'failed: each gets a FAILED line (a WARNING line for a file read, but not as asked, e.g. left without a label); --strict makes any failure or warning exit 1. 1 when no document could be read '
           'at all, or on an error. 2 for a usage error.')
 
 # %% ../nbs/09_cli.ipynb #c006d
@@ -59,9 +59,20 @@ def _failures(report:IngestReport) -> list[dict]:
     "A report's failures as the `failures` list of every command's JSON."
     return [dict(file=str(p), reason=r) for p, r in report.failures]
 
-def _failed_text(failures:list[dict]) -> str:
-    "One `FAILED file: reason` line per failure, each after a line break."
-    return ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in failures)
+def _failed_text(failures:list[dict], warnings:list[dict]=()) -> str:
+    "One `FAILED file: reason` line per failure, then one `WARNING file: reason` line per warning, each after a line break."
+    return ''.join(f"\n  FAILED {f['file']}: {f['reason']}" for f in failures) + \
+           ''.join(f"\n  WARNING {f['file']}: {f['reason']}" for f in warnings)
+
+def _warnings(report:IngestReport) -> list[dict]:
+    "A report's warnings (files read, but not as asked) as the `warnings` list of a command's JSON."
+    return [dict(file=str(p), reason=r) for p, r in report.warnings]
+
+def _strict_exit(args, report_or_summary) -> int:
+    "1 under --strict when anything failed or was warned about, else 0."
+    r = report_or_summary
+    bad = (r['failures'] or r.get('warnings')) if isinstance(r, dict) else (r.failures or r.warnings)
+    return 1 if bad and args.strict else 0
 
 # %% ../nbs/09_cli.ipynb #c008c
 def _table(models:dict) -> list[str]:
@@ -92,7 +103,7 @@ def _chunk_summary(processed:list[dict], report) -> dict:
     return dict(documents=len(processed), pages=sum(d['n_pages'] for d in processed), chunks=len(chunks),
                 chunks_by_normative_level=dict(Counter(c['normative_level'] for c in chunks).most_common()),
                 documents_by_label=dict(sorted(Counter(str(d['label']) for d in processed).items())),
-                failures=_failures(report), files_ignored=report.ignored, contents_pages=report.contents_pages)
+                failures=_failures(report), warnings=_warnings(report), files_ignored=report.ignored, contents_pages=report.contents_pages)
 
 def _contents_line(s:dict) -> list[str]:
     "The line saying how many pages of contents listings were left out, when any were."
@@ -105,14 +116,26 @@ def _summary_text(s:dict) -> str:
              '  by normative level: ' + ', '.join(f'{k} {v}' for k, v in s['chunks_by_normative_level'].items()),
              '  documents by label: ' + ', '.join(f'{k} {v}' for k, v in s['documents_by_label'].items())]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'])
+    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'], s.get('warnings', []))
 
 # %% ../nbs/09_cli.ipynb #c012
+def _chunker(args):
+    "The Chunker of --max-tokens and --overlap; sizes that cannot work are a usage error naming the option at fault."
+    from ai_standards.chunking import Chunker
+    from ai_standards.chunking import load_tokenizer
+    if args.max_tokens < 1: raise UsageError(f'--max-tokens must be at least 1, not {args.max_tokens}')
+    if args.overlap < 0: raise UsageError(f'--overlap must be 0 or more, not {args.overlap}')
+    try: return Chunker(max_tokens=args.max_tokens, overlap=args.overlap)
+    except ValueError:
+        least = 2 * args.overlap + 2 + load_tokenizer(None).num_special_tokens_to_add(False)
+        raise UsageError(f'--max-tokens {args.max_tokens} is too small for --overlap {args.overlap}: a chunk must hold more '
+                         f'than twice the overlap (--max-tokens {least} or more, or a smaller --overlap)') from None
+
 def cmd_chunk(args):
     "Documents → chunks; print a summary, optionally write the chunks as JSONL."
-    from ai_standards.chunking import Chunker, process_documents
-    report = IngestReport()
-    processed = process_documents(args.paths, Chunker(max_tokens=args.max_tokens, overlap=args.overlap), report,
+    from ai_standards.chunking import process_documents
+    report, chunker = IngestReport(), _chunker(args)
+    processed = process_documents(args.paths, chunker, report,
                                   manifest=args.manifest, label_field=args.label_field, progress=not args.json)
     if not processed: raise CLIError(_nothing_read(args.paths, report.failures, report.ignored))
     if args.out:
@@ -121,7 +144,7 @@ def cmd_chunk(args):
                 for c in d['chunks']: f.write(json.dumps(c, ensure_ascii=False) + '\n')
     s = _chunk_summary(processed, report) | ({'out': str(args.out)} if args.out else {})
     _emit(args, s, _summary_text(s) + (f'\nchunks written to {args.out}' if args.out else ''))
-    return 1 if report.failures and args.strict else 0
+    return _strict_exit(args, report)
 
 def add_chunk(sub):
     "The `chunk` sub-command's parser."
@@ -143,10 +166,11 @@ def _store(args, create:bool=True):
 def _ingest_text(s:dict) -> str:
     "The ingest summary as a few readable lines."
     lines = [f"{s['documents']} documents read ({s['pages']} pages), {s['files_unchanged']} files unchanged -> "
-             f"chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, removed {s['chunks_removed']}; "
+             f"chunks added {s['chunks_added']}, unchanged {s['chunks_unchanged']}, removed {s['chunks_removed']}"
+             + (f", relabelled {s['chunks_relabelled']}" if s.get('chunks_relabelled') else '') + '; ' +
              f"{s['chunks_in_collection']} chunks in '{s['collection']}' at {s['store']} ({s['seconds']}s)"]
     if s.get('files_ignored'): lines.append(f"  ignored {_ignored(s['files_ignored'])}")
-    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'])
+    return '\n'.join(lines + _contents_line(s)) + _failed_text(s['failures'], s.get('warnings', []))
 
 # %% ../nbs/09_cli.ipynb #c016
 def cmd_ingest(args):
@@ -154,25 +178,28 @@ def cmd_ingest(args):
     from ai_standards.documents import find_documents
     from ai_standards.models import Embedder
     from ai_standards.vectordb import ingest, prune_roots
+    if args.force and not args.prune: raise UsageError('--force only goes with --prune')
     if args.prune: prune_roots(args.paths)  # refuses a missing or unreadable path before anything is opened
     elif not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
         raise CLIError(_nothing_read(args.paths, pre.failures, pre.ignored))
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else \
                Embedder(args.model, device=args.device, backend=args.backend)
-    s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest,
+    s = ingest(args.paths, store, embedder, prune=args.prune, force=args.force, progress=not args.json, manifest=args.manifest,
                label_field=args.label_field)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
     _emit(args, s, _ingest_text(s))
-    return 1 if s['failures'] and args.strict else 0
+    return _strict_exit(args, s)
 
 def add_ingest(sub):
     "The `ingest` sub-command's parser."
     i = sub.add_parser('ingest', parents=[_PATHS, _STORE, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
                        epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
     i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
-                   'folders (refused, deleting nothing, when a PATH is missing or unreadable)')
+                   'folders (refused, deleting nothing, when a PATH is missing or unreadable, or when a folder would '
+                   'be left with no chunks at all)')
+    i.add_argument('--force', action='store_true', help='with --prune: prune even a folder down to no chunks at all')
     i.add_argument('--model', help='embedding model: folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
     i.add_argument('--backend', default='auto', choices=['auto', 'torch', 'torch-bf16', 'onnx-int8'],
                    help='embedding backend (default: %(default)s)')
@@ -207,8 +234,13 @@ def cmd_search(args):
     "Hybrid (BM25 + dense), dense or lexical search over an ingested collection, with citations."
     if args.k < 1: raise UsageError(f'--k must be 1 or more, got {args.k}')
     from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
-    hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
-                             label=args.label, document=args.document, requirements_only=args.requirements_only)
+    from ai_standards.vectordb import VectorStoreError, ingest_running
+    try: hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
+                                  label=args.label, document=args.document, requirements_only=args.requirements_only)
+    except VectorStoreError as e:  # nothing stored yet: say so when the first ingest is still running
+        if args.chroma_url or 'run `ai-standards ingest' not in str(e) and 'no collection' not in str(e) or not ingest_running(args.db): raise
+        raise CLIError(f'nothing to search in {args.db} yet: an ingest into it is running; search again when it '
+                       'finishes') from None
     _emit(args, hits, _hits_text(hits))
     return 0
 
@@ -277,9 +309,10 @@ def _trainer_for(args):
 def cmd_train(args):
     "Documents → the eight-step pipeline → saved models, report and a results table."
     t, report = _trainer_for(args), IngestReport()
-    res = t.train(args.paths, restart=args.restart, report=report) | dict(failures=_failures(report))
-    _emit(args, res, _results_text(res) + _failed_text(res['failures']))
-    return 1 if report.failures and args.strict else 0
+    res = t.train(args.paths, restart=args.restart, report=report) | dict(failures=_failures(report),
+                                                                          warnings=_warnings(report))
+    _emit(args, res, _results_text(res) + _failed_text(res['failures'], res['warnings']))
+    return _strict_exit(args, report)
 
 def add_train(sub):
     "The `train` sub-command's parser."
@@ -306,7 +339,10 @@ def cmd_demo(args):
     from ai_standards.sample import render_sample_pdfs
     from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig
     from ai_standards.training import ClassifierConfig, EmbeddingConfig
-    out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f'{out} is a file, not a folder: --out names the folder for all the demo writes (made when missing)')
+    pdfs = render_sample_pdfs(out/'sample_pdfs')
     cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
                          train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
                          progress=not args.json, classifier=ClassifierConfig(epochs=args.epochs),
@@ -338,6 +374,9 @@ def _classify_text(res:list[dict], chunks:int) -> str:
         if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
         alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
         truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
+        if r.get('out_of_domain'):  # a label the model cannot vouch for is shown as a guess
+            out.append(f"out of domain ({r['out_of_domain']}): a guess, {r['label']} {r['probability']:.2f}  "
+                       f"{r['title'][:70]}{truth}"); continue
         out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  "
                    f"[{r['n_chunks']} chunk(s); next: {alts}]")
         for c in r['chunks'][:chunks]:
@@ -705,6 +744,15 @@ def _empty_argument(argv:list[str]) -> str|None:
             return f'argument {n} is empty ({a!r}): an unset shell variable? Give a file, folder or text'
     return None
 
+# %% ../nbs/09_cli.ipynb #c030o
+def _offline_if_local(args):
+    "Switch the Hugging Face hub off (unless the user set it) when every model this command loads is a local folder."
+    model = getattr(args, 'model', None)
+    if args.command == 'crosswalk' or args.command == 'ingest': local = model is None or Path(model).exists()
+    else: local = not getattr(args, 'config', None)  # classify, evaluate, info: model folders; train: the packaged default
+    if local:
+        os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+
 # %% ../nbs/09_cli.ipynb #c031
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `ai-standards` command."
@@ -713,6 +761,7 @@ def main(argv:list[str]|None=None) -> int:
         cmd = argv[0] if argv and argv[0].strip() and not argv[0].startswith('-') else None
         print(f"ai-standards{' ' + cmd if cmd else ''}: error: {bad}", file=sys.stderr); return 2
     args = build_parser().parse_args(argv)
+    _offline_if_local(args)
     lvl = lambda quiet: 'DEBUG' if args.verbose else quiet
     logger.remove()  # each command's summary lists skipped files, so their log lines are only shown with --verbose
     logger.add(sys.stderr, format='{level}: {message}',

@@ -18,7 +18,7 @@ __all__ = ['PAGE_SEP', 'MIN_CHARS_PER_PAGE', 'DOC_SUFFIXES', 'RECORD_KINDS', 'Do
            'unspace_letters', 'strip_running_lines', 'join_lines', 'normalize_whitespace', 'clean_pages', 'file_sha256',
            'read_pdf_pages', 'read_text_pages', 'Manifest', 'read_manifest', 'load_document', 'iter_jsonl_documents',
            'catalog_records', 'ResolvedProfile', 'resolve_profile', 'profile_records', 'iter_catalog_documents',
-           'IngestReport', 'find_documents', 'read_documents']
+           'IngestReport', 'find_documents', 'metadata_signature', 'read_documents']
 
 # %% ../nbs/01_documents.ipynb #c007
 class DocumentError(Exception):
@@ -268,10 +268,14 @@ def iter_jsonl_documents(path:Path|str, # a .jsonl file, one JSON object a line
                         ) -> Iterator[Document]:
     "Stream the records of a JSONL file as `Document`s."
     path = Path(path); _check_file(path)
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
+    with open(path, 'rb') as f:  # decoded line by line: a bad byte costs its line, not the file
+        for n, raw in enumerate(f, 1):
+            if not raw.strip(): continue
             try:
+                try: line = raw.decode('utf-8-sig' if n == 1 else 'utf-8')
+                except UnicodeDecodeError as e:
+                    raise DocumentError(f'{path}:{n}', f'not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); '
+                                        'save the file as UTF-8') from None
                 try: rec = json.loads(line)
                 except json.JSONDecodeError as e: raise DocumentError(f'{path}:{n}', f'invalid JSON ({e.msg})') from None
                 if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str) or not rec[text_field].strip():
@@ -494,16 +498,22 @@ class IngestReport:
     skipped:int=0 # files a `skip` callback said need no reading (e.g. unchanged since the last ingest)
     ignored:list=field(default_factory=list) # files in the folders that are not documents (other types), not read
     contents_pages:int=0 # pages of contents listings (tables of contents, lists of figures) the chunker left out
+    warnings:list=field(default_factory=list) # (path, reason) pairs: read, but not as asked (e.g. a label that became None)
     def fail(self, err:DocumentError):
         "Record and log one failure."
         self.failures.append((err.path, err.reason)); logger.warning(f'skipped {err.path}: {err.reason}')
+    def warn(self, err:DocumentError):
+        "Record and log something read, but not as asked."
+        self.warnings.append((err.path, err.reason)); logger.warning(f'{err.path}: {err.reason}')
     def summary(self) -> str:
         "A few lines a person can read: counts, then each failure with its reason."
         head = (f'{self.files} file(s) read: {self.documents} document(s), {self.pages} page(s); '
                 f'{len(self.failures)} failure(s)' + (f'; {self.skipped} unchanged file(s) skipped' if self.skipped else '')
                 + (f'; {self.ignored_text()}' if self.ignored else '')
-                + (f'; {self.contents_text()}' if self.contents_pages else ''))
-        return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures])
+                + (f'; {self.contents_text()}' if self.contents_pages else '')
+                + (f'; {len(self.warnings)} warning(s)' if self.warnings else ''))
+        return '\n'.join([head] + [f'  FAILED {p}: {r}' for p, r in self.failures]
+                          + [f'  WARNING {p}: {r}' for p, r in self.warnings])
     def contents_text(self) -> str:
         "'contents listings on 2 page(s) left out of the chunks'."
         return f'contents listings on {self.contents_pages} page(s) left out of the chunks'
@@ -518,11 +528,22 @@ def _looks_like_catalog(path:Path) -> bool:
     return _oscal_root(path) is not None
 
 # %% ../nbs/01_documents.ipynb #c049
+def _unlisted(e:OSError) -> DocumentError:
+    "A folder that cannot be listed, as the failure of the documents in it."
+    return DocumentError(e.filename, f'folder cannot be read ({e.strerror}): the documents in it were not read')
+
 def _in_folder(p:Path, report:IngestReport|None) -> list[tuple[Path, Path]]:
-    "Document files under folder `p` (hidden ones left out); other files go to `report.ignored`."
+    "Document files under folder `p` (hidden ones left out); other files go to `report.ignored`, unreadable folders fail."
+    def unlisted(e:OSError):
+        if report is None: raise _unlisted(e) from None
+        report.fail(_unlisted(e))
+    files = []
+    for d, dirs, names in os.walk(p, onerror=unlisted):  # rglob would skip a folder it cannot list without a word
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
+        files += [Path(d)/n for n in names if not n.startswith('.')]
     found = []
-    for f in sorted(p.rglob('*')):
-        if not f.is_file() or any(part.startswith('.') for part in f.relative_to(p).parts): continue
+    for f in sorted(files):
+        if not f.is_file(): continue
         if f.suffix.lower() in DOC_SUFFIXES and (f.suffix.lower() != '.json' or _looks_like_catalog(f)):
             found.append((f, p))
         elif report is not None and f.name != 'manifest.csv': report.ignored.append(str(f))
@@ -569,6 +590,33 @@ def _spawn_safe() -> bool:
     except OSError: return True
     return '__name__' in src and '__main__' in src
 
+def _worker_init(parent:int):
+    "In each reader process: leave Ctrl-C to the parent, and die with it (Linux: the parent-death signal)."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool; no traceback from every worker
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when the parent dies
+    except (OSError, AttributeError): pass  # not Linux: the workers end when their parent's pipe closes
+    if os.getppid() != parent: os._exit(1)  # the parent died before the signal was set
+
+def _sigint_ignored():
+    "A context in which Ctrl-C is ignored on the main thread: processes started in it inherit that from the start."
+    import signal, threading
+    from contextlib import contextmanager, nullcontext
+    if threading.current_thread() is not threading.main_thread(): return nullcontext()
+    @contextmanager
+    def ignored():
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try: yield
+        finally: signal.signal(signal.SIGINT, old)
+    return ignored()
+
+def _stop(ex:ProcessPoolExecutor):
+    "Stop a pool now: queued jobs cancelled, running workers ended (Ctrl-C, an error, or a consumer that stopped early)."
+    for p in list((getattr(ex, '_processes', None) or {}).values()): p.terminate()
+    ex.shutdown(wait=False, cancel_futures=True)
+
 def _ordered_map(fn, jobs:list, workers:int):
     "Yield `fn(*job)` for each job in order, running up to `workers` processes a few jobs ahead."
     if workers > 1 and len(jobs) > 1 and not _spawn_safe():
@@ -578,12 +626,54 @@ def _ordered_map(fn, jobs:list, workers:int):
         for j in jobs: yield fn(*j)
         return
     ctx = multiprocessing.get_context('spawn')  # fork is unsafe once torch or tokenizers threads exist
-    with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+    from ai_standards.documents import _worker_init  # by its module's name: one defined in a notebook does not pickle
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+    try:
         futs, it = [], iter(jobs)
         for j in it:
-            futs.append(ex.submit(fn, *j))
+            with _sigint_ignored(): futs.append(ex.submit(fn, *j))  # a worker starts here: no Ctrl-C while it imports
             if len(futs) >= 2 * workers: yield futs.pop(0).result()
         for f in futs: yield f.result()
+    except BaseException: _stop(ex); raise
+    ex.shutdown()
+
+# %% ../nbs/01_documents.ipynb #c053sh
+def metadata_signature(f:Path, # a document file
+                       root:Path|None, # the folder it was found under (None: named directly)
+                       label:str|None, title:str|None, # its manifest row's label and title, if any
+                       label_field:str|None=None, # the record field asked for as label
+                      ) -> str:
+    "What decides a file's stored labels and titles besides its bytes, as a short JSON string."
+    if DOC_SUFFIXES.get(Path(f).suffix.lower()) in RECORD_KINDS: return json.dumps(['records', label, label_field])
+    return json.dumps([label or _folder_label(Path(f), root), title])
+
+# %% ../nbs/01_documents.ipynb #c053mx
+def _manifest_warnings(found:list, # (file, root) pairs
+                       manifest_of, # root -> the Manifest that labels files found under it, or None
+                       folders:set, # resolved folders read whole
+                      ) -> list[DocumentError]:
+    "Files a manifest in use leaves without a label, and rows of a manifest whose folder was read whole that match no file."
+    import difflib
+    used, ms = set(), {}
+    for f, root in found:
+        if (m := manifest_of(root)) is None: continue
+        ms[id(m)] = m
+        if (row := m.lookup(f)) is not None: used.add(id(row))
+    out = []
+    for m in ms.values():
+        first = {}  # each row once, under its file column (the manifest's first key for it)
+        for k, row in m.rows.items(): first.setdefault(id(row), (k, row))
+        unused = {k: row for i, (k, row) in first.items() if i not in used}
+        for f, root in found:
+            if (manifest_of(root) is m and DOC_SUFFIXES.get(f.suffix.lower()) not in RECORD_KINDS and m.lookup(f) is None
+                and _folder_label(f, root) is None):
+                close = difflib.get_close_matches(f.name, [Path(k).name for k in unused], n=1, cutoff=0.8)
+                out.append(DocumentError(f, f'no row in {m.path} and no category folder, so no label'
+                                            + (f' (a typo in the row for {close[0]!r}?)' if close else '')))
+        if m.path.parent.resolve() in folders:
+            out += [DocumentError(m.path, f"row {k!r} matches no file in {m.path.parent}: its label {row['label']!r} "
+                                          'was not used') for k, row in unused.items()]
+    return out
 
 # %% ../nbs/01_documents.ipynb #c054
 def read_documents(paths:Iterable, # PDF, text, JSONL and OSCAL catalog JSON files, and folders of them
@@ -593,21 +683,23 @@ def read_documents(paths:Iterable, # PDF, text, JSONL and OSCAL catalog JSON fil
                    workers:int|None=None, # processes for PDF/text extraction (default: CPU count)
                    progress:bool=True, # show a progress bar
                    report:IngestReport|None=None, # collects counts and failures; a fresh one if None
-                   skip=None, # optional callable: skip(path) -> True for files that need no reading
+                   skip=None, # optional callable: skip(path, signature) -> True for files that need no reading
                   ) -> Iterator[Document]:
     "Stream cleaned `Document`s from files and folders; bad files are reported and skipped."
     report = IngestReport() if report is None else report
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     found = find_documents(paths, report)
-    if skip:
-        kept = [(f, r) for f, r in found if not skip(f)]
-        report.skipped += len(found) - len(kept); found = kept
     explicit = read_manifest(manifest) if manifest else None
     auto = {p: read_manifest(p/'manifest.csv') for p in map(Path, [x for x in paths if str(x).strip()]) if not explicit and (Path(p)/'manifest.csv').is_file()}
     def meta(f, root):
         m = explicit or auto.get(root)
         row = m.lookup(f) if m else None
         return (row or {}).get('label'), (row or {}).get('title') or None
+    folders = {Path(p).resolve() for p in paths if str(p).strip() and Path(p).is_dir()}
+    for w in _manifest_warnings(found, lambda root: explicit or auto.get(root), folders): report.warn(w)
+    if skip:
+        kept = [(f, r) for f, r in found if not skip(f, metadata_signature(f, r, *meta(f, r), label_field))]
+        report.skipped += len(found) - len(kept); found = kept
     jobs, records = [], []
     for f, root in found:
         label, title = meta(f, root)
@@ -628,9 +720,14 @@ def read_documents(paths:Iterable, # PDF, text, JSONL and OSCAL catalog JSON fil
                 catalog = f.suffix.lower() == '.json'
                 docs = iter_catalog_documents(f, label_field) if catalog else iter_jsonl_documents(f, label_field,
                                                                                                    on_error=report.fail)
+                unlabelled, n, fields = 0, 0, set()
                 for doc in docs:
                     doc.label = label or doc.label
+                    n += 1; unlabelled += doc.label is None; fields |= set(doc.metadata) - {'record_id', 'line'}
                     yield emit(doc)
+                if label_field and unlabelled:  # a field name with a typo would label nothing, silently
+                    report.warn(DocumentError(f, f"{unlabelled} of {n} record(s) have no '{label_field}' value, so no "
+                                                 f"label (--label-field; the records' fields: {', '.join(sorted(fields)[:15])})"))
             except DocumentError as e: report.fail(e)
             bar.update(1)
     finally: bar.close()

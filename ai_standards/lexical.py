@@ -222,12 +222,14 @@ def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
     return rows, np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32)
 
 # %% ../nbs/04a_lexical.ipynb #l062
-def _collection_state(store) -> dict:
-    "What the index must match: ids digest, count, model, database signature (taken before the ids are read)."
-    sig = db_signature(store.path) if store.path else None
-    ids = store._retry(store.collection.get, include=[])['ids']
-    return dict(format=1, collection=store.name, store=store.where, count=len(ids), ids_sha256=ids_digest(ids),
-                signature=sig, model=store.model_info()), ids
+def _collection_state(store) -> tuple[dict, dict]:
+    "What the index must match (ids and labels digests, count, model, database signature), and {id: (label, title)}."
+    sig = db_signature(store.path) if store.path else None  # taken before the ids are read
+    got = store._retry(store.collection.get, include=['metadatas'])
+    marks = {i: ((m or {}).get('label'), (m or {}).get('title')) for i, m in zip(got['ids'], got['metadatas'])}
+    return dict(format=1, collection=store.name, store=store.where, count=len(marks), ids_sha256=ids_digest(marks),
+                labels_sha256=ids_digest(f'{i}\t{l}\t{t}' for i, (l, t) in marks.items()),  # a relabel keeps the ids
+                signature=sig, model=store.model_info()), marks
 
 # %% ../nbs/04a_lexical.ipynb #l063
 def sync_index(store, # a `VectorStore`
@@ -237,14 +239,15 @@ def sync_index(store, # a `VectorStore`
     from filelock import FileLock
     folder = Path(folder or index_dir(store.path, store.url, store.name)); folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder/'.lock')):
-        state, ids = _collection_state(store)
+        state, marks = _collection_state(store)
         old = SearchIndex.load(folder, tokens=True)
         if old is not None and old.state.get('model') != state['model']: old = None  # another model: start over
-        if old is not None and old.state.get('ids_sha256') == state['ids_sha256']:
+        if old is not None and all(old.state.get(k) == state[k] for k in ('ids_sha256', 'labels_sha256')):
             if old.state.get('signature') != state['signature']:
                 write_atomic(folder/'CURRENT', json.dumps(state | {'version': old.state['version']}))
             old.state = state | {'version': old.state['version']}; return old
-        have = set(ids); keep = [i for i, r in enumerate(old.rows) if r['id'] in have] if old else []
+        have = set(marks)  # a row is kept while its chunk is stored with the same label and title
+        keep = [i for i, r in enumerate(old.rows) if marks.get(r['id']) == (r.get('label'), r.get('title'))] if old else []
         new = sorted(have - {old.rows[i]['id'] for i in keep}) if old else sorted(have)
         rows, vecs = _fetch(store, new, int(state['model'].get('dim') or 0))
         parts = [v for v in (old.vectors[keep] if old and keep else None, vecs) if v is not None and len(v)]

@@ -17,6 +17,9 @@ __all__ = ['QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_mode
            'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder', 'Embedder',
            'generate_embeddings', 'load_classifier']
 
+# %% ../nbs/03_models.ipynb #c005p
+os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
+
 # %% ../nbs/03_models.ipynb #c007
 def pick_device(device:str|None=None) -> str:
     "'cuda' when available, else 'cpu'; an explicit `device` or $AI_STANDARDS_DEVICE wins."

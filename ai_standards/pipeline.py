@@ -22,9 +22,9 @@ from . import persistence as P
 from . import crosswalk as X
 
 # %% auto #0
-__all__ = ['STEPS', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config', 'needs_classifier',
-           'step_dir', 'step_title', 'PipelineError', 'data_fingerprint', 'RunState', 'TrainedModel',
-           'AIStandardsTrainer', 'Runner', 'results_markdown']
+__all__ = ['STEPS', 'MIN_KNOWN', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config',
+           'needs_classifier', 'step_dir', 'step_title', 'PipelineError', 'data_fingerprint', 'RunState',
+           'TrainedModel', 'out_of_domain', 'AIStandardsTrainer', 'Runner', 'results_markdown']
 
 # %% ../nbs/08_pipeline.ipynb #c007
 @dataclass
@@ -318,6 +318,30 @@ def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, clas
                 label=classes[top[0]] if len(top) else None, probability=p(top[0]) if len(top) else None,
                 top=[dict(label=classes[j], probability=p(j)) for j in top], chunks=chunks)
 
+# %% ../nbs/08_pipeline.ipynb #c037o
+MIN_KNOWN = 0.3  # share of a text's words the TF-IDF head knows, below which its label is flagged
+
+def _script(c:str) -> str:
+    "A letter's script, from its Unicode name: 'Latin', 'CJK', 'Cyrillic'..."
+    import unicodedata
+    name = unicodedata.name(c, '?').split()[0]
+    return name if name == 'CJK' else name.title()
+
+def out_of_domain(text:str, # a document's text (its chunks joined)
+                  vocabulary:dict|None=None, # the words the model learned (its TF-IDF head's), when it has them
+                 ) -> str|None:
+    "Why the model cannot judge `text` (no words, another script, words it never saw), else None."
+    import re
+    from collections import Counter
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 3: return 'no words to judge'
+    script, n = Counter(map(_script, letters)).most_common(1)[0]
+    if script != 'Latin': return f'written mostly in {script} script, not the language the model learned'
+    words = re.findall(r'(?u)\b\w\w+\b', text.lower())  # the TF-IDF tokenizer's words
+    known = sum(w in vocabulary for w in words) if vocabulary and words else None
+    if known is not None and known < MIN_KNOWN * len(words): return f'few words the model knows ({known} of {len(words)})'
+    return None
+
 # %% ../nbs/08_pipeline.ipynb #c038
 @patch
 def classify(self:TrainedModel, inputs:list, # file paths and/or texts
@@ -336,6 +360,8 @@ def classify(self:TrainedModel, inputs:list, # file paths and/or texts
         p = proba[i:i + len(d['chunks'])]; i += len(d['chunks'])
         chunk_results = [_chunk_result(c, q, classes) for c, q in zip(d['chunks'], p)]
         out.append(_doc_result(d, mean.get(n), chunk_results, top_k, classes))
+    vocabulary = getattr(getattr(getattr(pred, 'tfidf', None), 'vectorizer', None), 'vocabulary', None)  # the pool's words
+    for r, d in zip(out, docs): r['out_of_domain'] = out_of_domain(' '.join(c['text'] for c in d['chunks']), vocabulary)
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c038a
@@ -686,6 +712,28 @@ def train_from_processed_data(self:AIStandardsTrainer,
     try: return Runner(self, processed_documents).run(restart)
     finally: logger.remove(sink)
 
+# %% ../nbs/08_pipeline.ipynb #c034l
+def _check_labels(docs:list[dict], # processed documents
+                  label_field:str|None, # the label field asked for (None: the default)
+                  most:int=100, # more distinct labels than this, and than half the labelled documents, is refused
+                 ):
+    "Refuse labels that are (almost) one per document, naming the record fields that would group the documents."
+    from collections import Counter
+    labels = [d['label'] for d in docs if d['label'] is not None]
+    n = len(set(labels))
+    if n <= most or n <= len(labels) / 2: return
+    values = {}
+    for d in docs:
+        for k, v in (d.get('metadata') or {}).items():
+            if isinstance(v, (str, int)) and k not in ('record_id', 'line') and 'split' not in k: values.setdefault(k, set()).add(v)
+    fields = sorted(((len(v), k) for k, v in values.items() if 2 <= len(v) <= most), key=lambda x: (-x[0], x[1]))
+    hint = (' or '.join(f'--label-field {k} ({m} values)' for m, k in fields[:2]) + '?') if fields else \
+           'label the documents by category (a manifest, category folders or a JSONL label field).'
+    shown = ', '.join(repr(l) for l, _ in Counter(labels).most_common(3))
+    raise TrainingDataError(f"{n} distinct labels over {len(labels)} labelled documents ({shown}, ...; from "
+                            f"{repr(label_field) if label_field else 'the default label field'}): nearly every "
+                            f"document is a class of its own, too few to learn or to split. Group them: {hint}")
+
 # %% ../nbs/08_pipeline.ipynb #c035
 @patch
 def train(self:AIStandardsTrainer, paths:list, # PDF, text, JSONL files and folders of them
@@ -698,4 +746,5 @@ def train(self:AIStandardsTrainer, paths:list, # PDF, text, JSONL files and fold
                              progress=c.progress)
     for p, r in report.failures: logger.warning(f'skipped {p}: {r}')
     if not docs: raise TrainingDataError('no documents could be read from ' + ', '.join(map(str, paths)))
+    _check_labels(docs, c.label_field)
     return self.train_from_processed_data(docs, restart)

@@ -20,9 +20,9 @@ from .models import Embedder, BACKENDS
 
 # %% auto #0
 __all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata',
-           'VectorStore', 'model_info', 'store_id', 'store_embeddings_in_db', 'file_hashes', 'ids_where', 'delete_ids',
-           'sources', 'embedder_for', 'search', 'update_file_hash', 'chunker_signature', 'record_chunker',
-           'prune_roots', 'ingest']
+           'VectorStore', 'model_info', 'store_id', 'store_embeddings_in_db', 'file_signatures', 'file_hashes',
+           'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'update_file_hash', 'chunker_signature',
+           'record_chunker', 'update_metadata', 'metadata_where', 'ingest_running', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -83,12 +83,24 @@ def _problem(e:Exception) -> str:
     msgs = [' '.join(str(x).split()) for x in chain]
     return next((m[:160] for m in reversed(msgs) if m and not m.startswith('<')), type(chain[0]).__name__)
 
+# %% ../nbs/04_vectordb.ipynb #c013d
+_DAMAGED = ('malformed', 'not a database', 'file is encrypted', 'disk i/o error')  # SQLite's words for a broken file
+
+def _raise_if_damaged(e:Exception, folder:Path|None):
+    "Raise a one-line `VectorStoreError` naming the database file when `e` says its SQLite file is damaged."
+    msg = ' '.join(str(e).split())
+    if folder is None or not any(w in msg.lower() for w in _DAMAGED): return
+    raise VectorStoreError(f'the database {Path(folder)/"chroma.sqlite3"} is damaged ({msg.split(") ")[-1]}): restore its '
+                           'folder from a backup, or move the folder away and ingest again') from None
+
 # %% ../nbs/04_vectordb.ipynb #c013
 RETRY_WAIT = wait_exponential(multiplier=0.25, max=8)  # seconds between server tries: 0.25, 0.5, 1, ... 8
 
 def _retry(self:VectorStore, fn, *args, **kwargs):
     "Call `fn`; for a server, retry transient failures with back-off (tenacity), then fail in one line naming the URL."
-    if not self.url: return fn(*args, **kwargs)
+    if not self.url:
+        try: return fn(*args, **kwargs)
+        except Exception as e: _raise_if_damaged(e, getattr(self, 'path', None)); raise
     log = lambda rs: logger.info(f'Chroma server at {self.url} unreachable ({type(rs.outcome.exception()).__name__}); '
                                  f'retrying in {rs.next_action.sleep:.1f}s')
     tries = Retrying(stop=stop_after_attempt(self.retries), wait=RETRY_WAIT, retry=retry_if_exception(_transient),
@@ -154,11 +166,11 @@ def _folder_client(self:VectorStore, create:bool):
         if not (p/'chroma.sqlite3').is_file():
             raise VectorStoreError(f"no Chroma database at {p}{'' if p.exists() else ' (no such folder)'}: "
                                    'run `ai-standards ingest` first, or name the database folder with --db')
-        if _writable(p): return chromadb.PersistentClient(str(p))
+        if _writable(p): return self._retry(chromadb.PersistentClient, str(p))
         self.copy = _writable_copy(p); weakref.finalize(self, shutil.rmtree, self.copy, True)
         logger.info(f'{p} is read-only: reading a temporary copy')  # Chroma writes to its files even to read them
-        return chromadb.PersistentClient(self.copy)
-    return chromadb.PersistentClient(str(p))  # the first opening creates the tables (under the creation lock)
+        return self._retry(chromadb.PersistentClient, self.copy)
+    return self._retry(chromadb.PersistentClient, str(p))  # the first opening creates the tables (under the creation lock)
 VectorStore._folder_client = _folder_client
 
 # %% ../nbs/04_vectordb.ipynb #c013c
@@ -234,20 +246,24 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
 VectorStore.store_embeddings_in_db = store_embeddings_in_db
 
 # %% ../nbs/04_vectordb.ipynb #c021
-def file_hashes(self:VectorStore) -> dict[str, tuple[str|None, int]]:
-    "{source: (file sha256 when all of the file's chunks are stored, else None; chunks stored)} for every source."
+def file_signatures(self:VectorStore) -> dict[str, tuple[str|None, str|None, int]]:
+    "{source: (file sha256 and metadata signature when all of the file's chunks are stored and agree, else None; chunks stored)}."
     got = self._retry(self.collection.get, include=['metadatas'])
     marks, counts = {}, Counter()
     for m in got['metadatas']:
         if m and m.get('source'):
-            marks.setdefault(m['source'], set()).add((m.get('file_sha256'), m.get('file_chunks')))
+            marks.setdefault(m['source'], set()).add((m.get('file_sha256'), m.get('file_chunks'), m.get('file_meta')))
             counts[m['source']] += 1
-    def complete(s):  # one hash and one expected count on every chunk, and that many chunks stored
-        (h, n), = marks[s] if len(marks[s]) == 1 else [(None, None)]
-        return h if n == counts[s] else None
-    return {s: (complete(s), counts[s]) for s in marks}
+    def complete(s):  # one hash, one expected count and one metadata signature on every chunk, and that many chunks
+        (h, n, meta), = marks[s] if len(marks[s]) == 1 else [(None, None, None)]
+        return (h, meta) if n == counts[s] else (None, None)
+    return {s: (*complete(s), counts[s]) for s in marks}
 
-VectorStore.file_hashes = file_hashes
+def file_hashes(self:VectorStore) -> dict[str, tuple[str|None, int]]:
+    "{source: (file sha256 when all of the file's chunks are stored, else None; chunks stored)} for every source."
+    return {s: (h, n) for s, (h, _, n) in self.file_signatures().items()}
+
+VectorStore.file_signatures, VectorStore.file_hashes = file_signatures, file_hashes
 
 def ids_where(self:VectorStore, where:dict) -> set[str]:
     "Ids of the chunks matching a Chroma `where` filter."
@@ -307,29 +323,35 @@ def search(self:VectorStore, query:str, # what to look for, in plain words
 VectorStore.search = search
 
 # %% ../nbs/04_vectordb.ipynb #c029
-def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str, file_chunks:int) -> dict:
+def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str, file_chunks:int, file_meta:str|None=None) -> dict:
     "Metadata stored with a chunk: its provenance, the identity of its document and file, and the file's chunk count."
     return {k: c[k] for k in ('id', 'doc_id', 'title', 'label', 'chunk_index', 'n_tokens', 'char_start', 'char_end',
                               'page_start', 'page_end', 'clause', 'heading', 'normative_level')} | \
            dict(source=source, file=Path(source).name, doc_sha256=doc['sha256'], file_sha256=file_hash,
-                file_chunks=file_chunks, kind=doc['kind'])
+                file_chunks=file_chunks, kind=doc['kind'], file_meta=file_meta)
 
 # %% ../nbs/04_vectordb.ipynb #c030
-def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dict], batch:int=256) -> dict:
+def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dict], batch:int=256,
+                 file_meta:str|None=None, # what decided the file's labels and titles (`metadata_signature`)
+                ) -> dict:
     "Make the store hold exactly the chunks of `docs` (all from one file) for `source`; counts of what changed."
     chunks = {store_id(source, c['id']): (d, c) for d in docs for c in d['chunks']}
-    have = store.ids_where({'source': source})
+    have = store.metadata_where({'source': source})
     # a record's (JSONL line, catalog control) sha256 is the record's
     file_hash = docs[0]['sha256'] if docs[0]['kind'] not in RECORD_KINDS else file_sha256(source)
     new = [i for i in chunks if i not in have]
     for i in range(0, len(new), batch):  # each batch is complete only when file_hashes counts all of them
         part = [chunks[j] for j in new[i:i+batch]]
         texts = [c['text'] for _, c in part]
-        metas = [_chunk_meta(d, c, source, file_hash, len(chunks)) for d, c in part]
+        metas = [_chunk_meta(d, c, source, file_hash, len(chunks), file_meta) for d, c in part]
         store.store_embeddings_in_db(embedder.generate_embeddings(texts), texts, metas, embedder)
-    store.update_file_hash(have & set(chunks), file_hash, len(chunks))
-    removed = store.delete_ids(have - set(chunks))
-    return dict(added=len(new), unchanged=len(chunks) - len(new), removed=removed)
+    # chunks kept: the same vectors, their file's hash and label source now, and the label and title it gives them
+    kept = {i: dict(file_sha256=file_hash, file_chunks=len(chunks), file_meta=file_meta, label=c['label'], title=c['title'])
+            for i, (d, c) in chunks.items() if i in have}
+    relabelled = sum((have[i].get('label'), have[i].get('title')) != (m['label'], m['title']) for i, m in kept.items())
+    store.update_metadata(kept)
+    removed = store.delete_ids(set(have) - set(chunks))
+    return dict(added=len(new), unchanged=len(kept), removed=removed, relabelled=relabelled)
 
 # %% ../nbs/04_vectordb.ipynb #c031
 def update_file_hash(self:VectorStore, ids:set, # chunks the file still produces
@@ -348,7 +370,20 @@ def record_chunker(self:VectorStore, signature:str):
     "Remember the chunker settings that produced the stored chunks."
     meta = dict(self.collection.metadata or {}); meta['chunker'] = signature
     self._retry(self.collection.modify, metadata=meta)
-VectorStore.update_file_hash = update_file_hash
+
+def update_metadata(self:VectorStore, metas:dict, # {chunk id: the fields to set (None removes a field)}
+                   ):
+    "Change stored chunks' metadata in place, in batches; their vectors and texts stay as they are."
+    ids = sorted(metas)
+    for i in range(0, len(ids), self.max_batch):
+        part = ids[i:i+self.max_batch]
+        self._retry(self.collection.update, ids=part, metadatas=[metas[j] for j in part])
+
+def metadata_where(self:VectorStore, where:dict) -> dict[str, dict]:
+    "{id: metadata} of the chunks matching a Chroma `where` filter."
+    got = self._retry(self.collection.get, where=where, include=['metadatas'])
+    return {i: m or {} for i, m in zip(got['ids'], got['metadatas'])}
+VectorStore.update_file_hash, VectorStore.update_metadata, VectorStore.metadata_where = update_file_hash, update_metadata, metadata_where
 VectorStore.chunker_signature, VectorStore.record_chunker = chunker_signature, record_chunker
 
 # %% ../nbs/04_vectordb.ipynb #c032
@@ -357,6 +392,16 @@ def _writer_lock(store:VectorStore):
     if store.url: return nullcontext()
     from filelock import FileLock
     return FileLock(str(store.path/'.ai_standards.lock'))
+
+def ingest_running(folder:str|Path) -> bool:
+    "Whether an ingest holds the writer lock of the embedded database folder `folder` right now."
+    from filelock import FileLock, Timeout
+    lock = Path(folder)/'.ai_standards.lock'
+    if not lock.is_file(): return False  # made by the first ingest, never removed
+    try: FileLock(str(lock), thread_local=False, is_singleton=False).acquire(timeout=0).lock.release()
+    except Timeout: return True
+    except OSError: return False  # a lock file this user cannot open: no way to tell
+    return False
 
 # %% ../nbs/04_vectordb.ipynb #c032b
 AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`
@@ -385,10 +430,21 @@ def _vanished(source:str) -> bool:
     except OSError as e:
         raise VectorStoreError(f'prune refused: {source} cannot be checked ({e.strerror}); nothing deleted') from None
 
-def _prune(store:VectorStore, roots:list[str], seen:set) -> int:
+def _under(s:str, root:str) -> bool: return s == root or s.startswith(root.rstrip('/') + '/')
+
+def _prune(store:VectorStore, roots:list[str], seen:set,
+           force:bool=False, # also prune a folder down to no chunks at all
+          ) -> int:
     "Delete the chunks of files under `roots` that are gone; every file is checked before anything is deleted."
-    under = lambda s: any(s == r or s.startswith(r.rstrip('/') + '/') for r in roots)
-    gone = sorted(s for s in store.sources() if s not in seen and under(s) and _vanished(s))
+    stored = store.file_hashes()  # {source: (hash, chunks)}, the files just added included
+    gone = sorted(s for s in stored if s not in seen and any(_under(s, r) for r in roots) and _vanished(s))
+    for r in roots if not force else []:  # an emptied folder looks exactly like an unmounted share's mount point
+        lost = [s for s in gone if _under(s, r)]
+        if lost and all(s in gone for s in stored if _under(s, r)):
+            n = sum(stored[s][1] for s in lost)
+            raise VectorStoreError(f'prune refused: {r} holds no documents now, and pruning would remove all {n} chunks '
+                                   f'of its {len(lost)} file(s) (an emptied folder, or a share that is not mounted?); '
+                                   'nothing was deleted. To remove them, run again with --prune --force')
     return sum(store.delete_ids(store.ids_where({'source': s})) for s in gone)
 
 # %% ../nbs/04_vectordb.ipynb #c033
@@ -397,6 +453,7 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            embedder:Embedder|None=None, # default: the collection's model, else all-MiniLM-L6-v2
            chunker:Chunker|None=None, # default: `Chunker()` with the embedder's tokenizer
            prune:bool=False, # delete chunks of files gone from the ingested folders (refused if a path is missing)
+           force:bool=False, # with `prune`: also when a folder would be left with no chunks at all
            progress:bool=True, # progress bars
            batch:int=256, # chunks embedded and written at a time
            **kwargs, # passed to `read_documents` (manifest, label_field, workers)
@@ -406,33 +463,37 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
     roots = prune_roots(paths) if prune else []  # before anything is read, written or deleted
     embedder = embedder or store.embedder_for()
     chunker = chunker or Chunker(embedder.model_path)
-    report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0), set(), time.time()
+    report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0, relabelled=0), set(), time.time()
+    signatures = {}  # source -> what decides its labels and titles now
     with _writer_lock(store):
         same_chunker = store.count() > 0 and store.chunker_signature() == chunker.signature
-        known = store.file_hashes() if same_chunker else {}
-        def unchanged(f:Path) -> bool:
-            "A file whose bytes match what its stored chunks came from needs no reading, chunking or embedding."
-            src = str(f.resolve()); h, n = known.get(src, (None, 0))
-            if h is None or h != file_sha256(f): return False
+        known = store.file_signatures() if same_chunker else {}
+        def unchanged(f:Path, signature:str) -> bool:
+            "A file whose bytes and label source match what its stored chunks came from needs no reading or embedding."
+            src = str(f.resolve()); h, meta, n = known.get(src, (None, None, 0)); signatures[src] = signature
+            if h is None or meta != signature or h != file_sha256(f): return False
             seen.add(src); counts['unchanged'] += n
             return True
         group, current = [], None
         def flush():
             if group:
-                for k, v in _sync_source(store, embedder, current, group, batch).items(): counts[k] += v
+                for k, v in _sync_source(store, embedder, current, group, batch, signatures.get(current)).items():
+                    counts[k] += v
         for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=unchanged, **kwargs):
             src = str(Path(doc['source']).resolve())
             if src != current: flush(); group, current = [], src
             group.append(doc); seen.add(src)
         flush()
         if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
-        if prune: counts['removed'] += _prune(store, roots, seen)
+        if prune: counts['removed'] += _prune(store, roots, seen, force)
         # derived indexes (e.g. lexical search) catch up, still under the lock
         for hook in AFTER_INGEST: hook(store, embedder)
     return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped,
                 chunks_added=counts['added'], chunks_unchanged=counts['unchanged'], chunks_removed=counts['removed'],
+                chunks_relabelled=counts['relabelled'],
                 chunks_in_collection=store.count(),
                 seconds=round(time.time() - t0, 2), embedded=embedder.stats['embedded'], collection=store.name,
                 store=store.where,
                 files_ignored=report.ignored, contents_pages=report.contents_pages,
-                failures=[dict(file=p, reason=r) for p, r in report.failures])
+                failures=[dict(file=p, reason=r) for p, r in report.failures],
+                warnings=[dict(file=p, reason=r) for p, r in report.warnings])
