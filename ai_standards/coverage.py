@@ -105,10 +105,10 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
     src.prepare(np.unique(best))
     rows = []
     for j, c in enumerate(controls):
-        st = coverage_status(float(p[j]), cal)
+        pj = round(float(p[j]), 3); st = coverage_status(pj, cal)  # one value for status, field and reason
         rows.append(dict(control_id=c['id'], label=c['label'], title=c['title'], family=c.get('group'), status=st,
-                         probability=round(float(p[j]), 3), evidence=_evidence_rows(j, best[j], src, tgt, documents),
-                         reason=_reason(j, int(best[j][0]), scores, controls, float(p[j]), cal) if st == 'gap' else None))
+                         probability=pj, evidence=_evidence_rows(j, best[j], src, tgt, documents),
+                         reason=_reason(j, int(best[j][0]), scores, controls, pj, cal) if st == 'gap' else None))
     res = dict(controls=rows, summary=coverage_summary(rows) | dict(documents=len(documents), threshold=cal.threshold))
     if truth_field:
         y = _truth(documents, controls, truth_field)
@@ -192,26 +192,33 @@ def _control_row(c:dict) -> str:
             f"<td>{c['status']}</td><td>{c['probability']:.2f}</td><td>{why}{ev}</td></tr>")
 
 # %% ../nbs/07b_coverage.ipynb #v033
+def _metrics_html(m:dict|None) -> str:
+    "One paragraph of the decision's figures against the truth, when there is one."
+    if not m: return ''
+    extra = (f", average precision {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, ECE {m['ece']:.3f}"
+             if 'roc_auc' in m else '')
+    return (f"<p>Against the truth in <code>{html.escape(m['truth_field'])}</code> (n = {m['n']} controls, "
+            f"{m['positives']} addressed): precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}"
+            f"{extra}.</p>")
+
+# %% ../nbs/07b_coverage.ipynb #v033b
 def coverage_html(res:dict, title:str='Coverage') -> str:
     "The report as one self-contained HTML page."
-    s, head = res['summary'], '<tr><th>control</th><th>title</th><th>status</th><th>probability</th><th>evidence</th></tr>'
-    gaps = [c for c in res['controls'] if c['status'] == 'gap']
+    s = res['summary']
+    head = '<tr><th>control</th><th>title</th><th>status</th><th>probability</th><th>evidence</th></tr>'
     by = {}
-    for c in gaps: by.setdefault(c['family'] or '-', []).append(c)
-    gap_html = ''.join(f'<h3>{html.escape(f)} ({len(cs)} gaps)</h3><table>{head}' + ''.join(map(_control_row, cs)) + '</table>'
+    for c in res['controls']:
+        if c['status'] == 'gap': by.setdefault(c['family'] or '-', []).append(c)
+    gap_html = ''.join(f'<h3>{html.escape(f)} ({len(cs)} gaps)</h3><table>{head}{"".join(map(_control_row, cs))}</table>'
                        for f, cs in by.items()) or '<p>No gaps.</p>'
-    m = res.get('metrics')
-    mt = (f"<p>Against the truth in <code>{html.escape(m['truth_field'])}</code> (n = {m['n']} controls, {m['positives']} "
-          f"addressed): precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}"
-          + (f", average precision {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, ECE {m['ece']:.3f}" if 'roc_auc' in m else '')
-          + '.</p>') if m else ''
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{s['controls']} controls in scope, {s['documents']} document passages: "
-            f"<b>{s['addressed']}</b> addressed, <b>{s['partial']}</b> partial, <b>{s['gap']}</b> gaps. A probability is "
-            f"the calibrated chance that the documents address the control; the threshold is {s['threshold']:.2f}; "
-            f"evidence is scored by cosine similarity (−1 to 1) of the passage's sentence and the control's.</p>{mt}"
-            f"<h2>By family</h2>{_family_table(s)}<h2>Gaps by family</h2>{gap_html}"
-            f"<h2>Every control</h2><table>{head}{''.join(map(_control_row, res['controls']))}</table></body></html>")
+    intro = (f"<p>{s['controls']} controls in scope, {s['documents']} document passages: <b>{s['addressed']}</b> "
+             f"addressed, <b>{s['partial']}</b> partial, <b>{s['gap']}</b> gaps. A probability is the calibrated chance "
+             f"that the documents address the control; the threshold is {s['threshold']:.2f}; evidence is scored by "
+             "cosine similarity (−1 to 1) of the passage's sentence and the control's.</p>")
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{_CSS}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1>{intro}{_metrics_html(res.get('metrics'))}"
+            f"<h2>By family</h2>{_family_table(s)}<h2>Gaps by family</h2>{gap_html}<h2>Every control</h2>"
+            f"<table>{head}{''.join(map(_control_row, res['controls']))}</table></body></html>")
 
 # %% ../nbs/07b_coverage.ipynb #v036
 def coverage_oscal(res:dict, source:dict, target:dict, # `crosswalk.oscal_resource` of the documents and the scope

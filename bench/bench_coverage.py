@@ -68,7 +68,7 @@ def coverage_tables(scope, csf, emb):
     for b, label in (('minilm', 'best MiniLM cosine per control'), ('bm25', 'best BM25 per control'), ('tfidf', 'best TF-IDF cosine per control')):
         t = best_threshold(sig['GV'][1][b], y['GV'])[0]
         rows.append(dict(method=label, threshold=round(float(t), 4), **{fn: decision_metrics(sig[fn][1][b] >= t, y[fn], sig[fn][1][b], calibrated=False) for fn in split}))
-    shipped = COVERAGE_CALIBRATION.probability(sig['ID'][0])
+    shipped = COVERAGE_CALIBRATION.probability(sig['ID'][0]); RELIABILITY['controls (coverage), ID'] = (shipped, y['ID'])
     status = {s: sum(coverage_status(float(q), COVERAGE_CALIBRATION) == s for q in shipped) for s in ('addressed', 'partial', 'gap')}
     return rows, refit, dict(GV=int(y['GV'].sum()), ID=int(y['ID'].sum()), n=len(scope)), status
 
@@ -99,11 +99,27 @@ def link_tables(csf, rev5, emb):
         r = {}
         for f in ('GV', 'ID'):
             X, y, npos = rows(f); p = cal.probability(X); r[f] = decision_metrics(p >= cal.threshold, y, p, n_positive=npos)
+            if cal is LINK_CALIBRATION and f == 'ID': RELIABILITY['links (crosswalk), ID'] = (p, y)
         out.append(dict(method=name, k='-', **r))
     for name, order in (('crosswalk ranking cut at a fixed k', orders), ('MiniLM cosine top-k', corder)):
         k = max(range(1, 21), key=lambda k: topk(order, 'GV', k)['f1'])
         out.append(dict(method=name, k=k, GV=topk(order, 'GV', k), ID=topk(order, 'ID', k)))
     return out, refit
+
+RELIABILITY = {}  # name -> (probabilities, truth) on the check data, for the plot
+
+def reliability_plot(path):
+    "Observed share of yes against mean probability per bin, one panel per decision, with ECE and n."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    from ai_standards.crosswalk import binary_calibration
+    fig, axes = plt.subplots(1, len(RELIABILITY), figsize=(4.2 * len(RELIABILITY), 4))
+    for ax, (name, (p, y)) in zip(np.atleast_1d(axes), RELIABILITY.items()):
+        c = binary_calibration(p, y); b = [r for r in c['bins'] if r['n']]
+        ax.plot([0, 1], [0, 1], ls=':', c='grey', label='perfect')
+        ax.scatter([r['probability'] for r in b], [r['observed'] for r in b], s=[12 + 3 * np.sqrt(r['n']) for r in b], label='bins (area ~ n)')
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='predicted probability', ylabel='observed share', title=f"{name}: ECE {c['ece']:.3f}, n={c['n']}")
+        ax.title.set_fontsize(9); ax.legend(fontsize=8, loc='upper left')
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 TIMING = r'''
 import json, sys, time
@@ -180,6 +196,7 @@ def main():
                timing=times, seconds=round(time.time() - t0, 1))
     out = HERE/'results'; out.mkdir(exist_ok=True)
     (out/'coverage.json').write_text(json.dumps(res, indent=1, default=float))
+    reliability_plot(out/'coverage_reliability.png')
     md = ['# Coverage and crosswalk decisions on the shared data', '',
           f"Scope: {rp.title}, {n['n']} controls. Documents: CSF 2.0 subcategories; a control is addressed when NIST's crosswalk "
           f"links one of them to it. GV (dev, everything fitted and every threshold chosen here): 31 documents, {n['GV']} controls "
@@ -203,6 +220,8 @@ def main():
     md += ['']
     if times: md += ['## Time (2 cores, each in its own process, cold start included)', '', '| run | seconds |', '|---|---|'] + \
                     [f'| {k} | {v} |' for k, v in times.items()] + ['']
+    md += ['![Reliability of the shipped decisions on ID](coverage_reliability.png)', '',
+           'Reliability on the check data (ID): each dot is a bin of probabilities; on the diagonal the probability is the observed share.', '']
     md += [f"Whole run {res['seconds']} s. Run: `python bench/bench_coverage.py{' --timing' if times else ''}`"]
     (out/'coverage.md').write_text('\n'.join(md) + '\n'); print('\n'.join(md))
 
