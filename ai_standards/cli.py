@@ -115,6 +115,7 @@ def cmd_chunk(args):
                                   manifest=args.manifest, label_field=args.label_field, progress=not args.json)
     if not processed: raise CLIError(_nothing_read(args.paths, report.failures, report.ignored))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out _work/chunks.jsonl` in a fresh clone
         with open(args.out, 'w', encoding='utf-8') as f:
             for d in processed:
                 for c in d['chunks']: f.write(json.dumps(c, ensure_ascii=False) + '\n')
