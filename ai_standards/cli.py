@@ -42,6 +42,11 @@ _EXITS = ('exit status: 0 when the documents were read (or are stored unchanged)
           'failed: each gets a FAILED line; --strict makes any failure exit 1. 1 when no document could be read '
           'at all, or on an error. 2 for a usage error.')
 
+# %% ../nbs/09_cli.ipynb #c006q
+def _progress(args) -> bool:
+    "Progress bars on stderr: only at a terminal, never under --json or when stderr is a file or a pipe."
+    return not getattr(args, 'json', False) and sys.stderr.isatty()
+
 # %% ../nbs/09_cli.ipynb #c006d
 _STORE = argparse.ArgumentParser(add_help=False)
 _STORE.add_argument('--db', default='chroma_db', help='folder of the embedded Chroma database (default: %(default)s)')
@@ -112,7 +117,7 @@ def cmd_chunk(args):
     from ai_standards.chunking import Chunker, process_documents
     report = IngestReport()
     processed = process_documents(args.paths, Chunker(max_tokens=args.max_tokens, overlap=args.overlap), report,
-                                  manifest=args.manifest, label_field=args.label_field, progress=not args.json)
+                                  manifest=args.manifest, label_field=args.label_field, progress=_progress(args))
     if not processed: raise CLIError(_nothing_read(args.paths, report.failures, report.ignored))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out _work/chunks.jsonl` in a fresh clone
@@ -160,7 +165,7 @@ def cmd_ingest(args):
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else \
                Embedder(args.model, device=args.device, backend=args.backend)
-    s = ingest(args.paths, store, embedder, prune=args.prune, progress=not args.json, manifest=args.manifest,
+    s = ingest(args.paths, store, embedder, prune=args.prune, progress=_progress(args), manifest=args.manifest,
                label_field=args.label_field)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
@@ -261,7 +266,7 @@ def _trainer_for(args):
     cfg = read_config(args.config) if args.config else PipelineConfig()
     out = Path(args.out)
     run_dir = args.run_dir or (cfg.run_dir if args.config else out.parent/f'{out.name}.run')
-    over = dict(models_dir=str(out), progress=not args.json, run_dir=str(run_dir))
+    over = dict(models_dir=str(out), progress=_progress(args), run_dir=str(run_dir))
     for k in ('manifest', 'label_field', 'device', 'chroma_url'):
         if getattr(args, k, None) is not None: over[k] = str(getattr(args, k))
     if args.db: over['db_path'] = str(args.db)
@@ -309,7 +314,7 @@ def cmd_demo(args):
     out = Path(args.out); pdfs = render_sample_pdfs(out/'sample_pdfs')
     cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
                          train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
-                         progress=not args.json, classifier=ClassifierConfig(epochs=args.epochs),
+                         progress=_progress(args), classifier=ClassifierConfig(epochs=args.epochs),
                          embedding=EmbeddingConfig(epochs=1))
     t = AIStandardsTrainer(cfg); res = t.train([pdfs])
     query = 'How quickly must a personal data breach be notified?'
