@@ -9,12 +9,12 @@ from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from loguru import logger
-from .documents import RECORD_KINDS, Document, IngestReport, read_documents
+from .documents import RECORD_KINDS, Document, IngestReport, normalize_chars, normalize_whitespace, read_documents
 
 # %% auto #0
-__all__ = ['NORMATIVE_LEVELS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading',
-           'find_contents', 'skipped_spans', 'marked_headings', 'find_sections', 'chunk_id', 'Chunker', 'check_chunks',
-           'document_record', 'iter_processed_documents', 'process_documents']
+__all__ = ['NORMATIVE_LEVELS', 'CONTROL_KINDS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level',
+           'chunk_level', 'match_heading', 'find_contents', 'skipped_spans', 'marked_headings', 'find_sections',
+           'chunk_id', 'Chunker', 'check_chunks', 'document_record', 'iter_processed_documents', 'process_documents']
 
 # %% ../nbs/02_chunking.ipynb #c007
 def default_model_path() -> str:
@@ -44,6 +44,17 @@ _NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b|\b(?
 def normative_level(text:str) -> str:
     "'requirement', 'recommendation', 'permission' or 'informative': the strongest verbal form in `text`."
     return next((level for level, rx in _NORMATIVE if rx.search(text)), 'informative')
+
+# %% ../nbs/02_chunking.ipynb #c012a
+CONTROL_KINDS = ('control', 'enhancement') # record kinds whose statement is a requirement
+
+def chunk_level(doc:Document, start:int, text:str) -> str:
+    "Normative level of the chunk `text` at `start` in `doc`: its strongest verbal form, or requirement in a control's statement."
+    level = normative_level(text)
+    m = doc.metadata
+    if level == 'requirement' or doc.kind not in RECORD_KINDS or m.get('kind') not in CONTROL_KINDS: return level
+    statement = normalize_whitespace(normalize_chars(str(m.get('statement') or '')))
+    return 'requirement' if start < len(statement) else level
 
 # %% ../nbs/02_chunking.ipynb #c014
 _HEADINGS = [re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){0,5})\.?\s+(?P<title>[A-Z(][^\n]*)$'),
@@ -254,7 +265,7 @@ def _chunks(self:Chunker, doc:Document) -> list[dict]:
                             label=doc.label, chunk_index=len(out), text=t,
                             n_tokens=bisect_left(starts, b) - bisect_left(starts, a) + self.max_tokens - self.budget,
                             char_start=a, char_end=b, page_start=page(a), page_end=page(b - 1),
-                            clause=clause, heading=heading, normative_level=normative_level(t)))
+                            clause=clause, heading=heading, normative_level=chunk_level(doc, a, t)))
     return out
 Chunker.__call__ = _chunks
 

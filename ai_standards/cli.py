@@ -12,9 +12,10 @@ from .documents import DOC_SUFFIXES, DocumentError, IngestReport
 from .vectordb import DEFAULT_COLLECTION
 
 # %% auto #0
-__all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search', 'add_search',
-           'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify', 'cmd_evaluate',
-           'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'build_parser', 'main']
+__all__ = ['SCORE_SCALES', 'CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search',
+           'add_search', 'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify',
+           'cmd_evaluate', 'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'build_parser',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -184,15 +185,23 @@ def add_ingest(sub):
     i.set_defaults(func=cmd_ingest)
 
 # %% ../nbs/09_cli.ipynb #c017
-def _hits_text(hits:list[dict]) -> str:
-    "Search hits as a numbered, cited list."
+SCORE_SCALES = dict( # what the number in brackets is, per search mode
+    hybrid='score: 0.5 x cosine similarity + 0.5 x BM25 keyword score, each scaled 0-1 over the collection (1 = best)',
+    dense='score: cosine similarity of the query and chunk embeddings (1 = same meaning, 0 = unrelated)',
+    lexical='score: BM25 keyword score (0 = no word in common; no upper bound)')
+
+def _hits_text(hits:list[dict], mode:str='hybrid') -> str:
+    "Search hits as a numbered, cited list under a line saying what the score is."
     if not hits: return 'no results'
-    out = []
+    out = [SCORE_SCALES[mode] + ('; "identifier match": the chunk is the identifier asked for, listed first'
+                                 if any(h.get('identifier_match') for h in hits) else '')]
     for n, h in enumerate(hits, 1):
-        pages = f"p.{h['page_start']}" + (f"-{h['page_end']}" if h.get('page_end') != h['page_start'] else '')
+        record = str(h.get('file') or '').endswith(('.jsonl', '.json'))  # a record has no pages
+        pages = '' if record else f" p.{h['page_start']}" + (f"-{h['page_end']}" if h.get('page_end') != h['page_start'] else '')
         clause = f" §{h['clause']}" if h.get('clause') else ''
-        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')} {pages}{clause} {h.get('heading') or ''} "
-                   f"({h.get('normative_level')}, {h.get('label')})\n   {' '.join(h['text'].split())[:240]}")
+        match = '  identifier match' if h.get('identifier_match') else ''
+        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')}{pages}{clause} {h.get('heading') or ''} "
+                   f"({h.get('normative_level')}, {h.get('label')}){match}\n   {' '.join(h['text'].split())[:240]}")
     return '\n'.join(out)
 
 # %% ../nbs/09_cli.ipynb #c029a
@@ -214,18 +223,27 @@ def cmd_search(args):
     from ai_standards.lexical import search_collection  # reads the search index; Chroma is opened only when it is stale
     hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
                              label=args.label, document=args.document, requirements_only=args.requirements_only)
-    _emit(args, hits, _hits_text(hits))
+    _emit(args, hits, _hits_text(hits, args.mode))
     return 0
 
 def add_search(sub):
     "The `search` sub-command's parser."
-    q = sub.add_parser('search', parents=[_STORE, _JSON], help='hybrid (BM25 + dense) search over ingested documents')
+    q = sub.add_parser('search', parents=[_STORE, _JSON], help='hybrid (BM25 + dense) search over ingested documents',
+                       description='Search an ingested collection; each hit cites its file, pages, clause, heading, '
+                                   'normative level and label. The number in brackets: ' + '; '.join(
+                                       f'{m}: {s[7:]}' for m, s in SCORE_SCALES.items()) + '. A chunk that is the '
+                                   'identifier asked for (AC-2(1), ac-2.1, clause 4.2) is listed first, marked '
+                                   '"identifier match", its score on the same scale.',
+                       epilog='exit status: 0 with results (or "no results"), 1 on an error (no such database or '
+                              'collection, an empty collection), 2 for a usage error.')
     q.add_argument('query', type=_nonempty, help='plain words, or an identifier such as AC-2(1) or clause 4.2')
     q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
-    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (%(default)s)')
+    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'],
+                   help='hybrid: BM25 keywords and embedding similarity; dense: embeddings only; lexical: BM25 only '
+                        '(default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
-    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
+    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must, or a control\'s statement)')
     q.set_defaults(func=cmd_search)
 
 # %% ../nbs/09_cli.ipynb #c019a
@@ -321,7 +339,8 @@ def cmd_demo(args):
     hits = t.search(query, k=3)
     sample = t.classify(['Backups of critical systems shall be restored and tested at least quarterly.'])[0]
     s = res | dict(search=dict(query=query, hits=hits), classify=sample, sample_pdfs=str(pdfs))
-    text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits) +
+    text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits, 'dense').split('\n', 1)[1] +
+            f"\n   ({SCORE_SCALES['dense']})" +
             f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({sample['probability']:.2f})" +
             f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   "
             f"ai-standards search \"backup testing\" --db {out/'chroma_db'}")

@@ -166,3 +166,13 @@ def test_markdown_headings_with_and_without_numbers(tmp_path):
         ('1', 'Scope'), ('1', 'Definitions used throughout the remainder of this backup guide by all of its readers'),
         ('Annex A', 'Checklist'), (None, 'Revision history')]
     assert chunks[1]['text'].endswith('2. Restore means bringing data back from a backup.')
+
+def test_a_control_statement_is_a_requirement(nist_data):
+    "SP 800-53 states controls in the imperative, without 'shall': the statement's chunks are requirements, not informative."
+    from itertools import islice
+    from ai_standards.documents import iter_jsonl_documents
+    docs = {d.metadata['record_id']: d for d in islice(iter_jsonl_documents(nist_data/'nist_sp800_53r5_controls.jsonl'), 40)}
+    ch = Chunker()
+    first = ch(docs['ac-2.1'])[0]
+    assert first['text'].startswith('Support the management of system accounts') and first['normative_level'] == 'requirement'
+    assert ch(docs['ac-2'])[-1]['normative_level'] != 'requirement'  # AC-2's discussion: 'may wish to', a permission

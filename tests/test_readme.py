@@ -80,5 +80,7 @@ def test_readme_nist_commands(clone, nist_data, request):
     block = next(b for b in readme_blocks() if any('AC-2(1)' in c for c in b))
     done = dict(run_block(block, clone, request.config.getoption('--run-slow')))
     hits = next(out for c, out in done.items() if c.startswith('ai-standards search'))
-    assert hits.splitlines()[0].startswith('1. ') and ' §AC-2(1) ' in hits.splitlines()[0], hits
+    scale, first = hits.splitlines()[:2]
+    assert scale.startswith('score: ') and first.startswith('1. [0.') and ' §AC-2(1) ' in first, hits  # one scale: no 10.569
+    assert first.endswith('(requirement, AC)  identifier match') and ' p.1 ' not in first, hits  # a record: no page
     assert untracked(clone) == []
