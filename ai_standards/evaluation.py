@@ -250,19 +250,21 @@ def plot_confusion(result:dict, title:str='Confusion matrix'):
 # %% ../nbs/06_evaluation.ipynb #c026
 def plot_f1_bars(results:dict, # name -> evaluate_model result
                 ):
-    "Horizontal per-class F1 bars, one colour per model, a zero F1 marked 0; sized to the bars, the legend beside them."
+    "Horizontal per-class F1 bars, one colour per model, a zero F1 marked 0; sized to the bars, the legend above them."
     plt = _plt(); labels = sorted(set().union(*[r['present_labels'] for r in results.values()]))
-    h = 0.8 / len(results); fig, ax = plt.subplots(figsize=(10, 0.09 * len(labels) * len(results) + 0.3 * len(labels) + 1))
+    h, rows = 0.8 / len(results), -(-len(results) // 2)  # bar thickness; legend rows, two models a row
+    top = 0.35 + 0.2 * rows  # inches above the axes: the legend and the title
+    fig, ax = plt.subplots(figsize=(9, 0.06 * len(labels) * len(results) + 0.15 * len(labels) + 0.6 + top))
     for k, (name, r) in enumerate(results.items()):
         f1 = [r['report'].get(l, {}).get('f1-score', 0) for l in labels]
         bars = ax.barh(np.arange(len(labels)) + k * h, f1, h, label=f"{name} (macro-F1 {r['macro_f1']:.2f})")
         for y, v in zip(np.arange(len(labels)) + k * h, f1):  # a zero bar has no width: say 0 where it would start
-            if v == 0: ax.text(0.005, y, '0', va='center', fontsize=6, color=bars.patches[0].get_facecolor())
+            if v == 0: ax.text(0.004, y, '0', va='center', fontsize=7, weight='bold', color=bars.patches[0].get_facecolor())
     ax.set_yticks(np.arange(len(labels)) + 0.4 - h / 2, labels, fontsize=9); ax.invert_yaxis()
     n = next(iter(results.values()))
     ax.set_xlabel('F1'); ax.set_xlim(0, 1); ax.set_title(f"Per-class F1 on {n['n']} {n['level']}s", fontsize=10)
-    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1), frameon=False)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc='upper center', ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (top - 0.3) / fig.get_size_inches()[1]))
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c027
