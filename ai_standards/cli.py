@@ -132,7 +132,10 @@ def cmd_chunk(args):
 def add_chunk(sub):
     "The `chunk` sub-command's parser."
     c = sub.add_parser('chunk', parents=[_PATHS, _MANIFEST, _LABEL_FIELD, _STRICT, _JSON], epilog=_EXITS,
-                       help='read documents and cut them into clause-aware chunks')
+                       help='read documents and cut them into clause-aware chunks',
+                       description='Read documents (PDF, text, Markdown, JSONL records, OSCAL catalogs), clean them and cut '
+                                   'them into chunks that follow their clauses, each with its pages, clause, heading and '
+                                   'normative level; print a summary and, with --out, write the chunks as JSONL.')
     c.add_argument('--max-tokens', type=int, default=256, help='tokens per chunk at most (default: %(default)s)')
     c.add_argument('--overlap', type=int, default=32, help='tokens shared by consecutive chunks (default: %(default)s)')
     c.add_argument('--out', type=Path, help='write the chunks to this JSONL file')
@@ -176,7 +179,10 @@ def cmd_ingest(args):
 def add_ingest(sub):
     "The `ingest` sub-command's parser."
     i = sub.add_parser('ingest', parents=[_PATHS, _STORE, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
-                       epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
+                       epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)',
+                       description='Read, chunk and embed documents into a Chroma collection, incrementally: an unchanged '
+                                   'file is skipped, a changed one replaced, and with --prune the chunks of files gone from '
+                                   'the ingested folders are deleted.')
     i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
                    'folders (refused, deleting nothing, when a PATH is missing or unreadable)')
     i.add_argument('--model', help='embedding model: folder or Hugging Face id (default: packaged all-MiniLM-L6-v2)')
@@ -309,7 +315,12 @@ def add_train(sub):
     t = sub.add_parser('train', parents=[_PATHS, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
                        help='train a classifier and embedding model, evaluate, save (resumable)',
                        description='Read documents, then run the eight steps: prepare, embed, store, classifier, '
-                                   'embedding, evaluate, persist, report. Run the same command again to resume.')
+                                   'embedding, evaluate, persist, report. The default predictor is a pool of a TF-IDF '
+                                   'head and an embedding head; --classifier and --fine-tune add the transformer training. '
+                                   'Run the same command again to resume.',
+                       epilog='exit status: 0 when the model was trained and saved, also when some files failed: each '
+                              'gets a FAILED line; --strict makes any failure exit 1. 1 when no labeled document could be '
+                              'read, or on an error. 2 for a usage error.')
     t.add_argument('--out', required=True, metavar='MODEL_DIR', help='the model folder to write')
     t.add_argument('--config', type=Path, help='pipeline settings (.json or .toml); flags override them')
     t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
@@ -349,7 +360,12 @@ def cmd_demo(args):
 
 def add_demo(sub):
     "The `demo` sub-command's parser."
-    d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus')
+    d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus',
+                       description='Render the built-in sample corpus (30 standards in 10 categories) to PDF and run all '
+                                   'eight steps on it, the classifier and the embedding fine-tune included (minutes on a '
+                                   'CPU), then search and classify once and say where the report, models and database '
+                                   'are. Run it again to resume.',
+                       epilog='exit status: 0 on success; 1 when a step fails, or on any other error; 2 for a usage error.')
     d.add_argument('--out', default='ai_standards_demo', help='folder for all the demo writes (default: %(default)s)')
     d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
     d.set_defaults(func=cmd_demo)
@@ -372,6 +388,16 @@ def _classify_text(res:list[dict], chunks:int) -> str:
         if more > 0: out.append(f"    ... {more} more chunk(s) (--chunks N, or --json)")
     return '\n'.join(out)
 
+# %% ../nbs/09_cli.ipynb #c022n
+def _calibration_note(model_dir) -> str:
+    "What the probabilities are and how far to trust them: the held-out expected calibration error the model folder records."
+    try: ev = json.loads((Path(model_dir)/'metrics.json').read_text())['evaluation']['model']
+    except (OSError, ValueError, KeyError, TypeError): return ''
+    c = ev.get('calibration') or {}
+    if c.get('ece') is None: return ''
+    return (f"\nprobabilities: the model's top-label probabilities; on its held-out split ({ev['n']} {ev['level']}s) they were "
+            f"off from how often it was right by {c['ece']:.2f} on average (expected calibration error), so read 1.00 as 'likely'")
+
 # %% ../nbs/09_cli.ipynb #c022a
 def cmd_classify(args):
     "Label documents and texts with a saved model; per document and per chunk."
@@ -384,12 +410,19 @@ def cmd_classify(args):
     if not res:
         raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures))
     failures = _failures(report)
-    _emit(args, dict(documents=res, failures=failures), _classify_text(res, args.chunks) + _failed_text(failures))
+    _emit(args, dict(documents=res, failures=failures), _classify_text(res, args.chunks) + _calibration_note(args.model_dir)
+          + _failed_text(failures))
     return 1 if report.failures else 0
 
 def add_classify(sub):
     "The `classify` sub-command's parser."
-    k = sub.add_parser('classify', parents=[_DEVICE, _JSON], help='label documents or texts with a saved model')
+    k = sub.add_parser('classify', parents=[_DEVICE, _JSON], help='label documents or texts with a saved model',
+                       description="Label each file, folder or quoted text with a saved model: the document's label and "
+                                   "probability (its chunks' probabilities averaged), the next labels, and each chunk's "
+                                   "label with its page and clause. Under them, the model's held-out calibration error "
+                                   "says how far its probabilities can be read as chances.",
+                       epilog='exit status: 0 when everything was classified; 1 when a file could not be read (the rest '
+                              'are still classified), or on an error; 2 for a usage error.')
     k.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
     k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT', help='a PDF, text, JSONL file, folder, or quoted text')
     k.add_argument('--top', type=int, default=3, help='labels listed per document (default: %(default)s)')
@@ -447,7 +480,11 @@ def cmd_evaluate(args):
 def add_evaluate(sub):
     "The `evaluate` sub-command's parser."
     e = sub.add_parser('evaluate', parents=[_MANIFEST, _DEVICE, _JSON],
-                       help='score a saved model on labeled data, with baselines and a report')
+                       help='score a saved model on labeled data, with baselines and a report',
+                       description='Score a saved model on labeled data: accuracy, precision, recall and F1 per class, '
+                                   'the confusion matrix, calibration, and the baselines trained on the same rows. Only '
+                                   'the test rows are scored when the data marks a test split.',
+                       epilog='exit status: 0 on success; 1 when no labeled document could be read, or on any other error; 2 for a usage error.')
     e.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
     e.add_argument('data', nargs='+', type=Path, metavar='DATA', help='a labeled JSONL file, or a folder of documents')
     e.add_argument('--label-field', help="JSONL field holding the label (default: the model's)")
@@ -498,8 +535,11 @@ def cmd_info(args):
 
 def add_info(sub):
     "The `info` sub-command's parser."
-    n = sub.add_parser('info', parents=[_JSON], help='describe a model folder and check it against its manifest')
-    n.add_argument('model_dir', metavar='MODEL_DIR')
+    n = sub.add_parser('info', parents=[_JSON], help='describe a model folder and check it against its manifest',
+                       description='Check every file of a model folder against its manifest (sizes and sha256), then '
+                                   'list the versions it was made with, its labels, parts, default predictor and evaluation.',
+                       epilog='exit status: 0 on success; 1 when a file is missing or changed, or on any other error; 2 for a usage error.')
+    n.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train (or the demo\'s models/)')
     n.add_argument('--quick', action='store_true', help='check sizes only, not checksums')
     n.set_defaults(func=cmd_info)
 
