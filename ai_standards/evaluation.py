@@ -353,7 +353,7 @@ def _models_md(m:dict) -> list[str]:
            "class size; ECE: expected calibration error (above). The last two columns pair each row with the first, item by "
            f"item: how many items only the {name} gets right and how many only that row does, and the exact McNemar p-value "
            "of the difference (above 0.05: this split does not rank the two).", '',
-           '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE | only model right / only this right | McNemar p |',
+           '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE | only first right / only this right | McNemar p |',
            '|---|---|---|---|---|---|---|---|---|']
     for n, r in m['models'].items():
         ece = _fmt(r['calibration']['ece']) if r.get('calibration') else '–'
