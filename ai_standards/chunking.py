@@ -7,14 +7,14 @@ from __future__ import annotations
 import hashlib, json, re
 from bisect import bisect_left, bisect_right
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 from loguru import logger
-from .documents import RECORD_KINDS, Document, IngestReport, read_documents
+from .documents import RECORD_KINDS, Document, IngestReport, normalize_chars, normalize_whitespace, read_documents
 
 # %% auto #0
-__all__ = ['NORMATIVE_LEVELS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level', 'match_heading',
-           'find_contents', 'skipped_spans', 'find_sections', 'chunk_id', 'Chunker', 'check_chunks', 'document_record',
-           'iter_processed_documents', 'process_documents']
+__all__ = ['NORMATIVE_LEVELS', 'CONTROL_KINDS', 'TEXT_RULES', 'default_model_path', 'load_tokenizer', 'normative_level',
+           'chunk_level', 'match_heading', 'find_contents', 'skipped_spans', 'marked_headings', 'find_sections',
+           'chunk_id', 'Chunker', 'check_chunks', 'document_record', 'iter_processed_documents', 'process_documents']
 
 # %% ../nbs/02_chunking.ipynb #c007
 def default_model_path() -> str:
@@ -44,6 +44,17 @@ _NORMATIVE = [('requirement', re.compile(r'\b(?i:shall|must)\b|\bREQUIRED\b|\b(?
 def normative_level(text:str) -> str:
     "'requirement', 'recommendation', 'permission' or 'informative': the strongest verbal form in `text`."
     return next((level for level, rx in _NORMATIVE if rx.search(text)), 'informative')
+
+# %% ../nbs/02_chunking.ipynb #c012a
+CONTROL_KINDS = ('control', 'enhancement') # record kinds whose statement is a requirement
+
+def chunk_level(doc:Document, start:int, text:str) -> str:
+    "Normative level of the chunk `text` at `start` in `doc`: its strongest verbal form, or requirement in a control's statement."
+    level = normative_level(text)
+    m = doc.metadata
+    if level == 'requirement' or doc.kind not in RECORD_KINDS or m.get('kind') not in CONTROL_KINDS: return level
+    statement = normalize_whitespace(normalize_chars(str(m.get('statement') or '')))
+    return 'requirement' if start < len(statement) else level
 
 # %% ../nbs/02_chunking.ipynb #c014
 _HEADINGS = [re.compile(r'^(?P<num>\d{1,2}(?:\.\d{1,3}){0,5})\.?\s+(?P<title>[A-Z(][^\n]*)$'),
@@ -103,6 +114,27 @@ def _restarts(skip:list[tuple[int, int]]) -> set[int]:
     "Where the text after each left-out span starts: the next line, which opens a section of its own."
     return {b + 1 for _, b in skip}
 
+# %% ../nbs/02_chunking.ipynb #c016a
+_LIST_ITEM = re.compile(r'^(?:\d{1,3}\.|•)\s') # a Markdown list item as `documents` reads it back
+
+def marked_headings(doc:Document) -> Callable[[str], tuple[str|None, str]|None]:
+    "A function from each line of `doc.text`, in order, to (clause, heading) when it is a heading marked in a Markdown file."
+    heads = [(int(level), t) for level, t in doc.metadata.get('headings', [])] if doc.kind == 'markdown' else []
+    where = {}  # heading text -> its indices in `heads`
+    for k, (_, t) in enumerate(heads): where.setdefault(t, []).append(k)
+    state = {'next': 0, 'open': []}  # the next heading to find; (level, clause) of the headings it sits under
+    def mark(line:str):
+        k = next((k for k in where.get(line.strip(), []) if k >= state['next']), None)
+        if k is None: return None
+        level, title = heads[k]
+        m = match_heading(title, max_words=len(title.split()))
+        state['open'] = [o for o in state['open'] if o[0] < level]
+        if m: clause, heading = m[0], m[1] or title[len(m[0]):].strip(' .:') or None
+        else: clause, heading = (state['open'][-1][1] if state['open'] else None), title
+        state['next'] = k + 1; state['open'].append((level, clause))
+        return clause, heading
+    return mark
+
 # %% ../nbs/02_chunking.ipynb #c017
 def find_sections(doc:Document,
                   skip:list[tuple[int, int]]=(), # spans left out (contents listings): no headings; text after one restarts
@@ -112,9 +144,11 @@ def find_sections(doc:Document,
     clause = heading = head_clause = None  # head_clause: clause number of the last titled heading
     if doc.kind in RECORD_KINDS:
         clause, heading = str(doc.metadata.get('label') or doc.metadata.get('record_id') or '') or None, doc.title
-    out, pos = [(0, clause, heading)], 0
+    out, pos, mark = [(0, clause, heading)], 0, marked_headings(doc)
     for line in doc.text.split('\n'):
-        m = match_heading(line) if doc.kind not in RECORD_KINDS and not any(a <= pos < b for a, b in skip) else None
+        m = None
+        if doc.kind not in RECORD_KINDS and not any(a <= pos < b for a, b in skip):
+            m = mark(line) or (None if doc.kind == 'markdown' and _LIST_ITEM.match(line) else match_heading(line))
         if m:
             clause = m[0]
             if m[1]: heading, head_clause = m[1], m[0]
@@ -162,7 +196,7 @@ def chunk_id(doc_sha256:str, char_start:int, text:str) -> str:
     return hashlib.sha256(f'{doc_sha256}:{char_start}:{text}'.encode()).hexdigest()[:32]
 
 # %% ../nbs/02_chunking.ipynb #c027
-TEXT_RULES = 3 # version of the cleaning and heading rules: a new one gives a file other chunks, so stores re-chunk it
+TEXT_RULES = 4 # version of the cleaning and heading rules: a new one gives a file other chunks, so stores re-chunk it
 
 class Chunker:
     "Cuts `Document`s into clause-aware chunks of at most `max_tokens` model tokens."
@@ -231,7 +265,7 @@ def _chunks(self:Chunker, doc:Document) -> list[dict]:
                             label=doc.label, chunk_index=len(out), text=t,
                             n_tokens=bisect_left(starts, b) - bisect_left(starts, a) + self.max_tokens - self.budget,
                             char_start=a, char_end=b, page_start=page(a), page_end=page(b - 1),
-                            clause=clause, heading=heading, normative_level=normative_level(t)))
+                            clause=clause, heading=heading, normative_level=chunk_level(doc, a, t)))
     return out
 Chunker.__call__ = _chunks
 

@@ -12,10 +12,10 @@ from .documents import DOC_SUFFIXES, DocumentError, IngestReport
 from .vectordb import DEFAULT_COLLECTION
 
 # %% auto #0
-__all__ = ['CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search', 'add_search',
-           'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify', 'cmd_evaluate',
-           'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'cmd_coverage', 'add_coverage',
-           'build_parser', 'main']
+__all__ = ['SCORE_SCALES', 'CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search',
+           'add_search', 'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify',
+           'cmd_evaluate', 'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'cmd_coverage',
+           'add_coverage', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -42,6 +42,11 @@ _STRICT = _parent('--strict', action='store_true', help='exit 1 if any file fail
 _EXITS = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
           'failed: each gets a FAILED line (a WARNING line for a file read, but not as asked, e.g. left without a label); --strict makes any failure or warning exit 1. 1 when no document could be read '
           'at all, or on an error. 2 for a usage error.')
+
+# %% ../nbs/09_cli.ipynb #c006q
+def _progress(args) -> bool:
+    "Progress bars on stderr: only at a terminal, never under --json or when stderr is a file or a pipe."
+    return not getattr(args, 'json', False) and sys.stderr.isatty()
 
 # %% ../nbs/09_cli.ipynb #c006d
 _STORE = argparse.ArgumentParser(add_help=False)
@@ -136,9 +141,10 @@ def cmd_chunk(args):
     from ai_standards.chunking import process_documents
     report, chunker = IngestReport(), _chunker(args)
     processed = process_documents(args.paths, chunker, report,
-                                  manifest=args.manifest, label_field=args.label_field, progress=not args.json)
+                                  manifest=args.manifest, label_field=args.label_field, progress=_progress(args))
     if not processed: raise CLIError(_nothing_read(args.paths, report.failures, report.ignored))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out _work/chunks.jsonl` in a fresh clone
         with open(args.out, 'w', encoding='utf-8') as f:
             for d in processed:
                 for c in d['chunks']: f.write(json.dumps(c, ensure_ascii=False) + '\n')
@@ -149,7 +155,10 @@ def cmd_chunk(args):
 def add_chunk(sub):
     "The `chunk` sub-command's parser."
     c = sub.add_parser('chunk', parents=[_PATHS, _MANIFEST, _LABEL_FIELD, _STRICT, _JSON], epilog=_EXITS,
-                       help='read documents and cut them into clause-aware chunks')
+                       help='read documents and cut them into clause-aware chunks',
+                       description='Read documents (PDF, text, Markdown, JSONL records, OSCAL catalogs), clean them and cut '
+                                   'them into chunks that follow their clauses, each with its pages, clause, heading and '
+                                   'normative level; print a summary and, with --out, write the chunks as JSONL.')
     c.add_argument('--max-tokens', type=int, default=256, help='tokens per chunk at most (default: %(default)s)')
     c.add_argument('--overlap', type=int, default=32, help='tokens shared by consecutive chunks (default: %(default)s)')
     c.add_argument('--out', type=Path, help='write the chunks to this JSONL file')
@@ -185,7 +194,8 @@ def cmd_ingest(args):
     store = _store(args)
     embedder = store.embedder_for(device=args.device) if store.count() else \
                Embedder(args.model, device=args.device, backend=args.backend)
-    s = ingest(args.paths, store, embedder, prune=args.prune, force=args.force, progress=not args.json, manifest=args.manifest,
+    s = ingest(args.paths, store, embedder, prune=args.prune, force=args.force, progress=_progress(args),
+               manifest=args.manifest,
                label_field=args.label_field)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
@@ -195,7 +205,10 @@ def cmd_ingest(args):
 def add_ingest(sub):
     "The `ingest` sub-command's parser."
     i = sub.add_parser('ingest', parents=[_PATHS, _STORE, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
-                       epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)')
+                       epilog=_EXITS, help='documents -> chunks -> embeddings -> ChromaDB (only what changed)',
+                       description='Read, chunk and embed documents into a Chroma collection, incrementally: an unchanged '
+                                   'file is skipped, a changed one replaced, and with --prune the chunks of files gone from '
+                                   'the ingested folders are deleted.')
     i.add_argument('--prune', action='store_true', help='delete chunks of files that are gone from the ingested '
                    'folders (refused, deleting nothing, when a PATH is missing or unreadable, or when a folder would '
                    'be left with no chunks at all)')
@@ -206,15 +219,23 @@ def add_ingest(sub):
     i.set_defaults(func=cmd_ingest)
 
 # %% ../nbs/09_cli.ipynb #c017
-def _hits_text(hits:list[dict]) -> str:
-    "Search hits as a numbered, cited list."
+SCORE_SCALES = dict( # what the number in brackets is, per search mode
+    hybrid='score: 0.5 x cosine similarity + 0.5 x BM25 keyword score, each scaled 0-1 over the collection (1 = best)',
+    dense='score: cosine similarity of the query and chunk embeddings (1 = same meaning, 0 = unrelated)',
+    lexical='score: BM25 keyword score (0 = no word in common; no upper bound)')
+
+def _hits_text(hits:list[dict], mode:str='hybrid') -> str:
+    "Search hits as a numbered, cited list under a line saying what the score is."
     if not hits: return 'no results'
-    out = []
+    out = [SCORE_SCALES[mode] + ('; "identifier match": the chunk is the identifier asked for, listed first'
+                                 if any(h.get('identifier_match') for h in hits) else '')]
     for n, h in enumerate(hits, 1):
-        pages = f"p.{h['page_start']}" + (f"-{h['page_end']}" if h.get('page_end') != h['page_start'] else '')
+        record = str(h.get('file') or '').endswith(('.jsonl', '.json'))  # a record has no pages
+        pages = '' if record else f" p.{h['page_start']}" + (f"-{h['page_end']}" if h.get('page_end') != h['page_start'] else '')
         clause = f" §{h['clause']}" if h.get('clause') else ''
-        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')} {pages}{clause} {h.get('heading') or ''} "
-                   f"({h.get('normative_level')}, {h.get('label')})\n   {' '.join(h['text'].split())[:240]}")
+        match = '  identifier match' if h.get('identifier_match') else ''
+        out.append(f"{n}. [{h['score']:.3f}] {h.get('file')}{pages}{clause} {h.get('heading') or ''} "
+                   f"({h.get('normative_level')}, {h.get('label')}){match}\n   {' '.join(h['text'].split())[:240]}")
     return '\n'.join(out)
 
 # %% ../nbs/09_cli.ipynb #c029a
@@ -241,18 +262,27 @@ def cmd_search(args):
         if args.chroma_url or 'run `ai-standards ingest' not in str(e) and 'no collection' not in str(e) or not ingest_running(args.db): raise
         raise CLIError(f'nothing to search in {args.db} yet: an ingest into it is running; search again when it '
                        'finishes') from None
-    _emit(args, hits, _hits_text(hits))
+    _emit(args, hits, _hits_text(hits, args.mode))
     return 0
 
 def add_search(sub):
     "The `search` sub-command's parser."
-    q = sub.add_parser('search', parents=[_STORE, _JSON], help='hybrid (BM25 + dense) search over ingested documents')
+    q = sub.add_parser('search', parents=[_STORE, _JSON], help='hybrid (BM25 + dense) search over ingested documents',
+                       description='Search an ingested collection; each hit cites its file, pages, clause, heading, '
+                                   'normative level and label. The number in brackets: ' + '; '.join(
+                                       f'{m}: {s[7:]}' for m, s in SCORE_SCALES.items()) + '. A chunk that is the '
+                                   'identifier asked for (AC-2(1), ac-2.1, clause 4.2) is listed first, marked '
+                                   '"identifier match", its score on the same scale.',
+                       epilog='exit status: 0 with results (or "no results"), 1 on an error (no such database or '
+                              'collection, an empty collection), 2 for a usage error.')
     q.add_argument('query', type=_nonempty, help='plain words, or an identifier such as AC-2(1) or clause 4.2')
     q.add_argument('--k', type=int, default=5, help='number of results, 1 or more (default: %(default)s)')
-    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'], help='ranking (%(default)s)')
+    q.add_argument('--mode', default='hybrid', choices=['hybrid', 'dense', 'lexical'],
+                   help='hybrid: BM25 keywords and embedding similarity; dense: embeddings only; lexical: BM25 only '
+                        '(default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
-    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must)')
+    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must, or a control\'s statement)')
     q.set_defaults(func=cmd_search)
 
 # %% ../nbs/09_cli.ipynb #c019a
@@ -293,7 +323,7 @@ def _trainer_for(args):
     cfg = read_config(args.config) if args.config else PipelineConfig()
     out = Path(args.out)
     run_dir = args.run_dir or (cfg.run_dir if args.config else out.parent/f'{out.name}.run')
-    over = dict(models_dir=str(out), progress=not args.json, run_dir=str(run_dir))
+    over = dict(models_dir=str(out), progress=_progress(args), run_dir=str(run_dir))
     for k in ('manifest', 'label_field', 'device', 'chroma_url'):
         if getattr(args, k, None) is not None: over[k] = str(getattr(args, k))
     if args.db: over['db_path'] = str(args.db)
@@ -319,7 +349,12 @@ def add_train(sub):
     t = sub.add_parser('train', parents=[_PATHS, _MANIFEST, _LABEL_FIELD, _DEVICE, _STRICT, _JSON],
                        help='train a classifier and embedding model, evaluate, save (resumable)',
                        description='Read documents, then run the eight steps: prepare, embed, store, classifier, '
-                                   'embedding, evaluate, persist, report. Run the same command again to resume.')
+                                   'embedding, evaluate, persist, report. The default predictor is a pool of a TF-IDF '
+                                   'head and an embedding head; --classifier and --fine-tune add the transformer training. '
+                                   'Run the same command again to resume.',
+                       epilog='exit status: 0 when the model was trained and saved, also when some files failed: each '
+                              'gets a FAILED line; --strict makes any failure exit 1. 1 when no labeled document could be '
+                              'read, or on an error. 2 for a usage error.')
     t.add_argument('--out', required=True, metavar='MODEL_DIR', help='the model folder to write')
     t.add_argument('--config', type=Path, help='pipeline settings (.json or .toml); flags override them')
     t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
@@ -345,14 +380,15 @@ def cmd_demo(args):
     pdfs = render_sample_pdfs(out/'sample_pdfs')
     cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
                          train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
-                         progress=not args.json, classifier=ClassifierConfig(epochs=args.epochs),
+                         progress=_progress(args), classifier=ClassifierConfig(epochs=args.epochs),
                          embedding=EmbeddingConfig(epochs=1))
     t = AIStandardsTrainer(cfg); res = t.train([pdfs])
     query = 'How quickly must a personal data breach be notified?'
     hits = t.search(query, k=3)
     sample = t.classify(['Backups of critical systems shall be restored and tested at least quarterly.'])[0]
     s = res | dict(search=dict(query=query, hits=hits), classify=sample, sample_pdfs=str(pdfs))
-    text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits) +
+    text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits, 'dense').split('\n', 1)[1] +
+            f"\n   ({SCORE_SCALES['dense']})" +
             f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({sample['probability']:.2f})" +
             f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   "
             f"ai-standards search \"backup testing\" --db {out/'chroma_db'}")
@@ -361,7 +397,12 @@ def cmd_demo(args):
 
 def add_demo(sub):
     "The `demo` sub-command's parser."
-    d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus')
+    d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus',
+                       description='Render the built-in sample corpus (30 standards in 10 categories) to PDF and run all '
+                                   'eight steps on it, the classifier and the embedding fine-tune included (minutes on a '
+                                   'CPU), then search and classify once and say where the report, models and database '
+                                   'are. Run it again to resume.',
+                       epilog='exit status: 0 on success; 1 when a step fails, or on any other error; 2 for a usage error.')
     d.add_argument('--out', default='ai_standards_demo', help='folder for all the demo writes (default: %(default)s)')
     d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
     d.set_defaults(func=cmd_demo)
@@ -387,6 +428,16 @@ def _classify_text(res:list[dict], chunks:int) -> str:
         if more > 0: out.append(f"    ... {more} more chunk(s) (--chunks N, or --json)")
     return '\n'.join(out)
 
+# %% ../nbs/09_cli.ipynb #c022n
+def _calibration_note(model_dir) -> str:
+    "What the probabilities are and how far to trust them: the held-out expected calibration error the model folder records."
+    try: ev = json.loads((Path(model_dir)/'metrics.json').read_text())['evaluation']['model']
+    except (OSError, ValueError, KeyError, TypeError): return ''
+    c = ev.get('calibration') or {}
+    if c.get('ece') is None: return ''
+    return (f"\nprobabilities: the model's top-label probabilities; on its held-out split ({ev['n']} {ev['level']}s) they were "
+            f"off from how often it was right by {c['ece']:.2f} on average (expected calibration error), so read 1.00 as 'likely'")
+
 # %% ../nbs/09_cli.ipynb #c022a
 def cmd_classify(args):
     "Label documents and texts with a saved model; per document and per chunk."
@@ -399,12 +450,19 @@ def cmd_classify(args):
     if not res:
         raise CLIError('nothing could be classified: ' + '; '.join(f'{Path(p).name}: {r}' for p, r in report.failures))
     failures = _failures(report)
-    _emit(args, dict(documents=res, failures=failures), _classify_text(res, args.chunks) + _failed_text(failures))
+    _emit(args, dict(documents=res, failures=failures), _classify_text(res, args.chunks) + _calibration_note(args.model_dir)
+          + _failed_text(failures))
     return 1 if report.failures else 0
 
 def add_classify(sub):
     "The `classify` sub-command's parser."
-    k = sub.add_parser('classify', parents=[_DEVICE, _JSON], help='label documents or texts with a saved model')
+    k = sub.add_parser('classify', parents=[_DEVICE, _JSON], help='label documents or texts with a saved model',
+                       description="Label each file, folder or quoted text with a saved model: the document's label and "
+                                   "probability (its chunks' probabilities averaged), the next labels, and each chunk's "
+                                   "label with its page and clause. Under them, the model's held-out calibration error "
+                                   "says how far its probabilities can be read as chances.",
+                       epilog='exit status: 0 when everything was classified; 1 when a file could not be read (the rest '
+                              'are still classified), or on an error; 2 for a usage error.')
     k.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
     k.add_argument('inputs', nargs='+', metavar='FILE_OR_TEXT', help='a PDF, text, JSONL file, folder, or quoted text')
     k.add_argument('--top', type=int, default=3, help='labels listed per document (default: %(default)s)')
@@ -462,7 +520,11 @@ def cmd_evaluate(args):
 def add_evaluate(sub):
     "The `evaluate` sub-command's parser."
     e = sub.add_parser('evaluate', parents=[_MANIFEST, _DEVICE, _JSON],
-                       help='score a saved model on labeled data, with baselines and a report')
+                       help='score a saved model on labeled data, with baselines and a report',
+                       description='Score a saved model on labeled data: accuracy, precision, recall and F1 per class, '
+                                   'the confusion matrix, calibration, and the baselines trained on the same rows. Only '
+                                   'the test rows are scored when the data marks a test split.',
+                       epilog='exit status: 0 on success; 1 when no labeled document could be read, or on any other error; 2 for a usage error.')
     e.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train')
     e.add_argument('data', nargs='+', type=Path, metavar='DATA', help='a labeled JSONL file, or a folder of documents')
     e.add_argument('--label-field', help="JSONL field holding the label (default: the model's)")
@@ -513,8 +575,11 @@ def cmd_info(args):
 
 def add_info(sub):
     "The `info` sub-command's parser."
-    n = sub.add_parser('info', parents=[_JSON], help='describe a model folder and check it against its manifest')
-    n.add_argument('model_dir', metavar='MODEL_DIR')
+    n = sub.add_parser('info', parents=[_JSON], help='describe a model folder and check it against its manifest',
+                       description='Check every file of a model folder against its manifest (sizes and sha256), then '
+                                   'list the versions it was made with, its labels, parts, default predictor and evaluation.',
+                       epilog='exit status: 0 on success; 1 when a file is missing or changed, or on any other error; 2 for a usage error.')
+    n.add_argument('model_dir', metavar='MODEL_DIR', help='a model folder written by train (or the demo\'s models/)')
     n.add_argument('--quick', action='store_true', help='check sizes only, not checksums')
     n.set_defaults(func=cmd_info)
 

@@ -8,6 +8,7 @@ import csv, fnmatch, functools, hashlib, json, multiprocessing, os, re, unicoded
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable, Iterator
 from loguru import logger
@@ -16,9 +17,9 @@ from tqdm import tqdm
 # %% auto #0
 __all__ = ['PAGE_SEP', 'MIN_CHARS_PER_PAGE', 'DOC_SUFFIXES', 'RECORD_KINDS', 'DocumentError', 'Document', 'normalize_chars',
            'unspace_letters', 'strip_running_lines', 'join_lines', 'normalize_whitespace', 'clean_pages', 'file_sha256',
-           'read_pdf_pages', 'read_text_pages', 'Manifest', 'read_manifest', 'load_document', 'iter_jsonl_documents',
-           'catalog_records', 'ResolvedProfile', 'resolve_profile', 'profile_records', 'iter_catalog_documents',
-           'IngestReport', 'find_documents', 'metadata_signature', 'read_documents']
+           'read_pdf_pages', 'read_text_pages', 'read_markdown_pages', 'Manifest', 'read_manifest', 'load_document',
+           'iter_jsonl_documents', 'catalog_records', 'ResolvedProfile', 'resolve_profile', 'profile_records',
+           'iter_catalog_documents', 'IngestReport', 'find_documents', 'metadata_signature', 'read_documents']
 
 # %% ../nbs/01_documents.ipynb #c007
 class DocumentError(Exception):
@@ -188,6 +189,50 @@ def read_text_pages(path:Path|str) -> list[str]:
     if not text.strip(): raise DocumentError(path, 'no text (the file holds only whitespace)')
     return text.split('\f')
 
+# %% ../nbs/01_documents.ipynb #c034a
+class _MarkdownText(HTMLParser):
+    "Plain text of rendered Markdown, one block a line, with the (level, text) of each heading."
+    _BLOCKS = {'p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'li', 'pre', 'tr', 'dt', 'dd', 'blockquote', 'hr', 'div', 'table', 'ul', 'ol'}
+    def __init__(self):
+        super().__init__()
+        self.blocks, self.headings, self.cur, self.prefix, self.lists, self.pre = [], [], [], '', [], 0
+    def flush(self, level:int=0):
+        "End the block being read; `level` when it is a heading."
+        t = ''.join(self.cur)
+        t = t.strip('\n') if self.pre else re.sub(r' ?\x00 ?', '\n', re.sub(r'\s+', ' ', t)).strip()  # \x00: a <br>
+        if t:
+            if level: self.headings.append((level, t))
+            self.blocks.append(self.prefix + t); self.prefix = ''
+        self.cur = []
+    def handle_starttag(self, tag, attrs):
+        if tag in self._BLOCKS: self.flush()
+        if tag == 'pre': self.pre += 1
+        elif tag in ('ul', 'ol'): self.lists.append(int(dict(attrs).get('start') or 1) if tag == 'ol' else None)
+        elif tag == 'li' and self.lists:  # a list item keeps its number, or a bullet
+            n = self.lists[-1]
+            self.prefix = '• ' if n is None else f'{n}. '
+            if n is not None: self.lists[-1] += 1
+        elif tag in ('td', 'th') and ''.join(self.cur).strip(): self.cur.append(' | ')
+        elif tag == 'br': self.cur.append('\x00')
+    def handle_endtag(self, tag):
+        if tag in self._BLOCKS: self.flush(int(tag[1]) if re.fullmatch(r'h[1-6]', tag) else 0)
+        if tag == 'pre': self.pre -= 1
+        elif tag in ('ul', 'ol') and self.lists: self.lists.pop()
+    def handle_data(self, data): self.cur.append(data)
+
+# %% ../nbs/01_documents.ipynb #c034b
+def read_markdown_pages(path:Path|str) -> tuple[list[str], dict]:
+    "Pages of a Markdown file as plain text, and its metadata: `Title` (the first `#` heading) and `headings` [(level, text)]."
+    import markdown
+    pages, heads = [], []
+    for page in read_text_pages(path):
+        md = _MarkdownText(); md.feed(markdown.markdown(page, extensions=['tables', 'fenced_code', 'sane_lists']))
+        md.close(); md.flush()
+        pages.append('\n\n'.join(md.blocks)); heads += md.headings
+    heads = [(level, t) for level, t in ((level, clean_pages([t])[0]) for level, t in heads) if t]  # as the text reads, cleaned
+    title = next((t for level, t in heads if level == 1), None)
+    return pages, ({'Title': title} if title else {}) | {'headings': heads}
+
 # %% ../nbs/01_documents.ipynb #c036
 @dataclass
 class Manifest:
@@ -239,6 +284,7 @@ def load_document(path:Path|str, # a .pdf, .txt or .md file
     if path.suffix.lower() == '.pdf':
         raw, meta = read_pdf_pages(path); kind = 'pdf'
         meta = {k: v for k, v in meta.items() if k in ('Title', 'Author', 'Subject', 'CreationDate')}
+    elif path.suffix.lower() == '.md': (raw, meta), kind = read_markdown_pages(path), 'markdown'
     else: raw, meta, kind = read_text_pages(path), {}, 'text'
     pages = clean_pages(raw)
     n = sum(len(re.findall(r'\w', p)) for p in pages)
@@ -485,7 +531,7 @@ def iter_catalog_documents(path:Path|str, # an OSCAL catalog .json file, or a pr
         yield _record_document(path, rec, n, [label_field or 'family'], 'catalog')
 
 # %% ../nbs/01_documents.ipynb #c046
-DOC_SUFFIXES = {'.pdf': 'pdf', '.txt': 'text', '.md': 'text', '.jsonl': 'jsonl', '.json': 'catalog'}
+DOC_SUFFIXES = {'.pdf': 'pdf', '.txt': 'text', '.md': 'markdown', '.jsonl': 'jsonl', '.json': 'catalog'}
 RECORD_KINDS = ('jsonl', 'catalog') # documents that are one record each (a JSONL line, a catalog control)
 
 @dataclass

@@ -250,17 +250,21 @@ def plot_confusion(result:dict, title:str='Confusion matrix'):
 # %% ../nbs/06_evaluation.ipynb #c026
 def plot_f1_bars(results:dict, # name -> evaluate_model result
                 ):
-    "Horizontal per-class F1 bars, one colour per model, labels readable at 100% zoom; the legend sits below the bars."
+    "Horizontal per-class F1 bars, one colour per model, a zero F1 marked 0; sized to the bars, the legend above them."
     plt = _plt(); labels = sorted(set().union(*[r['present_labels'] for r in results.values()]))
-    h = 0.8 / len(results); fig, ax = plt.subplots(figsize=(8, 0.22 * len(labels) * len(results) + 2))
+    h, rows = 0.8 / len(results), -(-len(results) // 2)  # bar thickness; legend rows, two models a row
+    top = 0.35 + 0.2 * rows  # inches above the axes: the legend and the title
+    fig, ax = plt.subplots(figsize=(9, 0.06 * len(labels) * len(results) + 0.15 * len(labels) + 0.6 + top))
     for k, (name, r) in enumerate(results.items()):
-        ax.barh(np.arange(len(labels)) + k * h, [r['report'].get(l, {}).get('f1-score', 0) for l in labels], h,
-                label=f"{name} (macro-F1 {r['macro_f1']:.2f})")
+        f1 = [r['report'].get(l, {}).get('f1-score', 0) for l in labels]
+        bars = ax.barh(np.arange(len(labels)) + k * h, f1, h, label=f"{name} (macro-F1 {r['macro_f1']:.2f})")
+        for y, v in zip(np.arange(len(labels)) + k * h, f1):  # a zero bar has no width: say 0 where it would start
+            if v == 0: ax.text(0.004, y, '0', va='center', fontsize=7, weight='bold', color=bars.patches[0].get_facecolor())
     ax.set_yticks(np.arange(len(labels)) + 0.4 - h / 2, labels, fontsize=9); ax.invert_yaxis()
     n = next(iter(results.values()))
     ax.set_xlabel('F1'); ax.set_xlim(0, 1); ax.set_title(f"Per-class F1 on {n['n']} {n['level']}s", fontsize=10)
-    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.08 - 1.2 / (len(labels) * len(results))), ncol=2)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc='upper center', ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (top - 0.3) / fig.get_size_inches()[1]))
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c027
@@ -305,10 +309,10 @@ def plot_reliability(result:dict, # an evaluate_model result with `calibration`
     plt = _plt(); c = result['calibration']; b = [x for x in c['bins'] if x['n']]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], ls='--', color='grey', lw=1, label='perfect calibration')
-    ax.plot([x['confidence'] for x in b], [x['accuracy'] for x in b], marker='o', label='model')
+    ax.plot([x['confidence'] for x in b], [x['accuracy'] for x in b], marker='o', label='model', clip_on=False)
     for x in b:
         ax.annotate(str(x['n']), (x['confidence'], x['accuracy']), xytext=(3, -9), textcoords='offset points', fontsize=7)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='confidence (top probability)', ylabel='accuracy')
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.04), xlabel='confidence (top probability)', ylabel='accuracy')
     ax.set_title(f"{title}: ECE {c['ece']:.3f}, n={result['n']} {result['level']}s", fontsize=10); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -316,14 +320,23 @@ def plot_reliability(result:dict, # an evaluate_model result with `calibration`
 # %% ../nbs/06_evaluation.ipynb #c031
 def _fmt(x): return f'{x:.3f}' if isinstance(x, float) else str(x)
 
+# %% ../nbs/06_evaluation.ipynb #c031e0
+def _ece_sentence(m:dict) -> str:
+    "The expected calibration error in one sentence a reader can act on: what it measures and which way this model errs."
+    c = m['calibration']; b = [x for x in c['bins'] if x['n']]
+    conf = sum(x['n'] * x['confidence'] for x in b) / max(sum(x['n'] for x in b), 1)
+    way = 'under-confident' if conf < m['accuracy'] else 'over-confident'
+    return (f"Expected calibration error {c['ece']:.3f}: the average gap between the top probability and how often it is "
+            f"right (10 bins; 0 means a probability of 0.8 is right 8 times in 10). Here the probabilities are {way}: "
+            f"mean top probability {conf:.2f} against accuracy {m['accuracy']:.2f}.")
+
 # %% ../nbs/06_evaluation.ipynb #c031a
 def _headline_md(m:dict) -> list[str]:
     "Title, what was scored, accuracy and macro-F1, and the cautions."
     out = [f"# Evaluation report: {m.get('title', 'ai_standards')}", '',
            f"{m['created']} · level: {m['level']} · {m['n']} items scored · {len(m['labels'])} classes", '',
            f"**Accuracy {m['accuracy']:.3f} · macro-F1 {m['macro_f1']:.3f}**", '']
-    if m.get('calibration'):
-        out += [f"Expected calibration error {m['calibration']['ece']:.3f} (10 bins of top-label confidence)", '']
+    if m.get('calibration'): out += [_ece_sentence(m), '']
     if m.get('warning'): out += [f"**Caution: {m['warning']}.**", '']
     if m.get('unknown_labels'):
         out += [f"Labels the model does not know (scored as errors): {', '.join(m['unknown_labels'])}", '']
@@ -333,15 +346,18 @@ def _headline_md(m:dict) -> list[str]:
 
 # %% ../nbs/06_evaluation.ipynb #c031b
 def _models_md(m:dict) -> list[str]:
-    "The comparison table: the model and every baseline, scored on the same rows, each paired with the model."
-    out = ['## Model and baselines (same split, same run)', '', f"n = {m['n']} {m['level']}s for every row. The last two "
-           "columns pair each row with the model item by item: how many items only the model gets right and how many only "
-           "that row does, and the exact McNemar p-value of the difference (above 0.05: this split does not rank the two).", '',
-           '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE | only model right / only this right | McNemar p |',
+    "The comparison table: the model (named as the CLI names it) and every baseline, on the same rows, each paired with it."
+    name = m.get('model_name', 'model')
+    out = ['## Model and baselines (same split, same run)', '', f"n = {m['n']} {m['level']}s for every row. Macro P, R and "
+           "F1: precision, recall and F1 averaged over the classes, each class counting the same; weighted F1: averaged by "
+           "class size; ECE: expected calibration error (above). The last two columns pair each row with the first, item by "
+           f"item: how many items only the {name} gets right and how many only that row does, and the exact McNemar p-value "
+           "of the difference (above 0.05: this split does not rank the two).", '',
+           '| model | accuracy | macro P | macro R | macro F1 | weighted F1 | ECE | only first right / only this right | McNemar p |',
            '|---|---|---|---|---|---|---|---|---|']
-    for name, r in m['models'].items():
+    for n, r in m['models'].items():
         ece = _fmt(r['calibration']['ece']) if r.get('calibration') else '–'
-        out.append(f"| {name} | {r['accuracy']:.3f} | {r['macro_precision']:.3f} | {r['macro_recall']:.3f} | "
+        out.append(f"| {name if n == 'model' else n} | {r['accuracy']:.3f} | {r['macro_precision']:.3f} | {r['macro_recall']:.3f} | "
                    f"{r['macro_f1']:.3f} | {r['weighted_f1']:.3f} | {ece} | {paired_cells(r.get('paired'))} |")
     return out
 
@@ -349,7 +365,7 @@ def _models_md(m:dict) -> list[str]:
 def _classes_md(m:dict) -> list[str]:
     "The model's per-class table."
     row = lambda c, v: f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1-score']:.3f} | {int(v['support'])} |"
-    return (['', '## Per class (model)', '', '| class | precision | recall | F1 | support |', '|---|---|---|---|---|'] +
+    return (['', f"## Per class ({m.get('model_name', 'model')})", '', '| class | precision | recall | F1 | support |', '|---|---|---|---|---|'] +
             [row(c, v) for c, v in m['report'].items() if c in m['labels']])
 
 # %% ../nbs/06_evaluation.ipynb #c031d
@@ -360,9 +376,16 @@ def _embeddings_md(m:dict) -> list[str]:
         o, x = s['overall'], s['matrix']
         out += ['', f'## Embedding similarity: {name}', '',
                 f"intra-class {o['intra']:.3f}, inter-class {o['inter']:.3f}, gap {o['gap']:.3f}, "
-                f"silhouette {s['silhouette']:.3f}; all pairs mean {x['mean']:.3f} (sd {x['std']:.3f})"]
+                f"silhouette {s['silhouette']:.3f}; all pairs mean {x['mean']:.3f} (sd {x['std']:.3f})", '',
+                '*Intra-class: mean cosine similarity of two chunks of one class; inter-class: of two chunks of different '
+                'classes; gap: intra minus inter (higher: classes further apart); silhouette, -1 to 1: how much nearer each '
+                'chunk is to its own class than to the nearest other (higher is better).*']
     if m.get('retrieval'):
-        out += ['', '## Retrieval', '', '| model | task | MRR@10 | nDCG@10 | accuracy@1 |', '|---|---|---|---|---|']
+        out += ['', '## Retrieval', '', '*Tasks: same_label, each held-out chunk asks for the training chunks of its label; '
+                'plain, each held-out heading (or title) asks for its own section\'s chunks. MRR@10: mean of 1 / rank of the '
+                'first relevant hit in the top 10; nDCG@10: the top 10\'s order against the ideal order, higher ranks '
+                'weighing more (1 = ideal); accuracy@1: share of queries whose first hit is relevant.*', '',
+                '| model | task | MRR@10 | nDCG@10 | accuracy@1 |', '|---|---|---|---|---|']
         out += [f"| {n} | {t} | {v['mrr@10']:.3f} | {v['ndcg@10']:.3f} | {v['accuracy@1']:.3f} |"
                 for n, tasks in m['retrieval'].items() for t, v in tasks.items()]
     return out
@@ -411,14 +434,14 @@ def write_report(folder:str|Path, # the run's report folder (created)
     return folder
 
 # %% ../nbs/06_evaluation.ipynb #c033a
-def _captions(main:dict, figures:dict, n_chunks:int) -> dict:
+def _captions(main:dict, figures:dict, n_chunks:int, name:str='default predictor') -> dict:
     "One sentence per plot: what it shows and on how many items."
     what = f"{main['n']} {main['level']}s of the held-out rows"
     return {k: v for k, v in dict(
-        confusion_matrix=f'Confusion matrix of the default predictor on {what} (rows: true label, columns: predicted).',
-        f1_by_class=f'Per-class F1 of the default predictor and of each baseline, all scored on the same {what}.',
-        reliability=f'Reliability of the default predictor on {what}: accuracy against top-label probability per bin '
-                    '(numbers: items in the bin); the dashed diagonal is perfect calibration.',
+        confusion_matrix=f'Confusion matrix of the {name} on {what} (rows: true label, columns: predicted).',
+        f1_by_class=f'Per-class F1 of the {name} and of each baseline, all scored on the same {what}.',
+        reliability=f'Reliability of the {name} on {what}: accuracy against top-label probability per bin '
+                    '(numbers: items in the bin); the dashed diagonal is perfect calibration, points below it over-confidence.',
         projection=f'PCA projection (2 components) of the embeddings of {n_chunks} held-out chunks, coloured by label.',
         training_curves='Classifier training loss per logged optimizer step (left) and validation accuracy and '
                         'macro-F1 per epoch (right).').items() if k in figures} | {
@@ -467,6 +490,7 @@ def evaluation_report(training_data:dict, # from `create_training_data`
                       title:str='ai_standards', # shown at the top of the report
                       extra_models:dict|None=None, # more predictors scored on the same rows
                       baseline_model:str|None=None, # frozen-embedding baseline's model; default: packaged
+                      model_name:str='model', # the first row's name, as the CLI gives it ('default predictor (pool)')
                      ) -> dict:
     "Score the classifier and baselines on one split; similarity, retrieval, plots, report folder; return the metrics."
     tr, va, te = splits or _splits_of(classifier, training_data); test_rows = te or va
@@ -474,16 +498,17 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     models = {'model': as_predictor(classifier)} | {n: as_predictor(m) for n, m in (extra_models or {}).items()}
     results = pair_with({n: evaluate_model(m, test, level) for n, m in (models | _baselines(train, baseline_model)).items()}, 'model')
     main = results['model']
-    figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(results))
-    if main.get('calibration'): figures['reliability'] = plot_reliability(main, 'Default predictor')
+    shown = {(model_name if n == 'model' else n): r for n, r in results.items()}
+    figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(shown))
+    if main.get('calibration'): figures['reliability'] = plot_reliability(main, model_name)
     sims, more = _embedding_plots(embedding_models or {}, test['texts'], test['labels'])
     curves = training_metrics or (classifier.get('metrics') if isinstance(classifier, dict) else None)
     figures |= more | (dict(training_curves=plot_training(curves)) if curves else {})
     retrieval = retrieval_metrics(embedding_models, training_data, tr, test_rows) if embedding_models and tr else {}
     drop = ('ids', 'y_true', 'y_pred', 'confusion_matrix')  # per-item lists: the main model's are in predictions.jsonl
-    metrics = dict(main, title=title, created=time.strftime('%Y-%m-%d %H:%M:%S'),
+    metrics = dict(main, title=title, model_name=model_name, created=time.strftime('%Y-%m-%d %H:%M:%S'),
                    split=dict(zip(SPLITS, map(len, (tr, va, te)))),
                    models={n: {k: v for k, v in r.items() if k not in drop} for n, r in results.items()},
                    similarity=sims, retrieval=retrieval)
-    write_report(out_dir, metrics, figures, _captions(main, figures, len(test['texts'])))
+    write_report(out_dir, metrics, figures, _captions(main, figures, len(test['texts']), model_name))
     return metrics

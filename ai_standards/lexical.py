@@ -12,10 +12,10 @@ from .models import default_cache_dir, write_atomic
 from . import vectordb
 
 # %% auto #0
-__all__ = ['FUSIONS', 'DEFAULT_FUSION', 'ROW_FIELDS', 'MODES', 'normalize_identifier', 'find_identifiers', 'word_tokens',
-           'tokenize', 'query_tokens', 'bm25_index', 'bm25_scores', 'rrf', 'score_fusion', 'fuse', 'index_dir',
-           'chunk_row', 'chunk_tokens', 'SearchIndex', 'read_state', 'db_signature', 'ids_digest', 'sync_index',
-           'open_index', 'after_ingest', 'prepare_query_encoder', 'encode_query', 'search_collection']
+__all__ = ['FUSIONS', 'DEFAULT_FUSION', 'ID_BOOST', 'ROW_FIELDS', 'MODES', 'normalize_identifier', 'find_identifiers',
+           'word_tokens', 'tokenize', 'query_tokens', 'bm25_index', 'bm25_scores', 'rrf', 'score_fusion', 'fuse',
+           'index_dir', 'chunk_row', 'chunk_tokens', 'SearchIndex', 'read_state', 'db_signature', 'ids_digest',
+           'sync_index', 'open_index', 'after_ingest', 'prepare_query_encoder', 'encode_query', 'search_collection']
 
 # %% ../nbs/04a_lexical.ipynb #l006
 _PREFIX = re.compile(r'^(?:clause|section|sect?\.|control|annex|appendix|§)\s*', re.I)
@@ -112,6 +112,7 @@ def score_fusion(dense:np.ndarray, lexical:np.ndarray, alpha:float=0.5) -> np.nd
 # %% ../nbs/04a_lexical.ipynb #l036
 FUSIONS = ('rrf', 'score')
 DEFAULT_FUSION = dict(fusion='score', alpha=0.5, identifier_first=True)  # chosen on validation: bench/results/search.md
+ID_BOOST = 10.0 # added to the rank of a chunk that is the queried identifier (never to the score shown)
 
 # %% ../nbs/04a_lexical.ipynb #l037
 def fuse(dense:np.ndarray, lexical:np.ndarray, own_match:np.ndarray|None=None, # True for chunks that are the queried id
@@ -119,7 +120,7 @@ def fuse(dense:np.ndarray, lexical:np.ndarray, own_match:np.ndarray|None=None, #
     "Fused scores, higher is better; with `identifier_first`, chunks that are the queried id outrank all others."
     if fusion not in FUSIONS: raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     s = rrf(dense, lexical) if fusion == 'rrf' else score_fusion(dense, lexical, alpha)
-    return s + 10.0 * own_match if identifier_first and own_match is not None else s
+    return s + ID_BOOST * own_match if identifier_first and own_match is not None else s
 
 # %% ../nbs/04a_lexical.ipynb #l041
 def _key(url:str, collection:str) -> str:
@@ -334,6 +335,13 @@ def _mask(self:SearchIndex, label=None, document=None, normative_level=None) -> 
     return np.array([ok(r) for r in self.rows], bool)
 SearchIndex.mask = _mask
 
+# %% ../nbs/04a_lexical.ipynb #l074m
+def _identifier_match(self:SearchIndex, query:str) -> np.ndarray|None:
+    "True for each chunk that is the identifier the query names (`AC-2(1)`, `clause 4.2`), None when it names none."
+    qid = normalize_identifier(query); ids = [qid] if qid else find_identifiers(query)
+    return np.isin(self.own, ids) if ids else None
+SearchIndex.identifier_match = _identifier_match
+
 # %% ../nbs/04a_lexical.ipynb #l075
 def _scores(self:SearchIndex, query:str, mode:str, qvec=None, **fusion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "(final, dense, lexical) scores of every chunk for `query` in `mode`."
@@ -341,24 +349,27 @@ def _scores(self:SearchIndex, query:str, mode:str, qvec=None, **fusion) -> tuple
     lex = bm25_scores(self.bm25, query_tokens(query), n) if mode != 'dense' else np.zeros(n, np.float32)
     if mode == 'lexical': dense = np.zeros(n, np.float32)
     else: dense = self.vectors @ (encode_query(query, self.state['model']) if qvec is None else qvec)
-    qid = normalize_identifier(query); ids = [qid] if qid else find_identifiers(query)
-    own = np.isin(self.own, ids) if ids else None
+    own = self.identifier_match(query)
     if mode == 'dense': return dense, dense, lex
     if mode == 'lexical':
-        return lex + (10.0 * own if own is not None and fusion.get('identifier_first', True) else 0), dense, lex
+        return lex + (ID_BOOST * own if own is not None and fusion.get('identifier_first', True) else 0), dense, lex
     return fuse(dense, lex, own, **(DEFAULT_FUSION | fusion)), dense, lex
 SearchIndex.scores = _scores
 
 # %% ../nbs/04a_lexical.ipynb #l076
 def _search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.ndarray|None=None, qvec=None,
             **fusion) -> list[dict]:
-    "The `k` best chunks, best first, each with its citation fields, `score`, `dense_score` and `lexical_score`."
+    "The `k` best chunks, best first, each with its citation fields, `score`, `dense_score`, `lexical_score`, `identifier_match`."
     s, dense, lex = self.scores(query, mode, qvec, **fusion)
+    own = self.identifier_match(query)
+    own = np.zeros(len(s), bool) if own is None else own
+    boosted = mode != 'dense' and (DEFAULT_FUSION | fusion)['identifier_first']
+    shown = s - ID_BOOST * own if boosted else s  # the boost orders; the score shown stays on the mode's scale
     s = np.where(mask, s, -np.inf) if mask is not None else s
     if mode == 'lexical': s = np.where(lex > 0, s, -np.inf)  # lexical mode lists only chunks that match
     top = [int(i) for i in np.argsort(-s, kind='stable')[:k] if np.isfinite(s[i])]
-    scores = lambda i: dict(score=round(float(s[i]), 4), dense_score=round(float(dense[i]), 4),
-                            lexical_score=round(float(lex[i]), 4))
+    scores = lambda i: dict(score=round(float(shown[i]), 4), dense_score=round(float(dense[i]), 4),
+                            lexical_score=round(float(lex[i]), 4), identifier_match=bool(own[i]))
     return [dict.fromkeys(vectordb.CITATION_FIELDS) | {kk: v for kk, v in self.rows[i].items() if kk != 'own'} | scores(i)
             for i in top]
 SearchIndex.search = _search

@@ -630,7 +630,8 @@ def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
     models, extra = self.report_models(base)
     curves = (self.classifier or {}).get('metrics')
     m = E.evaluation_report(d, self.predictor, out/'report', (tr, va, te) if te else (tr, [], va), models, curves,
-                            self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model)
+                            self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model,
+                            'default predictor (pool)' if self.ensemble is not None else 'classifier')  # as the CLI says
     if self.ensemble is not None:
         if self.config.refit: self.ensemble = T.refit_ensemble(self.ensemble, d)
         with P.atomic_path(out/'ensemble') as tmp: tmp.mkdir(); P.save_ensemble(self.ensemble, tmp)

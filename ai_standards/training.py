@@ -191,6 +191,15 @@ def _last_checkpoint(output_dir:Path) -> str|None:
         except (OSError, ValueError): logger.warning(f'ignoring {p}: interrupted while it was being saved')
     return None
 
+# %% ../nbs/05_training.ipynb #c031b
+def _bars_only(trainer):
+    "Keep a Trainer's progress bars (on stderr) but print none of its log dicts: metrics are returned and logged to a file."
+    from transformers import PrinterCallback, ProgressCallback
+    class BarsOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs): pass  # ProgressCallback writes each dict to stdout
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback): trainer.add_callback(BarsOnly)
+
 # %% ../nbs/05_training.ipynb #c032
 def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights, resume:bool, device:str):
     "Train with OOM back-off: halve the batch (keeping the effective batch) and resume; at batch 1, go to the CPU."
@@ -204,7 +213,7 @@ def _fit(trainer_cls, args_kw:dict, model, tokenizer, train_ds, val_ds, weights,
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=32)
         trainer = trainer_cls(model=model, args=TrainingArguments(**kw), train_dataset=train_ds, eval_dataset=val_ds,
                               data_collator=collator, compute_metrics=_metrics, class_weights=weights)
-        trainer.remove_callback(PrinterCallback)  # metrics are returned and logged to a file, not printed
+        _bars_only(trainer)  # metrics are returned and logged to a file, not printed
         try:
             trainer.train(resume_from_checkpoint=_last_checkpoint(kw['output_dir']) if resume else None)
             return trainer, dict(batch_size=bs, gradient_accumulation_steps=accum, device=device)
@@ -487,7 +496,7 @@ def fine_tune_embedding_model(training_data:dict, # from `create_training_data`
     args, t0 = _embedding_args(cfg, out, sampler, device), time.time()
     with quiet_hf():
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=loss)
-        trainer.remove_callback(PrinterCallback)
+        _bars_only(trainer)
         trainer.train(resume_from_checkpoint=_last_checkpoint(out) if resume else None)
     secs = time.time() - t0
     tuned, guard = model, dict(alpha=1.0)

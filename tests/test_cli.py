@@ -1,5 +1,6 @@
 "The ai-standards command as a user runs it: exit codes, one-line errors, JSON output."
 import json
+import pytest
 from conftest import cli
 
 def test_demo(sample_run):
@@ -48,3 +49,23 @@ def test_an_oscal_catalog_is_read_like_jsonl(tmp_path):
     rows = [json.loads(l) for l in open(tmp_path/'c.jsonl')]
     assert [(x['clause'], x['heading']) for x in rows] == [('AC-2', 'Title ac-2'), ('AC-2.1', 'Title ac-2.1'),
                                                            ('IR-4', 'Title ir-4')]
+
+def _png_size(path) -> tuple[int, int]:
+    import struct
+    return struct.unpack('>II', open(path, 'rb').read()[16:24])
+
+def check_report(report_dir):
+    "The demo's report as a reader meets it: the first row named as the CLI names it, each metric explained, plots sized."
+    md = (report_dir/'report.md').read_text()
+    table = md.split('## Model and baselines')[1].split('\n|---')[1].split('\n')
+    assert table[1].startswith('| default predictor (pool) |'), table[:2]
+    assert '## Per class (default predictor (pool))' in md
+    assert 'Expected calibration error' in md and 'confident: mean top probability' in md  # the ECE in one sentence
+    for words in ('Macro P, R and F1:', 'silhouette, -1 to 1:', 'MRR@10: mean of 1 / rank', 'nDCG@10:', 'same_label,'):
+        assert words in md, words
+    w, h = _png_size(report_dir/'f1_by_class.png')
+    assert h < 1000, (w, h)  # 10 classes x 6 rows: was about 1,700 px tall
+
+@pytest.mark.sample_run
+def test_demo_report_reads_as_the_cli_says(request):
+    check_report(request.getfixturevalue('sample_run')['dir']/'run'/'06_evaluate'/'report')

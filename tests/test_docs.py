@@ -94,3 +94,14 @@ def test_no_broken_internal_links(site):
             if not target.exists(): broken.append(f'{p.name}: {href} (no such page)')
             elif frag and frag not in ids.get(target.resolve(), set()): broken.append(f'{p.name}: {href} (no anchor #{frag})')
     assert not broken, f'{len(broken)} broken link(s):\n' + '\n'.join(broken[:30])
+
+def test_code_fits_the_column_at_1280(site, served, browser):
+    "At 1,280 px no code box on a module page scrolls sideways: lines fit the column or wrap inside it (nbs/styles.css)."
+    probe = ("<script>addEventListener('load', () => document.body.setAttribute('data-wide', [...document.querySelectorAll('pre')]"
+             ".filter(p => p.scrollWidth > p.clientWidth + 1).length))</script></body>")
+    for page in ('chunking.html', 'lexical.html', 'cli.html', 'pipeline.html'):
+        (site/f'_probe_{page}').write_text((site/page).read_text().replace('</body>', probe, 1))
+        r = subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1280,900',
+                            '--virtual-time-budget=3000', '--dump-dom', served + f'_probe_{page}'], capture_output=True, text=True, timeout=120)
+        wide = re.search(r'data-wide="(\d+)"', r.stdout)
+        assert wide and wide[1] == '0', f"{page}: {wide[1] if wide else '?'} code box(es) scroll sideways at 1,280 px"
