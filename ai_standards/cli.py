@@ -282,7 +282,8 @@ def add_search(sub):
                         '(default: %(default)s)')
     q.add_argument('--label', help='only chunks with this label')
     q.add_argument('--document', help='only chunks of this document (file name or doc id)')
-    q.add_argument('--requirements-only', action='store_true', help='only requirements (shall / must, or a control\'s statement)')
+    q.add_argument('--requirements-only', action='store_true',
+                   help='only requirements (shall / must, or a control\'s statement)')
     q.set_defaults(func=cmd_search)
 
 # %% ../nbs/09_cli.ipynb #c019a
@@ -358,10 +359,13 @@ def add_train(sub):
     t.add_argument('--out', required=True, metavar='MODEL_DIR', help='the model folder to write')
     t.add_argument('--config', type=Path, help='pipeline settings (.json or .toml); flags override them')
     t.add_argument('--run-dir', type=Path, help="each step's output, for resuming (default: MODEL_DIR.run)")
-    t.add_argument('--classifier', action='store_true', help='also fine-tune the HF classifier (step 4; not in the default pool)')
-    t.add_argument('--fine-tune', action='store_true', help='also fine-tune the embedding model (step 5; pooled if validation prefers it)')
+    t.add_argument('--classifier', action='store_true',
+                   help='also fine-tune the HF classifier (step 4; not in the default pool)')
+    t.add_argument('--fine-tune', action='store_true',
+                   help='also fine-tune the embedding model (step 5; pooled if validation prefers it)')
     t.add_argument('--epochs', type=float, help='classifier epochs (default: 4; implies --classifier)')
-    t.add_argument('--embedding-epochs', type=float, help='embedding fine-tune epochs (default: 1; implies --fine-tune)')
+    t.add_argument('--embedding-epochs', type=float,
+                   help='embedding fine-tune epochs (default: 1; implies --fine-tune)')
     t.add_argument('--no-refit', action='store_true', help='save the evaluated predictor instead of refitting it')
     t.add_argument('--db', type=Path, help='embedded Chroma folder (default: RUN_DIR/chroma_db)')
     t.add_argument('--chroma-url', help='a Chroma server instead of --db')
@@ -560,7 +564,8 @@ def _info_text(s:dict) -> str:
         text.append(f"default predictor: {ens.get('pool', 'mean')} pool, weights {ens['weights']}; learned from {rows}")
     main = 'default predictor (pool)' if s['ensemble'] else 'classifier'  # the name results tables give 'model'
     if s['evaluation']:
-        text += ['evaluation (held-out split):', *_table({main if k == 'model' else k: v for k, v in s['evaluation'].items()})]
+        named = {main if k == 'model' else k: v for k, v in s['evaluation'].items()}
+        text += ['evaluation (held-out split):', *_table(named)]
     if s['database']: text.append(f"database: {s['database']}")
     return '\n'.join(text)
 
@@ -585,14 +590,15 @@ def add_info(sub):
 
 # %% ../nbs/09_cli.ipynb #c028b
 def _crosswalk_text(res:dict, shown:int=3, truth:dict|None=None) -> str:
-    "Each source with its first `shown` candidates (probability, LINK mark, known-link mark) and evidence; then metrics."
+    "Each source with its first `shown` candidates (probability, LINK and known marks) and evidence; then metrics."
     out = [f'warning: {w}' for w in res.get('warnings', [])]
     for m in res['mappings']:
         out.append(f"{m['source_id']}  {m['source_title'][:100]}")
         known = set((truth or {}).get(m['source_id'], ()))
         for r, x in enumerate(m['matches'][:shown], 1):
             mark = ('LINK' if x['linked'] else '    ') + (' known' if x['target_id'] in known else '')
-            out.append(f"  {r}. {mark} p={x['probability']:.2f}  {x['target_label'] or x['target_id']} {x['target_title'][:60]}")
+            name = f"{x['target_label'] or x['target_id']} {x['target_title'][:60]}"
+            out.append(f"  {r}. {mark} p={x['probability']:.2f}  {name}")
             out.append(f"     \"{x['evidence']['target'][:150]}\"")
     mt, keys = res.get('metrics') or {}, ('recall@1', 'recall@5', 'recall@10', 'mrr', 'ndcg@10')
     if mt:
@@ -601,7 +607,8 @@ def _crosswalk_text(res:dict, shown:int=3, truth:dict|None=None) -> str:
         l = mt['links']
         out.append(f"linked pairs: {l['called']} called, precision {l['precision']:.3f}, recall {l['recall']:.3f}, "
                    f"F1 {l['f1']:.3f}" + (f", ECE {l['ece']:.3f}" if 'ece' in l else ''))
-    out.append('p = calibrated probability that the link holds; LINK = at or above the threshold; known = in the truth field')
+    out.append('p = calibrated probability that the link holds; LINK = at or above the threshold; '
+               'known = in the truth field')
     return '\n'.join(out)
 
 # %% ../nbs/09_cli.ipynb #c028c
@@ -675,7 +682,13 @@ def cmd_crosswalk(args):
 def add_crosswalk(sub):
     "The `crosswalk` sub-command's parser."
     x = sub.add_parser('crosswalk', parents=[_LABEL_FIELD, _DEVICE, _JSON],
-                       help='map the items of one standard onto another, with evidence')
+                       help='map the items of one standard onto another, with evidence and a link decision',
+                       description="Map each SOURCE item (a record, a control, a clause) onto the TARGET's best items. "
+                                   'Each candidate has p, the calibrated probability that the link holds, and LINK when p '
+                                   'is at or above the threshold; score is the ranking score (z-scored per source, only '
+                                   'for ordering); the evidence is the sentence pair that explains the match.',
+                       epilog='exit status: 0 on success; 1 on an error (a missing file, nothing to map, an output '
+                              'path that is a folder or in a missing folder: checked before any work); 2 for a usage error.')
     x.add_argument('sources', nargs='+', type=Path, metavar='SOURCE',
                    help='JSONL records, PDFs, text files, folders, OSCAL catalog JSON')
     x.add_argument('--to', nargs='+', type=Path, default=[], metavar='TARGET',
@@ -713,7 +726,8 @@ def _coverage_text(res:dict, shown:int=5) -> str:
     if m := res.get('metrics'):
         out.append(f"\nagainst {m['truth_field']} (n = {m['n']} controls, {m['positives']} addressed): precision "
                    f"{m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}" +
-                   (f", AP {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, ECE {m['ece']:.3f}" if 'roc_auc' in m else ''))
+                   (f", AP {m['average_precision']:.3f}, ROC AUC {m['roc_auc']:.3f}, ECE {m['ece']:.3f}"
+                    if 'roc_auc' in m else ''))
     out += [f'warning: {w}' for w in res.get('warnings', [])]
     out.append('p = calibrated probability that the documents address the control')
     return '\n'.join(out)
@@ -740,8 +754,8 @@ def _write_coverage(args, res:dict):
     if args.csv: write_coverage_csv(res, args.csv)
     if args.html: Path(args.html).write_text(coverage_html(res, f"Coverage of {scope['href']}"), encoding='utf-8')
     if args.oscal:
-        doc = coverage_oscal(res, oscal_resource(args.paths) if args.paths else {'type': 'resource', 'href': args.collection},
-                             scope)
+        docs = oscal_resource(args.paths) if args.paths else {'type': 'resource', 'href': args.collection}
+        doc = coverage_oscal(res, docs, scope)
         res['oscal_validated_by'] = validate_oscal(doc)
         Path(args.oscal).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
 
@@ -756,9 +770,12 @@ def cmd_coverage(args):
     if not controls: raise CLIError(f'{args.profile or args.catalog}: no controls in scope')
     report = IngestReport()
     docs, vectors = _coverage_documents(args, report)
-    if not docs: raise CLIError('no document passages to assess' + ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
+    if not docs:
+        why = ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3])
+        raise CLIError('no document passages to assess' + why)
     embedder = Embedder(_embedding_model(args.model), device=args.device)
-    res = coverage(docs, controls, embedder=embedder, vectors=vectors, truth_field=args.truth_field, evidence_k=args.evidence)
+    res = coverage(docs, controls, embedder=embedder, vectors=vectors, truth_field=args.truth_field,
+                   evidence_k=args.evidence)
     res['warnings'] = rp.warnings() if rp else []
     res['scope'] = dict(catalog=Path(args.catalog).name, profile=rp.title if rp else None, controls=len(controls))
     _write_coverage(args, res)
@@ -771,25 +788,33 @@ def cmd_coverage(args):
 def add_coverage(sub):
     "The `coverage` sub-command's parser."
     c = sub.add_parser('coverage', parents=[_DEVICE, _JSON], help='which controls of a baseline the documents address',
+                       description='For each control in scope (a catalog, or the controls a profile selects): addressed, '
+                                   'partial or gap; p, the calibrated probability that the documents address it; its '
+                                   'best evidence passages with their cosine; and for a gap, the reason.',
                        epilog='exit status: 0 on success, 1 on an error (a bad catalog, profile or output path, no '
                               'documents), 2 for a usage error.')
     c.add_argument('paths', nargs='*', type=Path, metavar='DOCS', help=f'{_KINDS} files, or folders of them')
     c.add_argument('--catalog', type=Path, required=True, metavar='CATALOG', help='OSCAL catalog JSON (or a profile)')
-    c.add_argument('--profile', type=Path, metavar='PROFILE', help='OSCAL profile (a baseline) selecting the controls in scope')
+    c.add_argument('--profile', type=Path, metavar='PROFILE',
+                   help='OSCAL profile (a baseline) selecting the controls in scope')
     c.add_argument('--db', type=Path, metavar='DIR', help='an ingested embedded database instead of DOCS')
     c.add_argument('--chroma-url', metavar='URL', help='a collection on a Chroma server instead of DOCS')
-    c.add_argument('--collection', default=DEFAULT_COLLECTION, help='collection for --db / --chroma-url (default: %(default)s)')
-    c.add_argument('--model', metavar='MODEL_DIR', help='embedding model: a folder written by train, or a sentence-transformers folder')
-    c.add_argument('--truth-field', metavar='FIELD', help='document field listing the control ids it addresses: metrics')
-    c.add_argument('--evidence', type=_positive_int, default=3, help='evidence passages per control (default: %(default)s)')
+    c.add_argument('--collection', default=DEFAULT_COLLECTION,
+                   help='collection for --db / --chroma-url (default: %(default)s)')
+    c.add_argument('--model', metavar='MODEL_DIR',
+                   help='embedding model: a folder written by train, or a sentence-transformers folder')
+    c.add_argument('--truth-field', metavar='FIELD',
+                   help='document field listing the control ids it addresses: metrics')
+    c.add_argument('--evidence', type=_positive_int, default=3,
+                   help='evidence passages per control (default: %(default)s)')
     c.add_argument('--csv', type=Path, metavar='FILE', help='write one row per control (statement of applicability)')
     c.add_argument('--html', type=Path, metavar='FILE', help='write a self-contained HTML report')
     c.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')
     c.set_defaults(func=cmd_coverage)
 
 # %% ../nbs/09_cli.ipynb #c030
-_COMMANDS = (add_demo, add_chunk, add_ingest, add_search, add_train, add_classify, add_evaluate, add_info, add_crosswalk,
-             add_coverage)
+_COMMANDS = (add_demo, add_chunk, add_ingest, add_search, add_train, add_classify, add_evaluate, add_info,
+             add_crosswalk, add_coverage)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `ai-standards` argument parser, one sub-command per pipeline job."
@@ -813,8 +838,9 @@ def _empty_argument(argv:list[str]) -> str|None:
 def _offline_if_local(args):
     "Switch the Hugging Face hub off (unless the user set it) when every model this command loads is a local folder."
     model = getattr(args, 'model', None)
-    if args.command == 'crosswalk' or args.command == 'ingest': local = model is None or Path(model).exists()
-    else: local = not getattr(args, 'config', None)  # classify, evaluate, info: model folders; train: the packaged default
+    if args.command in ('crosswalk', 'coverage', 'ingest'): local = model is None or Path(model).exists()
+    else:  # classify, evaluate, info: model folders; train: the packaged default
+        local = not getattr(args, 'config', None)
     if local:
         os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 

@@ -4,15 +4,15 @@
 
 # %% ../nbs/07b_coverage.ipynb #v001
 from __future__ import annotations
-import csv, datetime, html, json, uuid
+import csv, html, json, uuid
 from collections import Counter
 from pathlib import Path
 import numpy as np
 from .documents import DocumentError, ResolvedProfile, resolve_profile
 from .models import Embedder
 from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibration, catalog_items,
-                                    decision_metrics, evidence, oscal_related, score_matrix, top_sentence_mean,
-                                    truth_links, validate_oscal, DEFAULT_METHOD)
+                                    decision_metrics, evidence, mapping_collection, oscal_related, score_matrix,
+                                    top_sentence_mean, truth_links, validate_oscal, DEFAULT_METHOD)
 
 # %% auto #0
 __all__ = ['COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls', 'coverage_features',
@@ -221,27 +221,24 @@ def coverage_html(res:dict, title:str='Coverage') -> str:
             f"<table>{head}{''.join(map(_control_row, res['controls']))}</table></body></html>")
 
 # %% ../nbs/07b_coverage.ipynb #v036
+def _coverage_map(c:dict) -> dict:
+    "One addressed or partial control as an OSCAL map from its evidence passages, with its probability as confidence."
+    return {'uuid': str(uuid.uuid4()), 'relationship': 'intersects-with',
+            'sources': [{'type': 'statement', 'id-ref': e['source_id']} for e in c['evidence']] or
+                       [{'type': 'statement', 'id-ref': 'documents'}],
+            'targets': [{'type': 'control', 'id-ref': c['control_id']}],
+            'confidence-score': {'percentage': round(100 * c['probability'], 1)},
+            'props': [{'name': 'status', 'ns': NS, 'value': c['status']}],
+            'remarks': '\n'.join(f"{_where(e)}: {e['text']}" for e in c['evidence'])[:2000] or 'no evidence passage'}
+
+# %% ../nbs/07b_coverage.ipynb #v036b
 def coverage_oscal(res:dict, source:dict, target:dict, # `crosswalk.oscal_resource` of the documents and the scope
                    title:str|None=None) -> dict:
     "The assessment as an OSCAL 1.2 mapping-collection whose target gap summary lists the gaps."
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    maps = [{'uuid': str(uuid.uuid4()), 'relationship': 'intersects-with',
-             'sources': [{'type': 'statement', 'id-ref': e['source_id']} for e in c['evidence']] or
-                        [{'type': 'statement', 'id-ref': 'documents'}],
-             'targets': [{'type': 'control', 'id-ref': c['control_id']}],
-             'confidence-score': {'percentage': round(100 * c['probability'], 1)},
-             'props': [{'name': 'status', 'ns': NS, 'value': c['status']}],
-             'remarks': '\n'.join(f"{_where(e)}: {e['text']}" for e in c['evidence'])[:2000] or 'no evidence passage'}
-            for c in res['controls'] if c['status'] != 'gap']
-    gaps = [c['control_id'] for c in res['controls'] if c['status'] == 'gap']
-    mapping = {'uuid': str(uuid.uuid4()), 'source-resource': source, 'target-resource': target,
-               'maps': maps or [{'uuid': str(uuid.uuid4()), 'relationship': 'no-relationship',
-                                 'sources': [{'type': 'statement', 'id-ref': 'documents'}], 'targets': [
-                                     {'type': 'control', 'id-ref': res['controls'][0]['control_id']}]}]}
-    if gaps: mapping['target-gap-summary'] = {'uuid': str(uuid.uuid4()), 'unmapped-controls': [{'with-ids': gaps}]}
-    prov = {'method': 'automation', 'matching-rationale': 'semantic', 'status': 'draft',
-            'mapping-description': 'Coverage decided by ai_standards coverage (calibrated probability and threshold); '
-                                   'to be reviewed by a person.'}
-    return {'mapping-collection': {'uuid': str(uuid.uuid4()), 'metadata': {
-        'title': title or f"Coverage of {target['href']} by {source['href']}", 'last-modified': now, 'version': '1.0',
-        'oscal-version': '1.2.1'}, 'provenance': prov, 'mappings': [mapping]}}
+    maps = [_coverage_map(c) for c in res['controls'] if c['status'] != 'gap']
+    if not maps:  # the model needs one map: say that the documents relate to nothing
+        maps = [{'uuid': str(uuid.uuid4()), 'relationship': 'no-relationship', 'sources': [{'type': 'statement', 'id-ref': 'documents'}],
+                 'targets': [{'type': 'control', 'id-ref': res['controls'][0]['control_id']}]}]
+    return mapping_collection(maps, source, target, title or f"Coverage of {target['href']} by {source['href']}",
+                              'Coverage decided by ai_standards coverage (calibrated probability and threshold); '
+                              'to be reviewed by a person.', [c['control_id'] for c in res['controls'] if c['status'] == 'gap'])

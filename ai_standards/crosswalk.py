@@ -22,7 +22,7 @@ __all__ = ['DEFAULT_METHOD', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS',
            'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence', 'truth_links',
            'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
            'decision_metrics', 'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource',
-           'oscal_mapping_collection', 'validate_oscal']
+           'mapping_collection', 'oscal_mapping_collection', 'validate_oscal']
 
 # %% ../nbs/07a_crosswalk.ipynb #x005a
 def _id_list(v) -> list[str]:
@@ -501,20 +501,26 @@ def oscal_resource(paths:list) -> dict:
     return {'type': kind, 'href': ' '.join(p.name or str(p) for p in paths)}
 
 # %% ../nbs/07a_crosswalk.ipynb #x053
+def mapping_collection(maps:list[dict], source:dict, target:dict, # OSCAL maps; the resources they map between
+                       title:str, description:str, # the document's title; how the maps were made
+                       target_gaps:list[str]=()) -> dict: # target ids no map reaches (the mapping's gap summary)
+    "An OSCAL 1.2 mapping-collection around `maps`, its provenance automated and a draft (to be reviewed by a person)."
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    mapping = {'uuid': str(uuid.uuid4()), 'source-resource': source, 'target-resource': target, 'maps': maps}
+    if target_gaps: mapping['target-gap-summary'] = {'uuid': str(uuid.uuid4()), 'unmapped-controls': [{'with-ids': list(target_gaps)}]}
+    prov = {'method': 'automation', 'matching-rationale': 'semantic', 'status': 'draft', 'mapping-description': description}
+    return {'mapping-collection': {'uuid': str(uuid.uuid4()), 'metadata': {
+        'title': title, 'last-modified': now, 'version': '1.0', 'oscal-version': '1.2.1'}, 'provenance': prov, 'mappings': [mapping]}}
+
+# %% ../nbs/07a_crosswalk.ipynb #x053b
 def oscal_mapping_collection(result:dict, source:dict, target:dict, # `oscal_resource` of the source and target
                              title:str|None=None, source_type:str='control') -> dict:
     "The crosswalk's linked matches as an OSCAL 1.2 mapping-collection document."
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     maps = [_map(m, x, r, source_type) for m in result['mappings'] for r, x in enumerate(m['matches'], 1) if x['linked']]
     if not maps: raise ValueError('the crosswalk has no linked matches to write (see the CSV or JSON for the candidates)')
-    prov = {'method': 'automation', 'matching-rationale': 'semantic', 'status': 'draft',
-            'mapping-description': 'Links decided by ai_standards crosswalk (sentence embeddings, title, BM25, a '
-                                   'calibrated probability and threshold); to be reviewed by a person.'}
-    return {'mapping-collection': {'uuid': str(uuid.uuid4()),
-        'metadata': {'title': title or f"Crosswalk from {source['href']} to {target['href']}", 'last-modified': now,
-                     'version': '1.0', 'oscal-version': '1.2.1'},
-        'provenance': prov, 'mappings': [{'uuid': str(uuid.uuid4()), 'source-resource': source,
-                                          'target-resource': target, 'maps': maps}]}}
+    return mapping_collection(maps, source, target, title or f"Crosswalk from {source['href']} to {target['href']}",
+                              'Links decided by ai_standards crosswalk (sentence embeddings, title, BM25, a calibrated '
+                              'probability and threshold); to be reviewed by a person.')
 
 # %% ../nbs/07a_crosswalk.ipynb #x054e
 OSCAL_ENUMS = {'relationship': {'equivalent-to', 'equal-to', 'subset-of', 'superset-of', 'intersects-with',

@@ -110,3 +110,13 @@ def test_nist_moderate_from_csf(nist_data, tmp_path):
     res = json.loads(r.stdout); m = res['metrics']
     assert (res['summary']['controls'], m['positives']) == (287, 69)
     assert m['average_precision'] > 0.7 and m['roc_auc'] > 0.85 and m['f1'] > 0.6, m  # dev + check data; the check alone is in bench/results/coverage.md
+
+def test_on_a_chroma_server_collection(files, chroma_server):
+    "A team's shared server: the documents ingested there, assessed from their stored vectors."
+    r = cli('ingest', files/'docs.jsonl', '--chroma-url', chroma_server, '--collection', 'coverage-docs', '--json')
+    assert r.returncode == 0, r.stderr
+    r = cli('coverage', '--chroma-url', chroma_server, '--collection', 'coverage-docs', '--catalog', files/'cat.json',
+            '--profile', files/'base.json', '--json')
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res['summary']['documents'] == 2 and {c['evidence'][0]['source_id'] for c in res['controls']} <= {'POL-1', 'POL-2'}
