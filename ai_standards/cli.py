@@ -38,9 +38,10 @@ _MANIFEST = _parent('--manifest', type=Path, help='CSV mapping files to categori
 _LABEL_FIELD = _parent('--label-field', help='record field holding the label (default: JSONL label, then category; '
                                              'OSCAL catalog family)')
 _DEVICE = _parent('--device', help='cpu, cuda, cuda:1... (default: CUDA when available)')
-_STRICT = _parent('--strict', action='store_true', help='exit 1 if any file failed (default: 0, each failure listed)')
+_STRICT = _parent('--strict', action='store_true', help='exit 1 if any file failed or was warned about (default: 0, each listed)')
 _EXITS = ('exit status: 0 when the documents were read (or are stored unchanged), also when some files '
-          'failed: each gets a FAILED line (a WARNING line for a file read, but not as asked, e.g. left without a label); --strict makes any failure or warning exit 1. 1 when no document could be read '
+          'failed: each gets a FAILED line (a WARNING line for a file read, but not as asked, e.g. left without a '
+          'label); --strict makes any failure or warning exit 1. 1 when no document could be read '
           'at all, or on an error. 2 for a usage error.')
 
 # %% ../nbs/09_cli.ipynb #c006q
@@ -108,7 +109,8 @@ def _chunk_summary(processed:list[dict], report) -> dict:
     return dict(documents=len(processed), pages=sum(d['n_pages'] for d in processed), chunks=len(chunks),
                 chunks_by_normative_level=dict(Counter(c['normative_level'] for c in chunks).most_common()),
                 documents_by_label=dict(sorted(Counter(str(d['label']) for d in processed).items())),
-                failures=_failures(report), warnings=_warnings(report), files_ignored=report.ignored, contents_pages=report.contents_pages)
+                failures=_failures(report), warnings=_warnings(report), files_ignored=report.ignored,
+                contents_pages=report.contents_pages)
 
 def _contents_line(s:dict) -> list[str]:
     "The line saying how many pages of contents listings were left out, when any were."
@@ -126,8 +128,7 @@ def _summary_text(s:dict) -> str:
 # %% ../nbs/09_cli.ipynb #c012
 def _chunker(args):
     "The Chunker of --max-tokens and --overlap; sizes that cannot work are a usage error naming the option at fault."
-    from ai_standards.chunking import Chunker
-    from ai_standards.chunking import load_tokenizer
+    from ai_standards.chunking import Chunker, load_tokenizer
     if args.max_tokens < 1: raise UsageError(f'--max-tokens must be at least 1, not {args.max_tokens}')
     if args.overlap < 0: raise UsageError(f'--overlap must be 0 or more, not {args.overlap}')
     try: return Chunker(max_tokens=args.max_tokens, overlap=args.overlap)
@@ -195,8 +196,7 @@ def cmd_ingest(args):
     embedder = store.embedder_for(device=args.device) if store.count() else \
                Embedder(args.model, device=args.device, backend=args.backend)
     s = ingest(args.paths, store, embedder, prune=args.prune, force=args.force, progress=_progress(args),
-               manifest=args.manifest,
-               label_field=args.label_field)
+               manifest=args.manifest, label_field=args.label_field)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
     _emit(args, s, _ingest_text(s))
@@ -259,7 +259,8 @@ def cmd_search(args):
     try: hits = search_collection(args.query, args.db, args.chroma_url, args.collection, k=args.k, mode=args.mode,
                                   label=args.label, document=args.document, requirements_only=args.requirements_only)
     except VectorStoreError as e:  # nothing stored yet: say so when the first ingest is still running
-        if args.chroma_url or 'run `ai-standards ingest' not in str(e) and 'no collection' not in str(e) or not ingest_running(args.db): raise
+        nothing_yet = 'run `ai-standards ingest' in str(e) or 'no collection' in str(e)
+        if args.chroma_url or not nothing_yet or not ingest_running(args.db): raise
         raise CLIError(f'nothing to search in {args.db} yet: an ingest into it is running; search again when it '
                        'finishes') from None
     _emit(args, hits, _hits_text(hits, args.mode))

@@ -693,6 +693,19 @@ def metadata_signature(f:Path, # a document file
     if DOC_SUFFIXES.get(Path(f).suffix.lower()) in RECORD_KINDS: return json.dumps(['records', label, label_field])
     return json.dumps([label or _folder_label(Path(f), root), title])
 
+def _records(f:Path, label:str|None, label_field:str|None, report:IngestReport) -> Iterator[Document]:
+    "The records of a JSONL or catalog file (bad lines to `report`); a `label_field` that leaves some unlabelled is a warning."
+    catalog = f.suffix.lower() == '.json'
+    docs = iter_catalog_documents(f, label_field) if catalog else iter_jsonl_documents(f, label_field, on_error=report.fail)
+    unlabelled, n, fields = 0, 0, set()
+    for doc in docs:
+        doc.label = label or doc.label
+        n += 1; unlabelled += doc.label is None; fields |= set(doc.metadata) - {'record_id', 'line'}
+        yield doc
+    if label_field and unlabelled:  # a field name with a typo would label nothing, silently
+        report.warn(DocumentError(f, f"{unlabelled} of {n} record(s) have no '{label_field}' value, so no label "
+                                     f"(--label-field; the records' fields: {', '.join(sorted(fields)[:15])})"))
+
 # %% ../nbs/01_documents.ipynb #c053mx
 def _manifest_warnings(found:list, # (file, root) pairs
                        manifest_of, # root -> the Manifest that labels files found under it, or None
@@ -762,18 +775,7 @@ def read_documents(paths:Iterable, # PDF, text, JSONL and OSCAL catalog JSON fil
             if isinstance(res, DocumentError): report.fail(res)
             else: yield emit(res)
         for f, label in records:
-            try:
-                catalog = f.suffix.lower() == '.json'
-                docs = iter_catalog_documents(f, label_field) if catalog else iter_jsonl_documents(f, label_field,
-                                                                                                   on_error=report.fail)
-                unlabelled, n, fields = 0, 0, set()
-                for doc in docs:
-                    doc.label = label or doc.label
-                    n += 1; unlabelled += doc.label is None; fields |= set(doc.metadata) - {'record_id', 'line'}
-                    yield emit(doc)
-                if label_field and unlabelled:  # a field name with a typo would label nothing, silently
-                    report.warn(DocumentError(f, f"{unlabelled} of {n} record(s) have no '{label_field}' value, so no "
-                                                 f"label (--label-field; the records' fields: {', '.join(sorted(fields)[:15])})"))
+            try: yield from map(emit, _records(f, label, label_field, report))
             except DocumentError as e: report.fail(e)
             bar.update(1)
     finally: bar.close()

@@ -246,12 +246,15 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
 VectorStore.store_embeddings_in_db = store_embeddings_in_db
 
 # %% ../nbs/04_vectordb.ipynb #c021
-def file_signatures(self:VectorStore) -> dict[str, tuple[str|None, str|None, int]]:
+def file_signatures(self:VectorStore,
+                    unlabelled:set|None=None, # filled with the sources that have a chunk without a label
+                   ) -> dict[str, tuple[str|None, str|None, int]]:
     "{source: (file sha256 and metadata signature when all of the file's chunks are stored and agree, else None; chunks stored)}."
     got = self._retry(self.collection.get, include=['metadatas'])
     marks, counts = {}, Counter()
     for m in got['metadatas']:
         if m and m.get('source'):
+            if unlabelled is not None and m.get('label') is None: unlabelled.add(m['source'])
             marks.setdefault(m['source'], set()).add((m.get('file_sha256'), m.get('file_chunks'), m.get('file_meta')))
             counts[m['source']] += 1
     def complete(s):  # one hash, one expected count and one metadata signature on every chunk, and that many chunks
@@ -467,11 +470,12 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
     signatures = {}  # source -> what decides its labels and titles now
     with _writer_lock(store):
         same_chunker = store.count() > 0 and store.chunker_signature() == chunker.signature
-        known = store.file_signatures() if same_chunker else {}
+        known = store.file_signatures(unlabelled := set()) if same_chunker else {}
         def unchanged(f:Path, signature:str) -> bool:
             "A file whose bytes and label source match what its stored chunks came from needs no reading or embedding."
             src = str(f.resolve()); h, meta, n = known.get(src, (None, None, 0)); signatures[src] = signature
             if h is None or meta != signature or h != file_sha256(f): return False
+            if kwargs.get('label_field') and src in unlabelled: return False  # read again: it warns on every run
             seen.add(src); counts['unchanged'] += n
             return True
         group, current = [], None

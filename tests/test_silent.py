@@ -326,3 +326,12 @@ def test_commands_on_a_trained_model_attempt_no_connection(tmp_path, trained, sa
         r, net = offline_run(tmp_path, *argv)
         assert r.returncode == 0, r.stderr[-2000:]
         assert not net, f'{argv[0]} attempted network connections:\n{net[:3000]}'
+
+def test_a_label_field_warning_comes_on_every_ingest(tmp_path):
+    "The second ingest of unchanged records with the same wrong --label-field warns (and fails under --strict) again."
+    recs = tmp_path/'recs.jsonl'
+    recs.write_text('\n'.join(json.dumps(dict(id=f'r{i}', family='AC', text=f'The system shall log event {i}.')) for i in range(3)))
+    runs = [run_main('ingest', recs, '--db', tmp_path/'db', '--label-field', 'NOSUCH', '--strict', '--json') for _ in range(2)]
+    assert [code for code, _, _ in runs] == [1, 1], runs
+    assert [len(json.loads(out)['warnings']) for _, out, _ in runs] == [1, 1]
+    assert json.loads(runs[1][1])['chunks_added'] == 0  # read again, nothing embedded again
