@@ -365,7 +365,7 @@ def _oscal_json(path:str, mtime:int) -> dict:
     return json.loads(Path(path).read_text(encoding='utf-8'))
 
 def _read_oscal(path:str|Path, root:str='catalog') -> dict:
-    "The `root` object (`catalog`, `profile`) of an OSCAL JSON file, or a `DocumentError` naming the file and the reason."
+    "The `root` object (`catalog`, `profile`) of an OSCAL JSON file, or a `DocumentError` saying why not."
     if not Path(path).is_file(): raise DocumentError(path, 'no such file')
     try: obj = _oscal_json(str(Path(path).resolve()), Path(path).stat().st_mtime_ns)[root]
     except (ValueError, KeyError, TypeError) as e:
@@ -404,7 +404,9 @@ def _walk_catalog(node:dict, group:dict|None=None, parent:str|None=None) -> Iter
         yield c, group or {}, parent
         yield from _walk_catalog({'controls': c.get('controls', [])}, group, c.get('id'))
 
-def _withdrawn(c:dict) -> bool: return any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
+def _withdrawn(c:dict) -> bool:
+    "Whether a catalog control is marked withdrawn."
+    return any(p.get('name') == 'status' and p.get('value') == 'withdrawn' for p in c.get('props', []))
 
 # %% ../nbs/01_documents.ipynb #c044k
 def catalog_records(path:Path|str) -> list[dict]:
@@ -435,13 +437,15 @@ class ResolvedProfile:
     def warnings(self) -> list[str]:
         "One sentence per kind of id that was not resolved."
         name, out = self.path.name, []
-        if self.missing: out.append(f"{name}: {len(self.missing)} control id(s) not in {self.catalog.name}: {', '.join(self.missing[:20])}")
-        if self.withdrawn: out.append(f"{name}: {len(self.withdrawn)} withdrawn control(s) left out: {', '.join(self.withdrawn[:20])}")
+        if self.missing:
+            out.append(f"{name}: {len(self.missing)} control id(s) not in {self.catalog.name}: {', '.join(self.missing[:20])}")
+        if self.withdrawn:
+            out.append(f"{name}: {len(self.withdrawn)} withdrawn control(s) left out: {', '.join(self.withdrawn[:20])}")
         return out
 
 # %% ../nbs/01_documents.ipynb #p004
 def _import_hrefs(imp:dict, prof:dict, path:Path) -> list[str]:
-    "The locations an import names: its `href`, or the `rlinks` of the back-matter resource its `#uuid` names (JSON first)."
+    "The locations an import names: its `href`, or the `rlinks` (JSON first) of the resource its `#uuid` names."
     href = str(imp.get('href') or '')
     if not href.startswith('#'): return [href] if href else []
     res = {r.get('uuid'): r for r in (prof.get('back-matter') or {}).get('resources', [])}.get(href[1:])
@@ -451,19 +455,19 @@ def _import_hrefs(imp:dict, prof:dict, path:Path) -> list[str]:
 
 # %% ../nbs/01_documents.ipynb #p005
 def _import_source(imp:dict, prof:dict, path:Path, catalog:Path|None) -> Path:
-    "The file an import resolves to: its href (relative to the profile), else `catalog`, else that file name beside the profile."
+    "The file an import resolves to: its href (relative to the profile), else `catalog`, else its name beside the profile."
     hrefs = _import_hrefs(imp, prof, path)
     local = [path.parent/urllib.parse.unquote(h) for h in hrefs if '://' not in h]
     beside = [path.parent/Path(urllib.parse.urlparse(h).path).name for h in hrefs]
     for f in local + ([Path(catalog)] if catalog else []) + beside:
         if f.suffix.lower() == '.json' and f.is_file(): return f
     if catalog: raise DocumentError(catalog, 'no such catalog file')
-    raise DocumentError(path, f"its import {hrefs[0] if hrefs else '(no href)'} is not a file here: give the catalog it "
-                              'selects from (--catalog CATALOG)')
+    named = hrefs[0] if hrefs else '(no href)'
+    raise DocumentError(path, f'its import {named} is not a file here: give the catalog it selects from (--catalog CATALOG)')
 
 # %% ../nbs/01_documents.ipynb #p006
 def _picked(tree:list[tuple[str, str|None]], selectors:list[dict]) -> set[str]:
-    "The ids of `tree` ((id, parent) pairs) that `selectors` name by `with-ids` or `matching`, with children when asked."
+    "The ids of `tree` ((id, parent) pairs) that `selectors` name (`with-ids`, `matching`), with children when asked."
     kids = {}
     for cid, par in tree: kids.setdefault(par, []).append(cid)
     out = set()
@@ -481,7 +485,8 @@ def _select(tree:list[tuple[str, str|None]], imp:dict) -> tuple[list[str], list[
     have = {cid for cid, _ in tree}
     inc = _picked(tree, imp['include-controls']) if 'include-controls' in imp else have  # include-all, or no include
     keep = inc - _picked(tree, imp.get('exclude-controls') or [])
-    named = [i for s in (imp.get('include-controls') or []) + (imp.get('exclude-controls') or []) for i in s.get('with-ids') or []]
+    sels = (imp.get('include-controls') or []) + (imp.get('exclude-controls') or [])
+    named = [i for s in sels for i in s.get('with-ids') or []]
     return [cid for cid, _ in tree if cid in keep], [i for i in dict.fromkeys(named) if i not in have]
 
 # %% ../nbs/01_documents.ipynb #p008
