@@ -456,7 +456,8 @@ def _evaluation(t, data:dict, args) -> dict:
     try:
         return evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb,
                                  (t.metrics or {}).get('classifier'), args.level or t.config.evaluation_level, title,
-                                 extra, t.config.model)
+                                 extra, t.config.model,
+                                 'default predictor (pool)' if getattr(t, 'ensemble', None) is not None else 'classifier')
     finally:
         if not args.report: shutil.rmtree(folder, ignore_errors=True)
 
