@@ -674,7 +674,7 @@ def main(argv:list[str]|None=None) -> int:
     logger.remove()  # each command's summary lists skipped files, so their log lines are only shown with --verbose
     logger.add(sys.stderr, format='{level}: {message}',
                filter={'': lvl('WARNING'), 'ai_standards.documents': lvl('ERROR'),
-                       'ai_standards.pipeline': lvl('INFO')})
+                       'ai_standards.pipeline': lvl('INFO'), 'ai_standards.evaluation': lvl('INFO')})
     try: return args.func(args)
     except KeyboardInterrupt: print('interrupted', file=sys.stderr); return 1
     except Exception as e:
