@@ -501,7 +501,8 @@ def _evaluation(t, data:dict, args) -> dict:
     try:
         return evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb,
                                  (t.metrics or {}).get('classifier'), args.level or t.config.evaluation_level, title,
-                                 extra, t.config.model)
+                                 extra, t.config.model,
+                                 'default predictor (pool)' if getattr(t, 'ensemble', None) is not None else 'classifier')
     finally:
         if not args.report: shutil.rmtree(folder, ignore_errors=True)
 
@@ -858,7 +859,7 @@ def main(argv:list[str]|None=None) -> int:
     logger.remove()  # each command's summary lists skipped files, so their log lines are only shown with --verbose
     logger.add(sys.stderr, format='{level}: {message}',
                filter={'': lvl('WARNING'), 'ai_standards.documents': lvl('ERROR'),
-                       'ai_standards.pipeline': lvl('INFO')})
+                       'ai_standards.pipeline': lvl('INFO'), 'ai_standards.evaluation': lvl('INFO')})
     try: return args.func(args)
     except KeyboardInterrupt: print('interrupted', file=sys.stderr); return 1
     except Exception as e:

@@ -496,11 +496,14 @@ def evaluation_report(training_data:dict, # from `create_training_data`
     tr, va, te = splits or _splits_of(classifier, training_data); test_rows = te or va
     train, test = subset(training_data, tr), subset(training_data, test_rows)
     models = {'model': as_predictor(classifier)} | {n: as_predictor(m) for n, m in (extra_models or {}).items()}
+    logger.info(f'evaluate: fitting the baselines on {len(tr)} training rows, scoring {len(models)} model(s) and them on '
+                f'{len(test_rows)} held-out rows')  # a line per phase: the step runs a minute or more on a CPU
     results = pair_with({n: evaluate_model(m, test, level) for n, m in (models | _baselines(train, baseline_model)).items()}, 'model')
     main = results['model']
     shown = {(model_name if n == 'model' else n): r for n, r in results.items()}
     figures = dict(confusion_matrix=plot_confusion(main), f1_by_class=plot_f1_bars(shown))
     if main.get('calibration'): figures['reliability'] = plot_reliability(main, model_name)
+    if embedding_models: logger.info(f'evaluate: similarity and retrieval of {len(embedding_models)} embedding model(s)')
     sims, more = _embedding_plots(embedding_models or {}, test['texts'], test['labels'])
     curves = training_metrics or (classifier.get('metrics') if isinstance(classifier, dict) else None)
     figures |= more | (dict(training_curves=plot_training(curves)) if curves else {})

@@ -68,4 +68,6 @@ def check_report(report_dir):
 
 @pytest.mark.sample_run
 def test_demo_report_reads_as_the_cli_says(request):
-    check_report(request.getfixturevalue('sample_run')['dir']/'run'/'06_evaluate'/'report')
+    run = request.getfixturevalue('sample_run')
+    check_report(run['dir']/'run'/'06_evaluate'/'report')
+    assert 'evaluate: fitting the baselines' in run['stderr']  # the evaluate step says what it is doing, phase by phase
