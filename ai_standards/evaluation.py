@@ -259,7 +259,8 @@ def plot_f1_bars(results:dict, # name -> evaluate_model result
         f1 = [r['report'].get(l, {}).get('f1-score', 0) for l in labels]
         bars = ax.barh(np.arange(len(labels)) + k * h, f1, h, label=f"{name} (macro-F1 {r['macro_f1']:.2f})")
         for y, v in zip(np.arange(len(labels)) + k * h, f1):  # a zero bar has no width: say 0 where it would start
-            if v == 0: ax.text(0.004, y, '0', va='center', fontsize=7, weight='bold', color=bars.patches[0].get_facecolor())
+            if v == 0: ax.text(0.004, y, '0', va='center', fontsize=7, weight='bold',
+                               color=bars.patches[0].get_facecolor())
     ax.set_yticks(np.arange(len(labels)) + 0.4 - h / 2, labels, fontsize=9); ax.invert_yaxis()
     n = next(iter(results.values()))
     ax.set_xlabel('F1'); ax.set_xlim(0, 1); ax.set_title(f"Per-class F1 on {n['n']} {n['level']}s", fontsize=10)
@@ -311,7 +312,8 @@ def plot_reliability(result:dict, # an evaluate_model result with `calibration`
     ax.plot([0, 1], [0, 1], ls='--', color='grey', lw=1, label='perfect calibration')
     ax.plot([x['confidence'] for x in b], [x['accuracy'] for x in b], marker='o', label='model', clip_on=False)
     for x in b:
-        ax.annotate(str(x['n']), (x['confidence'], x['accuracy']), xytext=(3, -9), textcoords='offset points', fontsize=7)
+        ax.annotate(str(x['n']), (x['confidence'], x['accuracy']), xytext=(3, -9), textcoords='offset points',
+                    fontsize=7)
     ax.set(xlim=(0, 1.02), ylim=(0, 1.04), xlabel='confidence (top probability)', ylabel='accuracy')
     ax.set_title(f"{title}: ECE {c['ece']:.3f}, n={result['n']} {result['level']}s", fontsize=10); ax.legend(fontsize=8)
     fig.tight_layout()
