@@ -151,7 +151,7 @@ def selection_check(grid, X, sources, targets) -> list[dict]:
     folds = [(gv[cat[gv] != c], gv[cat[gv] == c]) for c in sorted(set(cat[gv]))]
     R10, RR = (np.array([r['per_source'][k] for r in grid]) for k in (0, 1))
     out = []
-    prev = {k: v for k, v in DEFAULT_METHOD.items() if k != 'group_weight'}
+    prev = {k: v for k, v in DEFAULT_METHOD.items() if k not in ('group_weight', 'verbatim_weight', 'verbatim_floor')}  # the grid's keys
     for name, keep in (('tuning grid without the related and group knobs', lambda r: not r['method']['related_weight'] + r['method']['group_weight']),
                        ('tuning grid with the related knob, without the group knob (the previous procedure)', lambda r: r['method']['group_weight'] == 0),
                        ('tuning grid with both knobs (this default)', lambda r: True),
