@@ -10,7 +10,7 @@ Regime R, known controls reworded: the heads are fitted on every record's contro
   records' discussion (guidance) text, which says what the control is about in other words. The pool weights are fitted
   on half the guidance rows and scored on the other half (two grouped halves, each scored once).
 
-Candidates: the default pool (word TF-IDF head, C = `HEAD_C`, + base-embedding head); the word TF-IDF head at other C;
+Candidates: the default pool before issue 28 (word TF-IDF head, C = 1, + base-embedding head; every Δ is against it); the word TF-IDF head at other C;
 a nearest-record view on embeddings or on TF-IDF vectors (each class scored by its most similar training record,
 softmax(20 * cosine); the pool weight is its temperature); a character 3-5-gram TF-IDF head (C = 10). Baselines in the
 same run: TF-IDF + LR, class-balanced, C = 1 and C = 10; frozen embeddings + LR (C = 10, unweighted, as
@@ -23,6 +23,9 @@ other half together (sample weights: each regime half), as the pipeline now fits
 Combination rule, fixed before the run: the combined score is the mean of the two regimes' accuracies. A candidate
 replaces the default only if its combined difference is at least two standard errors above zero AND it does not lose
 on regime G by more than one standard error (text about new controls must not pay for text about known ones).
+
+Result (bench/results/rewording.md): TF-IDF C 10 + embedding + nearest record on embeddings, [joint] weights, won and is
+now the default (`training.HEAD_C`, `training.DEFAULT_VIEWS`).
 
 Run: python bench/bench_rewording.py   -> bench/results/rewording.{md,json}
 """
