@@ -12,7 +12,7 @@ import numpy as np
 from loguru import logger
 from .documents import file_sha256
 from .models import pick_device, quiet_hf
-from .training import EnsembleClassifier, LinearHead, TfidfHead
+from .training import EnsembleClassifier, LinearHead, TfidfHead, NearestRecordHead, KNN_VIEWS
 from .evaluation import TransformerPredictor
 
 # %% auto #0
@@ -65,18 +65,38 @@ def build_manifest(folder:Path, # the folder whose files are listed
 # %% ../nbs/07_persistence.ipynb #c012
 def _write_json(path:Path, obj): path.write_text(json.dumps(obj, indent=1, default=str, ensure_ascii=False))
 
+# %% ../nbs/07_persistence.ipynb #c012k
+def _knn_arrays(name:str, h:NearestRecordHead) -> dict:
+    "A nearest-record view's rows as arrays: float32 vectors, or a sparse matrix's parts, and the class ids."
+    from scipy.sparse import issparse
+    if not issparse(h.X): return {f'{name}_X': h.X.astype(np.float32), f'{name}_y': h.y}
+    X = h.X.tocsr()
+    return {f'{name}_data': X.data.astype(np.float32), f'{name}_indices': X.indices, f'{name}_indptr': X.indptr,
+            f'{name}_shape': np.array(X.shape), f'{name}_y': h.y}
+
+def _knn_heads(a:dict, n:int) -> dict:
+    "The nearest-record views stored in ensemble.npz's arrays `a` (none in folders written before they existed)."
+    from scipy.sparse import csr_matrix
+    out = {}
+    for name in KNN_VIEWS:
+        if f'{name}_y' not in a: continue
+        X = a[f'{name}_X'] if f'{name}_X' in a else csr_matrix((a[f'{name}_data'], a[f'{name}_indices'], a[f'{name}_indptr']), shape=tuple(a[f'{name}_shape']))
+        out[name] = NearestRecordHead(X, a[f'{name}_y'], n)
+    return out
+
 # %% ../nbs/07_persistence.ipynb #c012a
 def save_ensemble(ens:EnsembleClassifier, folder:Path):
-    "ensemble.json (weights, classes, TF-IDF vocabulary) and ensemble.npz (head coefficients, idf)."
+    "ensemble.json (weights, classes, TF-IDF vocabulary) and ensemble.npz (head coefficients, idf, nearest-record rows)."
     arrays, head, tfidf = {}, ens.embedding_head, ens.tfidf
     if head is not None: arrays |= dict(embedding_coef=head.coef, embedding_intercept=head.intercept)
     if tfidf is not None:
         arrays |= dict(tfidf_coef=tfidf.head.coef, tfidf_intercept=tfidf.head.intercept)
         arrays['tfidf_idf'] = tfidf.vectorizer.idf_
+    for name, h in getattr(ens, 'knn', {}).items(): arrays |= _knn_arrays(name, h)
     np.savez(folder/'ensemble.npz', **arrays)
     meta = dict(classes=ens.classes_, pool='log-linear', weights=ens.weights, validation=ens.validation,
                 C=getattr(ens, 'C', None), embedding_source=getattr(ens, 'embedding_source', None),
-                refit_rows=getattr(ens, 'refit_rows', None))
+                refit_rows=getattr(ens, 'refit_rows', None), doc_temperature=getattr(ens, 'doc_temperature', None))
     vocabulary = tfidf.vectorizer.vocabulary_ if tfidf is not None else None
     _write_json(folder/'ensemble.json', meta | dict(tfidf_vocabulary=vocabulary))
 
@@ -270,8 +290,9 @@ def load_ensemble(folder:Path, classifier, tokenizer, embedding_model) -> Ensemb
     head = LinearHead(a['embedding_coef'], a['embedding_intercept']) if 'embedding_coef' in a else None
     tfidf = (TfidfHead(meta['tfidf_vocabulary'], a['tfidf_idf'], LinearHead(a['tfidf_coef'], a['tfidf_intercept']))
              if 'tfidf_coef' in a else None)
-    ens = EnsembleClassifier(meta['classes'], meta['weights'], classifier, tokenizer, embedding_model, head, tfidf)
-    for k in ('validation', 'C', 'embedding_source', 'refit_rows'): setattr(ens, k, meta.get(k))
+    ens = EnsembleClassifier(meta['classes'], meta['weights'], classifier, tokenizer, embedding_model, head, tfidf,
+                             _knn_heads(a, len(meta['classes'])))
+    for k in ('validation', 'C', 'embedding_source', 'refit_rows', 'doc_temperature'): setattr(ens, k, meta.get(k))
     return ens
 
 # %% ../nbs/07_persistence.ipynb #c029b

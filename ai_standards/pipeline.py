@@ -47,7 +47,7 @@ class PipelineConfig:
     train_classifier:bool=False # step 4: fine-tune the HF classifier (opt-in, see "What a run trains"; on when needed)
     fine_tune_embeddings:bool=False # step 5: fine-tune the embedding model on the labels (opt-in, "What a run trains")
     ensemble:bool=True # default predictor: a pool of heads (TF-IDF, embeddings), weights fitted on validation
-    views:str='tfidf,embedding' # views the default predictor pools ('classifier' adds the fine-tuned classifier)
+    views:str='tfidf,embedding,knn_embedding' # views the default predictor pools ('classifier' adds the fine-tuned classifier)
     refit:bool=True # after evaluation, refit the default predictor on every labeled row (False: keep the evaluated)
     evaluation_level:str='document' # 'document' (chunk probabilities averaged) or 'chunk'
     progress:bool=True # progress bars
@@ -309,14 +309,17 @@ def _chunk_result(c:dict, q:np.ndarray, classes:list) -> dict:
                 normative_level=c['normative_level'], label=classes[int(q.argmax())],
                 probability=round(float(q.max()), 4), text=c['text'][:200])
 
-def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, classes:list) -> dict:
-    "One document's label (its chunks' mean probabilities; None without chunks), alternatives and chunks."
+def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, classes:list,
+                temperature:float|None=None) -> dict:
+    "One document's label, its calibrated probability and chunk share (None without chunks), alternatives and chunks."
     meta, top = d.get('metadata') or {}, (np.argsort(-mean)[:top_k] if mean is not None else [])
-    p = lambda j: round(float(mean[j]), 4)
+    cal = T.calibrate_shares(mean, temperature) if mean is not None else None  # share^t renormalised; same order
+    p, s = (lambda j: round(float(cal[j]), 4)), (lambda j: round(float(mean[j]), 4))
     return dict(id=meta.get('record_id', d['doc_id']), source=d['source'], title=d['title'], true_label=d.get('label'),
                 fields={k: v for k, v in meta.items() if k != 'record_id'}, n_chunks=len(chunks),
                 label=classes[top[0]] if len(top) else None, probability=p(top[0]) if len(top) else None,
-                top=[dict(label=classes[j], probability=p(j)) for j in top], chunks=chunks)
+                share=s(top[0]) if len(top) else None,
+                top=[dict(label=classes[j], probability=p(j), share=s(j)) for j in top], chunks=chunks)
 
 # %% ../nbs/08_pipeline.ipynb #c037o
 MIN_KNOWN = 0.3  # share of a text's words the TF-IDF head knows, below which its label is flagged
@@ -348,7 +351,7 @@ def classify(self:TrainedModel, inputs:list, # file paths and/or texts
              top_k:int=3, # alternatives listed per document
              report:IngestReport|None=None, # collects unreadable files (they are skipped)
             ) -> list[dict]:
-    "Label each document (chunk probabilities averaged) and each of its chunks, with provenance."
+    "Label each document (chunks' share per label, calibrated to a probability) and each of its chunks, with provenance."
     pred = self.predictor; classes = list(pred.classes_)
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     docs = _as_documents(self, inputs, report if report is not None else IngestReport())
@@ -359,7 +362,7 @@ def classify(self:TrainedModel, inputs:list, # file paths and/or texts
     for n, d in enumerate(docs):
         p = proba[i:i + len(d['chunks'])]; i += len(d['chunks'])
         chunk_results = [_chunk_result(c, q, classes) for c, q in zip(d['chunks'], p)]
-        out.append(_doc_result(d, mean.get(n), chunk_results, top_k, classes))
+        out.append(_doc_result(d, mean.get(n), chunk_results, top_k, classes, getattr(pred, 'doc_temperature', None)))
     vocabulary = getattr(getattr(getattr(pred, 'tfidf', None), 'vectorizer', None), 'vocabulary', None)  # the pool's words
     for r, d in zip(out, docs): r['out_of_domain'] = out_of_domain(' '.join(c['text'] for c in d['chunks']), vocabulary)
     return out
@@ -598,8 +601,8 @@ def _choose_ensemble(self:AIStandardsTrainer, d:dict, splits:tuple, base, tuned)
     for n, m in cands.items():  # one TF-IDF head for both: it does not depend on the embedding model
         fits[n] = T.fit_ensemble(d, self.classifier, m, splits, views, level=self.config.evaluation_level, tfidf=tfidf)
         tfidf = fits[n].tfidf
-    name = min(fits, key=lambda n: fits[n].validation['pool']['log_loss'])
-    logger.info('default predictor, validation log-loss: ' + ', '.join(f"{n} embeddings {f.validation['pool']['log_loss']:.3f}"
+    name = min(fits, key=lambda n: fits[n].validation['objective']['log_loss'])  # both validation regimes
+    logger.info('default predictor, validation log-loss: ' + ', '.join(f"{n} embeddings {f.validation['objective']['log_loss']:.3f}"
                                                                        for n, f in fits.items()) + f'; kept {name}')
     fits[name].embedding_source = name
     return fits[name]

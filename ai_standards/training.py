@@ -14,11 +14,13 @@ from .documents import RECORD_KINDS
 from .models import Embedder, load_classifier, pick_device, resolve_model, quiet_hf
 
 # %% auto #0
-__all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'HEAD_C', 'DOC_RULES', 'TrainingDataError', 'create_training_data',
-           'split_training_data', 'splits_dict', 'splits_tuple', 'ClassifierConfig', 'train_classification_model',
-           'aggregate_by', 'predict_proba', 'similarity_gap', 'knn_scores', 'weights_version', 'encode',
-           'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model',
-           'LinearHead', 'TfidfHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier', 'pool_figures',
+__all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'KNN_SCALE', 'KNN_VIEWS', 'HEAD_C', 'DEFAULT_VIEWS', 'MIN_REWORDED',
+           'DOC_RULES', 'TrainingDataError', 'create_training_data', 'split_training_data', 'splits_dict',
+           'splits_tuple', 'ClassifierConfig', 'train_classification_model', 'aggregate_by', 'predict_proba',
+           'similarity_gap', 'knn_scores', 'weights_version', 'encode', 'label_retrieval', 'plain_retrieval',
+           'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model', 'LinearHead', 'TfidfHead',
+           'NearestRecordHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier', 'pool_figures',
+           'reworded_pairs', 'validation_documents', 'calibrate_shares', 'document_ece', 'fit_document_temperature',
            'fit_ensemble', 'refit_ensemble', 'cv_head_C', 'cv_document_rules']
 
 # %% ../nbs/05_training.ipynb #c007
@@ -549,6 +551,28 @@ class TfidfHead:
     def predict_proba(self, texts:list[str]) -> np.ndarray:
         return self.head.predict_proba(self.vectorizer.transform(texts))
 
+# %% ../nbs/05_training.ipynb #c067k1
+KNN_SCALE = 20.0 # sharpness of a nearest-record view, softmax(KNN_SCALE * cosine); the pool weight rescales it
+KNN_VIEWS = ('knn_embedding', 'knn_tfidf') # nearest record by sentence embedding, by the TF-IDF head's features
+
+# %% ../nbs/05_training.ipynb #c067k2
+class NearestRecordHead:
+    "Each class scored by the cosine of its most similar training row: softmax(KNN_SCALE * max cosine)."
+    def __init__(self, X, # training rows' vectors (dense or scipy sparse), L2-normalized here
+                 y, # their class ids
+                 n_classes:int):
+        from sklearn.preprocessing import normalize
+        y = np.asarray(y, int); order = np.argsort(y, kind='stable')  # rows grouped by class: one reduceat per query batch
+        self.X, self.y, self.n = normalize(X[order]), y[order], int(n_classes)
+    def predict_proba(self, Z) -> np.ndarray:
+        from scipy.special import softmax
+        from sklearn.preprocessing import normalize
+        S = normalize(Z) @ self.X.T; S = S.toarray() if hasattr(S, 'toarray') else np.asarray(S)
+        best = np.full((S.shape[0], self.n), -1.0)  # a class without training rows: cosine -1
+        present, starts = np.unique(self.y, return_index=True)
+        if S.shape[0] and len(present): best[:, present] = np.maximum.reduceat(S, starts, axis=1)
+        return softmax(KNN_SCALE * best, axis=1)
+
 # %% ../nbs/05_training.ipynb #c067b
 def pool_proba(probs:dict, # view name -> (n, classes) probabilities
                weights:dict, # view name -> non-negative weight
@@ -561,35 +585,42 @@ def pool_proba(probs:dict, # view name -> (n, classes) probabilities
 # %% ../nbs/05_training.ipynb #c067e
 def fit_pool_weights(probs:dict, # view name -> (n, classes) probabilities on held-out rows
                      y:list[int], # true class ids of those rows
-                     max_weight:float=20.0):
+                     max_weight:float=20.0,
+                     sample_weight=None): # per-row weights (e.g. each validation regime weighing half); default: equal
     "Non-negative pool weights that minimise held-out log-loss (maximum likelihood; also calibrates the temperature)."
     from scipy.optimize import minimize
     from scipy.special import log_softmax
     names, y = list(probs), np.asarray(y)
+    sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float); sw = sw / sw.sum()
     logs = [np.log(np.clip(probs[n], 1e-12, 1.0)) for n in names]
-    nll = lambda w: -log_softmax(sum(wi * l for wi, l in zip(w, logs)), axis=1)[np.arange(len(y)), y].mean()
+    nll = lambda w: -(sw * log_softmax(sum(wi * l for wi, l in zip(w, logs)), axis=1)[np.arange(len(y)), y]).sum()
     r = minimize(nll, np.ones(len(names)), bounds=[(0.0, max_weight)] * len(names), method='L-BFGS-B')
     return {n: round(float(w), 4) for n, w in zip(names, r.x)}
 
 # %% ../nbs/05_training.ipynb #c068
 class EnsembleClassifier:
-    "Log-linear pool of views (TF-IDF head, embedding head, optionally the fine-tuned classifier)."
+    "Log-linear pool of views (TF-IDF head, embedding head, nearest-record views, optionally the fine-tuned classifier)."
     def __init__(self, classes:list[str], # label names in id order
-                 weights:dict, # view name -> pool weight: 'classifier', 'embedding', 'tfidf'
+                 weights:dict, # view name -> pool weight: 'classifier', 'embedding', 'tfidf', 'knn_embedding', 'knn_tfidf'
                  classifier=None, tokenizer=None, # the fine-tuned sequence classifier
                  embedding_model=None, embedding_head:LinearHead|None=None, # a SentenceTransformer and its head
-                 tfidf:TfidfHead|None=None):
+                 tfidf:TfidfHead|None=None,
+                 knn:dict|None=None): # view name -> NearestRecordHead ('knn_tfidf' uses the TF-IDF head's features)
         self.classes_, self.weights = list(classes), {k: float(v) for k, v in weights.items() if v}
         self.classifier, self.tokenizer, self.embedding_model = classifier, tokenizer, embedding_model
         self.embedding_head, self.tfidf, self.validation = embedding_head, tfidf, None
+        self.knn, self.doc_temperature = dict(knn or {}), None # document calibration: `fit_document_temperature`
         self.embedder = None # set to a `models.Embedder` of the same model to encode through its disk cache
     def component_proba(self, texts:list[str], names=None) -> dict:
         "Each view's probabilities for `texts`."
-        out, texts = {}, list(texts)
-        for n in names or self.weights:
+        out, texts, names = {}, list(texts), list(names or self.weights)
+        vec = self.embed(texts) if {'embedding', 'knn_embedding'} & set(names) else None  # one pass for both views
+        for n in names:
             if n == 'classifier': out[n] = predict_proba(self.classifier, self.tokenizer, texts)
-            elif n == 'embedding': out[n] = self.embedding_head.predict_proba(self.embed(texts))
+            elif n == 'embedding': out[n] = self.embedding_head.predict_proba(vec)
             elif n == 'tfidf': out[n] = self.tfidf.predict_proba(texts)
+            elif n == 'knn_embedding': out[n] = self.knn[n].predict_proba(vec)
+            elif n == 'knn_tfidf': out[n] = self.knn[n].predict_proba(self.tfidf.vectorizer.transform(texts))
         return out
     def embed(self, texts:list[str]) -> np.ndarray:
         "Vectors for the embedding head: the `embedder` when set (cached on disk, shared with ingest), else `encode`."
@@ -615,39 +646,134 @@ def pool_figures(probs:dict, weights:dict, y:list[int], keys:list, level:str='do
     return out
 
 # %% ../nbs/05_training.ipynb #c070
-HEAD_C = dict(tfidf=1.0, embedding=10.0) # inverse regularization of the heads: grouped 5-fold CV on SP 800-53 training rows
+HEAD_C = dict(tfidf=10.0, embedding=10.0) # inverse regularization of the heads: chosen on both validation regimes (bench_rewording)
+DEFAULT_VIEWS = ('tfidf', 'embedding', 'knn_embedding') # the default predictor's views: chosen on both regimes (bench_rewording)
 
 # %% ../nbs/05_training.ipynb #c070h
 def _fit_heads(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=None,
                tfidf:TfidfHead|None=None) -> dict:
-    "The TF-IDF (unless one fitted on the same rows is given) and embedding heads fitted on `rows`."
+    "The TF-IDF (unless one fitted on the same rows is given), embedding and nearest-record heads fitted on `rows`."
     C, n = HEAD_C | (C or {}), len(d['label_map']['labels'])
     texts, y = [d['texts'][i] for i in rows], [d['label_ids'][i] for i in rows]
-    heads = dict(tfidf=(tfidf or TfidfHead.fit(texts, y, n, C['tfidf'])) if 'tfidf' in views else None)
-    emb = 'embedding' in views
-    heads['embedding_head'] = LinearHead.fit(encode(embedding_model, texts), y, n, C['embedding']) if emb else None
+    need_tfidf = 'tfidf' in views or 'knn_tfidf' in views  # the nearest-record view on TF-IDF reads the head's features
+    heads = dict(tfidf=(tfidf or TfidfHead.fit(texts, y, n, C['tfidf'])) if need_tfidf else None, knn={})
+    X = encode(embedding_model, texts) if {'embedding', 'knn_embedding'} & set(views) else None
+    heads['embedding_head'] = LinearHead.fit(X, y, n, C['embedding']) if 'embedding' in views else None
+    if 'knn_embedding' in views: heads['knn']['knn_embedding'] = NearestRecordHead(X, y, n)
+    if 'knn_tfidf' in views: heads['knn']['knn_tfidf'] = NearestRecordHead(heads['tfidf'].vectorizer.transform(texts), y, n)
     return heads
+
+# %% ../nbs/05_training.ipynb #c070r1
+def reworded_pairs(texts:list[str], # training rows' texts
+                   min_chars:int=40, # both passages at least this long
+                  ) -> list[tuple[int, str, str]]:
+    "(row, first passage, the rest) of each text with a paragraph break: one known item in two wordings (regime R)."
+    out = []
+    for i, t in enumerate(texts):
+        a, sep, b = t.partition('\n\n')
+        if sep and len(a.strip()) >= min_chars and len(b.strip()) >= min_chars: out.append((i, a.strip(), b.strip()))
+    return out
+
+# %% ../nbs/05_training.ipynb #c070r3
+MIN_REWORDED = 20 # fewer reworded pairs than this: regime R is left out of the weights (too few to fit on)
+
+def _rewording_proba(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=None):
+    "Regime R on `rows`: each view fitted on the first passages and scored on the rest; (probabilities, truths, keys) or None."
+    pairs = reworded_pairs([d['texts'][i] for i in rows])
+    if len(pairs) < MIN_REWORDED or len({d['label_ids'][rows[i]] for i, _, _ in pairs}) < 2: return None
+    first = dict(texts=[a for _, a, _ in pairs], label_ids=[d['label_ids'][rows[i]] for i, _, _ in pairs], label_map=d['label_map'])
+    heads = _fit_heads(first, list(range(len(pairs))), views, embedding_model, C)
+    ens = EnsembleClassifier(d['label_map']['labels'], {v: 1.0 for v in views}, None, None, embedding_model, **heads)
+    return ens.component_proba([b for _, _, b in pairs]), first['label_ids'], [f'r{rows[i]}' for i, _, _ in pairs]
+
+# %% ../nbs/05_training.ipynb #c070r5
+def _joint(regimes:list) -> tuple[dict, np.ndarray, np.ndarray]:
+    "(probabilities, truths, sample weights) of [(view probabilities, truths)] regimes stacked, each regime weighing the same."
+    names = list(regimes[0][0])
+    probs = {v: np.concatenate([p[v] for p, _ in regimes]) for v in names}
+    sw = np.concatenate([np.full(len(y), 1 / len(y)) for _, y in regimes])
+    return probs, np.concatenate([np.asarray(y) for _, y in regimes]), sw
+
+def _joint_log_loss(regimes:list, weights:dict) -> float:
+    "The mean over regimes of the pool's validation log-loss: the objective the weights minimise."
+    from sklearn.metrics import log_loss
+    n = next(iter(regimes[0][0].values())).shape[1]
+    return float(np.mean([log_loss(y, pool_proba(p, weights), labels=range(n)) for p, y in regimes]))
+
+# %% ../nbs/05_training.ipynb #c070d1
+def validation_documents(y:list[int], # class id of each validation row
+                         n_docs:int=300, max_rows:int=12, # documents drawn; rows per document, 2 to max_rows
+                         off_topic:float=0.5, # largest share of a document's rows drawn from other classes
+                         seed:int=0) -> list[tuple[np.ndarray, int]]:
+    "Pseudo-documents over validation rows: (row positions, label), mostly rows of the label, some of other classes."
+    rng, y = np.random.default_rng(seed), np.asarray(y); classes, docs = np.unique(y), []
+    for _ in range(n_docs if len(classes) > 1 else 0):
+        c = rng.choice(classes); size = int(rng.integers(2, max_rows + 1))
+        m = min(int(size * rng.uniform(0, off_topic)), size - 1)
+        rows = np.r_[rng.choice(np.flatnonzero(y == c), size - m), rng.choice(np.flatnonzero(y != c), m)]
+        docs.append((rows.astype(int), int(c)))
+    return docs
+
+# %% ../nbs/05_training.ipynb #c070d3
+def calibrate_shares(share:np.ndarray, # a document's (or documents') chunk shares per class
+                     temperature:float|None, # from `fit_document_temperature`; None leaves the shares
+                    ) -> np.ndarray:
+    "Document probabilities from chunk shares: share^t renormalised, softmax(t * log share); the order of the labels stays."
+    s = np.atleast_2d(np.asarray(share, float))
+    out = s if temperature is None else pool_proba(dict(share=s), dict(share=temperature))
+    return out if np.ndim(share) == 2 else out[0]
+
+# %% ../nbs/05_training.ipynb #c070d5
+def document_ece(shares:np.ndarray, # (documents, classes) chunk shares
+                 truth:list[int], # each document's class id
+                 temperature:float|None=None) -> float:
+    "Expected calibration error (10 bins) of documents' top-label probabilities: the shares, or calibrated with `temperature`."
+    from ai_standards.evaluation import calibration
+    p = calibrate_shares(np.asarray(shares), temperature)
+    return calibration(list(truth), p.argmax(1).tolist(), p.max(1))['ece']
+
+# %% ../nbs/05_training.ipynb #c070d6
+def fit_document_temperature(regimes:list, # [(pooled validation probabilities, truths)], e.g. one per validation regime
+                             n_docs:int=300, seed:int=0) -> tuple[float|None, dict]:
+    "The document temperature t by maximum likelihood on pseudo-documents of each regime, and its figures on a second draw."
+    def shares(s):
+        docs = [(p[r].mean(0), c) for p, y in regimes for r, c in validation_documents(y, n_docs // len(regimes), seed=s)]
+        return np.array([d for d, _ in docs]), [c for _, c in docs]
+    S, y = shares(seed)
+    if not len(y): return None, dict(n=0)
+    t = fit_pool_weights(dict(share=S), y, max_weight=50.0)['share']
+    S2, y2 = shares(seed + 1)
+    return t, dict(n=len(y2), temperature=t, ece_share=document_ece(S2, y2), ece=document_ece(S2, y2, t),
+                   accuracy=float((S2.argmax(1) == np.array(y2)).mean()))
 
 # %% ../nbs/05_training.ipynb #c070f
 def fit_ensemble(training_data:dict, # from `create_training_data`
                  classifier:dict|None=None, # from `train_classification_model` (needed for the 'classifier' view)
                  embedding_model=None, # SentenceTransformer for the embedding head (e.g. the fine-tuned one)
                  splits:tuple|None=None, # (train, validation, test); default: the classifier's
-                 views=('tfidf', 'embedding'), # views to pool: 'tfidf', 'embedding', 'classifier'
+                 views=DEFAULT_VIEWS, # views to pool: 'tfidf', 'embedding', 'knn_embedding', 'knn_tfidf', 'classifier'
                  C:dict|None=None, # head regularization, overriding HEAD_C
                  level:str='document', # level of the validation macro-F1 reported in `validation`
                  tfidf:TfidfHead|None=None, # a TF-IDF head already fitted on the same training rows and C: reused
+                 rewording:bool=True, # fit the weights on regime R (`reworded_pairs`) too, each regime weighing half
                 ) -> EnsembleClassifier:
-    "Heads fitted on the training rows; pool weights fitted on the validation rows by maximum likelihood."
+    "Heads fitted on the training rows; pool weights fitted by maximum likelihood on validation rows of both regimes."
     tr, va, _ = splits or splits_tuple(classifier['splits'])
-    d, views = training_data, [v for v in views if v != 'embedding' or embedding_model is not None]
+    d, views = training_data, [v for v in views if v not in ('embedding', 'knn_embedding') or embedding_model is not None]
     clf = classifier or {}
     ens = EnsembleClassifier(d['label_map']['labels'], {v: 1.0 for v in views}, clf.get('model'), clf.get('tokenizer'),
                              embedding_model, **_fit_heads(d, tr, views, embedding_model, C, tfidf))
     probs = ens.component_proba([d['texts'][i] for i in va]); y = [d['label_ids'][i] for i in va]
-    ens.weights = fit_pool_weights(probs, y)
+    rw = _rewording_proba(d, tr, views, embedding_model, C) if rewording and 'classifier' not in views else None
+    both = [(probs, y)] + ([rw[:2]] if rw else [])
+    jp, jy, sw = _joint(both)
+    ens.weights = {v: w for v, w in fit_pool_weights(jp, jy, sample_weight=sw).items() if w}  # a view weighted 0 is dropped
     ens.C = HEAD_C | (C or {})
     ens.validation = pool_figures(probs, ens.weights, y, [d['metadata'][i]['doc_id'] for i in va], level)
+    if rw: ens.validation['rewording'] = pool_figures(rw[0], ens.weights, rw[1], rw[2], 'chunk')
+    ens.validation['objective'] = dict(regimes=len(both), log_loss=_joint_log_loss(both, ens.weights))
+    ens.doc_temperature, ens.validation['documents'] = fit_document_temperature(
+        [(pool_proba(p, ens.weights), yy) for p, yy in both])
     return ens
 
 # %% ../nbs/05_training.ipynb #c070b
@@ -660,6 +786,7 @@ def refit_ensemble(ens:EnsembleClassifier, # a fitted ensemble: its views, weigh
     heads = _fit_heads(training_data, rows, list(ens.weights), ens.embedding_model, getattr(ens, 'C', None))
     out = EnsembleClassifier(ens.classes_, ens.weights, ens.classifier, ens.tokenizer, ens.embedding_model, **heads)
     out.C, out.validation, out.refit_rows = getattr(ens, 'C', HEAD_C), ens.validation, len(rows)
+    out.doc_temperature = getattr(ens, 'doc_temperature', None)  # fitted on validation documents; the refit keeps it
     out.embedding_source = getattr(ens, 'embedding_source', None)  # which embedding model the pool was fitted with
     return out
 

@@ -31,8 +31,8 @@ def test_clear_requirements_get_their_category_with_a_probability_that_means_som
 
 def test_pool_weights_come_from_validation_only(fitted):
     data, (tr, va, te), ens = fitted
-    assert ens.validation['n'] == len(va) and set(ens.weights) == {'tfidf', 'embedding'}
-    assert all(w > 0 for w in ens.weights.values())  # both views carry information on the sample corpus
+    assert ens.validation['n'] == len(va) and {'tfidf', 'embedding'} <= set(ens.weights) <= {'tfidf', 'embedding', 'knn_embedding'}
+    assert ens.weights['tfidf'] > 0 and ens.weights['embedding'] > 0  # both heads carry information on the sample corpus
 
 def test_refit_learns_every_labeled_row(fitted):
     data, (tr, va, te), ens = fitted
@@ -44,6 +44,19 @@ def test_refit_learns_every_labeled_row(fitted):
     only_held_out = words(set(va) | set(te)) - words(tr)  # terms of held-out documents that no training row uses
     assert only_held_out and not only_held_out & set(ens.tfidf.vectorizer.vocabulary_)
     assert only_held_out <= set(full.tfidf.vectorizer.vocabulary_)
+
+def test_document_probabilities_are_calibrated_on_validation_documents(fitted):
+    _, _, ens = fitted
+    d = ens.validation['documents']  # pseudo-documents of validation rows, a second draw from the one t was fitted on
+    assert ens.doc_temperature > 1 and d['n'] > 0 and d['ece'] < d['ece_share'], d  # averaged shares are too modest
+
+def test_document_calibration_known_answer():
+    from ai_standards.training import calibrate_shares, document_ece
+    assert calibrate_shares(np.array([.5, .25, .25]), 2.0) == pytest.approx(np.array([2 / 3, 1 / 6, 1 / 6]))
+    shares, truth = np.array([[.62, .38], [.64, .36], [.27, .73], [.45, .55]]), [0, 0, 1, 0]
+    # top shares .62 and .64 (bin .6-.7, both right), .73 (bin .7-.8, right), .55 (bin .5-.6, wrong)
+    assert document_ece(shares, truth) == pytest.approx((2 * (1 - .63) + (1 - .73) + .55) / 4)
+    assert document_ece(shares, truth, 50.0) < document_ece(shares, truth)  # sharpened towards 1
 
 def test_pool_is_a_product_of_experts():
     flat, sure = np.array([[.5, .5]]), np.array([[.8, .2]])

@@ -194,7 +194,7 @@ def test_default_train_fits_the_pool_without_transformer_training(sample_pdfs, t
     steps = json.loads((tmp_path/'m.run'/'state.json').read_text())['steps']
     assert steps['classifier']['summary']['skipped'] and steps['embedding']['summary']['skipped']
     assert not (tmp_path/'m.run'/'04_classifier').exists() and not (out/'classifier').exists()
-    assert res['embedding_source'] == 'base' and set(res['weights']) == {'tfidf', 'embedding'}
+    assert res['embedding_source'] == 'base' and {'tfidf', 'embedding'} <= set(res['weights']) <= {'tfidf', 'embedding', 'knn_embedding'}
     assert 'classifier alone' not in {x['model'] for x in res['results']}
     r = cli('info', out, '--json'); assert r.returncode == 0, r.stderr
     assert set(json.loads(r.stdout)['components']) == {'embedding', 'ensemble'}
