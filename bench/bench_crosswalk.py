@@ -269,7 +269,9 @@ def report(results, grid, best, default, check):
     md += [_row(n, r) for n, r in results.items()]
     chosen = best['method']
     md += ['', f"Tuning grid ({len(grid)} settings, targets with their related links; best on GV by recall@10 + MRR: {chosen}, hierarchy {best['hierarchy']}; "
-           f"the shipped default is {'the same' if chosen == default else 'DIFFERENT: ' + str(default)}). Top 10 on GV:", '', head + ' |', '|---' * 16 + '|']
+           f"the shipped default is {'the same' if chosen == {k: default[k] for k in chosen} else 'DIFFERENT: ' + str(default)}; "
+           f"every grid row keeps the default's verbatim term, verbatim_weight {default['verbatim_weight']}, floor "
+           f"{default['verbatim_floor']}, chosen in bench_coverage.py). Top 10 on GV:", '', head + ' |', '|---' * 16 + '|']
     top = sorted(grid, key=lambda r: -(r['GV (tuning)']['recall@10'] + r['GV (tuning)']['mrr']))[:10]
     md += [_row(_label(r), r) for r in top]
     md += ['', 'Selection check, GV only: leave one of the 6 GV categories out, choose on the other 5 (grid: best recall@10 + MRR; '
