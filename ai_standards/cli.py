@@ -665,7 +665,7 @@ def cmd_crosswalk(args):
     try: related = oscal_related(args.related) if args.related else {}  # a bad catalog fails before any reading
     except (ValueError, DocumentError) as e: raise CLIError(str(e)) from None
     report = IngestReport()
-    sources = load_items(args.sources, label_field=args.label_field, report=report)
+    sources = load_items(args.sources, label_field=args.label_field, report=report, progress=_progress(args))
     targets = _crosswalk_targets(args, report)
     if not sources or not targets:
         raise CLIError(f'nothing to map: {len(sources)} source and {len(targets)} target items'
@@ -739,7 +739,7 @@ def _coverage_documents(args, report):
     "The document passages (and their stored vectors) from files, or from an ingested collection."
     from ai_standards.crosswalk import load_items
     if args.paths and (args.db or args.chroma_url): raise UsageError('give DOCS or --db/--chroma-url, not both')
-    if args.paths: return load_items(args.paths, report=report), None
+    if args.paths: return load_items(args.paths, report=report, progress=_progress(args)), None
     if not (args.db or args.chroma_url): raise UsageError('say which documents: DOCS..., --db DIR or --chroma-url URL')
     from ai_standards.coverage import store_passages
     from ai_standards.vectordb import VectorStore

@@ -69,10 +69,11 @@ def load_items(paths:list, # JSONL, PDF, text files, OSCAL catalog JSON files, a
                label_field:str|None=None, # passed to `read_documents` (only matters for labels, not for mapping)
                report:IngestReport|None=None, # collects files that could not be read
                group_field:str|None='family', # record field that groups items (SP 800-53: the family)
+               progress:bool=False, # a progress bar while files are read (stderr)
               ) -> list[dict]:
     "The items of `paths`: one per JSONL record or catalog control, one per chunk of a PDF or text file."
     report, chunker, items = report or IngestReport(), None, []
-    for doc in read_documents(paths, label_field=label_field, progress=False, report=report):
+    for doc in read_documents(paths, label_field=label_field, progress=progress, report=report):
         if doc.kind in RECORD_KINDS: items.append(_record_item(doc, group_field)); continue
         chunker = chunker or Chunker()
         items += _chunk_items(doc, chunker)
