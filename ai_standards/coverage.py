@@ -8,7 +8,7 @@ import csv, html, json, uuid
 from collections import Counter
 from pathlib import Path
 import numpy as np
-from .documents import DocumentError, ResolvedProfile, resolve_profile
+from .documents import DocumentError, ResolvedProfile, _oscal_root, resolve_profile
 from .models import Embedder
 from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibration, catalog_items,
                                     decision_metrics, evidence, mapping_collection, oscal_related, score_matrix,
@@ -24,11 +24,13 @@ def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read
                    profile:str|Path|None=None, # an OSCAL profile (a baseline) that selects the controls in scope
                   ) -> tuple[list[dict], ResolvedProfile|None]:
     "The controls in scope as crosswalk items (with their related-control links), and the resolved profile."
+    if profile is None and _oscal_root(Path(catalog)) == 'profile': profile, catalog = catalog, None  # a profile alone
     rp = resolve_profile(profile, catalog) if profile else None
-    items = catalog_items(rp.catalog if rp else catalog)
+    cat = rp.catalog if rp else Path(catalog)
+    items = catalog_items(cat)
     if rp:
         keep = set(rp.ids); items = [i for i in items if i['id'] in keep]
-    add_related(items, oscal_related(rp.catalog if rp else catalog) if Path(catalog).is_file() else {})
+    add_related(items, oscal_related(cat))
     return items, rp
 
 # %% ../nbs/07b_coverage.ipynb #v008
