@@ -6,6 +6,7 @@
 from __future__ import annotations
 import csv, fnmatch, functools, hashlib, json, multiprocessing, os, re, unicodedata, urllib.parse
 from collections import Counter
+from contextlib import nullcontext
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -665,8 +666,10 @@ def _sigint_ignored():
 
 def _stop(ex:ProcessPoolExecutor):
     "Stop a pool now: queued jobs cancelled, running workers ended (Ctrl-C, an error, or a consumer that stopped early)."
+    manager = getattr(ex, '_executor_manager_thread', None)  # shutdown forgets it
     for p in list((getattr(ex, '_processes', None) or {}).values()): p.terminate()
     ex.shutdown(wait=False, cancel_futures=True)
+    if manager is not None: manager.join(timeout=10)  # it closes its wake-up pipe: nothing left for exit to write to
 
 def _ordered_map(fn, jobs:list, workers:int):
     "Yield `fn(*job)` for each job in order, running up to `workers` processes a few jobs ahead."
@@ -682,7 +685,8 @@ def _ordered_map(fn, jobs:list, workers:int):
     try:
         futs, it = [], iter(jobs)
         for j in it:
-            with _sigint_ignored(): futs.append(ex.submit(fn, *j))  # a worker starts here: no Ctrl-C while it imports
+            starts = len(getattr(ex, '_processes', None) or {}) < workers  # this submit may start a worker
+            with _sigint_ignored() if starts else nullcontext(): futs.append(ex.submit(fn, *j))  # no Ctrl-C as it starts
             if len(futs) >= 2 * workers: yield futs.pop(0).result()
         for f in futs: yield f.result()
     except BaseException: _stop(ex); raise

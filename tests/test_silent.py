@@ -221,9 +221,9 @@ def _alive(pids) -> set:
 
 @pytest.fixture(scope='module')
 def many_pdfs(sample_pdfs, tmp_path_factory):
-    "120 PDFs (the sample corpus four times): enough reading for the signal to land while the workers read."
+    "1,200 PDFs (the sample corpus forty times): seconds of reading, so the signal lands while the workers read."
     d = tmp_path_factory.mktemp('many')
-    for i in range(4):
+    for i in range(40):
         for f in sample_pdfs.rglob('*.pdf'): shutil.copy(f, d/f'{i}-{f.name}')
     return d
 
