@@ -46,7 +46,7 @@ def coverage_features(scores:np.ndarray, # (n_passages, n_controls) crosswalk sc
 
 # %% ../nbs/07b_coverage.ipynb #v011
 COVERAGE_CALIBRATION = Calibration(features=['best_score', 'log_best_rank', 'best_cosine'], mean=[1.350077, 3.581985, 0.447442],
-    scale=[1.828449, 1.470685, 0.113264], coef=[0.503164, -0.506357, 0.843421], intercept=-3.143666, threshold=0.2267,
+    scale=[1.828449, 1.470685, 0.113264], coef=[0.503164, -0.506357, 0.843421], intercept=-3.143666, threshold=0.2322,
     fitted_on='CSF 2.0 Govern: 31 subcategories as documents, SP 800-53 Rev 5 MODERATE (287 controls, 33 addressed)')
 
 # %% ../nbs/07b_coverage.ipynb #v012

@@ -17,10 +17,10 @@ from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
 
 # %% auto #0
-__all__ = ['DEFAULT_METHOD', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS', 'catalog_items',
-           'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded', 'oscal_related',
-           'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence', 'truth_links',
-           'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
+__all__ = ['DEFAULT_METHOD', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS',
+           'catalog_items', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded',
+           'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence',
+           'truth_links', 'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
            'decision_metrics', 'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource',
            'mapping_collection', 'oscal_mapping_collection', 'validate_oscal']
 
@@ -334,17 +334,31 @@ def best_threshold(p:np.ndarray, y:np.ndarray, n_positive:int|None=None) -> tupl
     return float(p[order][k]), float(f1[k])
 
 # %% ../nbs/07a_crosswalk.ipynb #k007
+def _out_of_fold(X:np.ndarray, y:np.ndarray, C:float, groups=None, folds:int=5) -> np.ndarray|None:
+    "P(yes) of each row from a model fitted without its fold (a group's rows in one fold); None when too few rows."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    n = min(folds, len(set(groups)) if groups is not None else int(min(y.sum(), (~y).sum())))
+    if n < 2: return None
+    cv = GroupKFold(n) if groups is not None else StratifiedKFold(n, shuffle=True, random_state=0)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    return cross_val_predict(model, X, y, groups=groups, cv=cv, method='predict_proba')[:, 1]
+
 def fit_calibration(X:np.ndarray, y:np.ndarray, features:list, # dev rows, their truth, the feature names
                     fitted_on:str='', C:float=0.1, # what the dev data is; inverse regularization strength
-                    n_positive:int|None=None) -> Calibration: # true cases in all, when the rows leave some out
-    "A `Calibration` fitted with scikit-learn's logistic regression, and its best-F1 threshold on the same rows."
+                    n_positive:int|None=None, # true cases in all, when the rows leave some out
+                    groups:np.ndarray|None=None) -> Calibration: # rows that must share a fold (one source's candidates)
+    "A logistic `Calibration` (scikit-learn) whose threshold is the best F1 over out-of-fold probabilities."
     from sklearn.linear_model import LogisticRegression
     X, y = np.asarray(X, float), np.asarray(y, bool)
     mean, scale = X.mean(0), X.std(0) + 1e-9
     lr = LogisticRegression(C=C, max_iter=5000).fit((X - mean) / scale, y)
     cal = Calibration(list(features), mean.round(6).tolist(), scale.round(6).tolist(), lr.coef_[0].round(6).tolist(),
                       round(float(lr.intercept_[0]), 6), 0.5, fitted_on)
-    cal.threshold = round(best_threshold(cal.probability(X), y, n_positive)[0], 4)
+    held_out = _out_of_fold(X, y, C, groups)  # a threshold chosen on the rows the model saw would flatter it
+    cal.threshold = round(best_threshold(cal.probability(X) if held_out is None else held_out, y, n_positive)[0], 4)
     return cal
 
 # %% ../nbs/07a_crosswalk.ipynb #k009
@@ -376,25 +390,36 @@ def decision_metrics(called:np.ndarray, y:np.ndarray, p:np.ndarray|None=None, # 
     return out
 
 # %% ../nbs/07a_crosswalk.ipynb #k014
-LINK_FEATURES = ['score', 'log_rank', 'behind_best']
+def _link_feature_table(scores:np.ndarray, js:np.ndarray, enhancement:np.ndarray) -> dict:
+    "Every named link feature of targets `js`, each (len(js),)."
+    order = np.argsort(-scores, kind='stable'); rank = np.empty(len(order), np.int64); rank[order] = np.arange(len(order))
+    return dict(score=scores[js], log_rank=np.log1p(rank[js]), behind_best=scores[js] - scores[order[0]],
+                z_score=(scores[js] - scores.mean()) / (scores.std() + 1e-9), enhancement=enhancement[js].astype(float))
 
+LINK_FEATURE_SETS = [['score', 'log_rank', 'behind_best'], ['score', 'log_rank', 'behind_best', 'enhancement'],
+                     ['z_score', 'log_rank', 'enhancement'], ['z_score', 'behind_best', 'enhancement'],
+                     ['z_score', 'log_rank', 'behind_best', 'enhancement']]
+LINK_FEATURES = ['z_score', 'behind_best', 'enhancement']
+
+# %% ../nbs/07a_crosswalk.ipynb #k014c
 def link_features(scores:np.ndarray, # one source's scores over all targets
-                  order:np.ndarray, # the targets best first
-                  js:np.ndarray) -> np.ndarray: # the targets to describe
-    "(len(js), 3): each target's score, log(1 + 0-based rank) and score minus the source's best score."
-    rank = np.empty(len(order), np.int64); rank[order] = np.arange(len(order))
-    return np.stack([scores[js], np.log1p(rank[js]), scores[js] - scores[order[0]]], 1)
+                  js:np.ndarray, # the targets to describe
+                  enhancement:np.ndarray, # (n_targets,) bool: the target is an enhancement of another
+                  names:list=LINK_FEATURES) -> np.ndarray: # which features, in order
+    "(len(js), len(names)): the named features of each target in `js` for this source."
+    table = _link_feature_table(scores, js, enhancement)
+    return np.stack([table[n] for n in names], 1)
 
 # %% ../nbs/07a_crosswalk.ipynb #k016
-LINK_CALIBRATION = Calibration(features=['score', 'log_rank', 'behind_best'], mean=[4.143574, 2.116781, -1.981106],
-    scale=[1.009484, 0.792134, 1.197448], coef=[0.364627, -0.151139, 0.324001], intercept=-1.403072, threshold=0.1979,
+LINK_CALIBRATION = Calibration(features=['z_score', 'behind_best', 'enhancement'], mean=[3.018231, -1.981106, 0.109677],
+    scale=[0.59698, 1.197448, 0.312487], coef=[0.476337, 0.301581, -0.47424], intercept=-1.464599, threshold=0.1902,
     fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5')
 
 # %% ../nbs/07a_crosswalk.ipynb #x038
-def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets,
+def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets, enhancement:np.ndarray,
             calibration:Calibration=LINK_CALIBRATION) -> list[dict]:
     "The top `k` matches of source `i` with evidence, each with the probability that the link holds and the decision."
-    js = order[:k]; p = calibration.probability(link_features(scores, order, js))
+    js = order[:k]; p = calibration.probability(link_features(scores, js, enhancement, calibration.features))
     return [dict(target_id=targets[j]['id'], target_label=targets[j]['label'], target_title=targets[j]['title'],
                  score=round(float(scores[j]), 3), probability=round(float(q), 3), linked=bool(q >= calibration.threshold),
                  evidence=evidence(i, j, src, tgt)) | (
@@ -427,13 +452,18 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
     if not sources or not targets:
         raise ValueError(f'nothing to map: {len(sources)} source and {len(targets)} target items')
     warnings = unique_ids(sources)
+    if len(targets) < 20: warnings.append(f'{len(targets)} targets: the link decision was calibrated on a catalog of '
+        f'about a thousand, and among {len(targets)} a z-score cannot pass {np.sqrt(len(targets) - 1):.1f}, so few '
+        'matches will be linked: read the ranking')
     embedder = embedder or Embedder()
     src, tgt = Embedded(sources, embedder), Embedded(targets, embedder, 'target')
     scores = score_matrix(src, tgt, sources, targets, method)
     orders = np.argsort(-scores, axis=1, kind='stable')
     src.prepare(range(len(sources)))
+    enhancement = np.array([bool(t.get('parent')) for t in targets])
     maps = [dict(source_id=s['id'], source_title=s['title'] or ' '.join(s['text'].split())[:200],
-                 matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets, calibration)) for i, s in enumerate(sources)]
+                 matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets, enhancement, calibration))
+            for i, s in enumerate(sources)]
     metrics = _metrics(sources, targets, orders, truth_field) | _link_metrics(maps, sources, targets, truth_field) if truth_field else {}
     return dict(mappings=maps, metrics=metrics, warnings=warnings)
 
