@@ -58,8 +58,8 @@ def coverage_status(p:float, cal:Calibration) -> str:
 def _evidence_rows(j:int, best:np.ndarray, src:Embedded, tgt:Embedded, docs:list[dict]) -> list[dict]:
     "The evidence passages of control `j` (sources `best`), each with the sentence pair's cosine as its score."
     out = []
-    for i in best:
-        e, d = evidence(int(i), j, src, tgt), docs[int(i)]
+    for r, i in enumerate(best):  # the first passage's sentences are embedded; the others' are picked by shared words
+        e, d = evidence(int(i), j, src, tgt, by_words=r > 0 and not src.prepared(i)), docs[int(i)]
         out.append(dict(source_id=d['id'], file=d.get('file'), page=d.get('page'), clause=d.get('clause'),
                         text=e['source'], control_text=e['target'], score=e['cosine']))
     return out
@@ -100,11 +100,11 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
         raise ValueError(f'nothing to assess: {len(documents)} document item(s) and {len(controls)} control(s)')
     cal, embedder = calibration or COVERAGE_CALIBRATION, embedder or Embedder()
     src, tgt = Embedded(documents, embedder, vectors=vectors), Embedded(controls, embedder, 'target')
-    scores = score_matrix(src, tgt, documents, controls, method)
     cos = _cosines(src, tgt, (DEFAULT_METHOD | (method or {}))['top_sentences'])
+    scores = score_matrix(src, tgt, documents, controls, method, dense=cos)  # the cosines are its dense term
     p = cal.probability(coverage_features(scores, cos))
     best = np.argsort(-scores, axis=0, kind='stable')[:max(1, evidence_k)].T
-    src.prepare(np.unique(best))
+    src.prepare(np.unique(best[:, 0]))  # sentence vectors for each control's best passage only: they cost a re-embedding
     rows = []
     for j, c in enumerate(controls):
         pj = round(float(p[j]), 3); st = coverage_status(pj, cal)  # one value for status, field and reason

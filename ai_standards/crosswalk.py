@@ -14,7 +14,7 @@ from .documents import RECORD_KINDS, IngestReport, iter_catalog_documents, read_
 from .documents import _oscal_root, _read_catalog, _related_ids # the OSCAL helpers this module shares
 from .chunking import Chunker
 from .models import Embedder
-from .lexical import bm25_index, bm25_scores, query_tokens, tokenize
+from .lexical import bm25_index, bm25_scores, query_tokens, tokenize, word_tokens
 
 # %% auto #0
 __all__ = ['DEFAULT_METHOD', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS',
@@ -174,6 +174,12 @@ def sentence_vectors(self:Embedded, i:int) -> np.ndarray:
     if hasattr(self, 'sent'): return self.sent[self.start[i]:self.start[i+1]]
     self.prepare([i]); return self._own[int(i)]
 
+# %% ../nbs/07a_crosswalk.ipynb #x026u
+@patch
+def prepared(self:Embedded, i:int) -> bool:
+    "Whether item `i`'s sentence vectors are at hand (a target's always; a source's once `prepare`d)."
+    return hasattr(self, 'sent') or int(i) in self._own
+
 # %% ../nbs/07a_crosswalk.ipynb #x027
 def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) -> np.ndarray:
     "Scores with items that have a parent lowered by `penalty`, and parents raised by `children`·their best child."
@@ -235,7 +241,7 @@ def _verbatim(sources:list[dict], targets:list[dict], floor:float) -> np.ndarray
 
 # %% ../nbs/07a_crosswalk.ipynb #x029v
 def base_scores(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
-                block:int=256) -> np.ndarray:
+                block:int=256, dense:np.ndarray|None=None) -> np.ndarray: # `dense`: the top-sentence cosines, if known
     "(n_sources, n_targets): the dense, title and BM25 scores, z-scored per source and weighted, plus the verbatim term."
     m = DEFAULT_METHOD | (method or {})
     bm = bm25_index([tokenize(f"{t['title']}\n{t['text']}") for t in targets]) if m['lexical_weight'] else None
@@ -243,7 +249,7 @@ def base_scores(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dic
     out = np.zeros((len(sources), len(targets)), np.float32)
     for a in range(0, len(sources), block):
         q = src.text[a:a+block]
-        s = _z(top_sentence_mean(q @ tgt.sent.T, tgt.grid, m['top_sentences']))
+        s = _z(top_sentence_mean(q @ tgt.sent.T, tgt.grid, m['top_sentences']) if dense is None else dense[a:a+block])
         s = s + m['title_weight'] * _z(q @ tgt.title.T)
         if bm is not None:
             lex = np.stack([bm25_scores(bm, query_tokens(x['text']), len(targets)) for x in sources[a:a+block]])
@@ -275,18 +281,25 @@ def group_scores(src:Embedded, tgt:Embedded, targets:list[dict]) -> np.ndarray|N
 
 # %% ../nbs/07a_crosswalk.ipynb #x029c
 def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
-                 block:int=256) -> np.ndarray:
+                 block:int=256, dense:np.ndarray|None=None) -> np.ndarray: # `dense`: see `base_scores`
     "(n_sources, n_targets) scores, higher is better (see `DEFAULT_METHOD`)."
     m = DEFAULT_METHOD | (method or {})
-    s = adjust_scores(base_scores(src, tgt, sources, targets, method, block), targets, method)
+    s = adjust_scores(base_scores(src, tgt, sources, targets, method, block, dense), targets, method)
     g = group_scores(src, tgt, targets) if m['group_weight'] else None
     return s if g is None else s + m['group_weight'] * g
 
 # %% ../nbs/07a_crosswalk.ipynb #x031
-def evidence(i:int, j:int, src:Embedded, tgt:Embedded) -> dict:
+def _shared_words(sents:list[str], other:str) -> int:
+    "Index of the sentence that shares the most distinct words with `other`."
+    them = set(word_tokens(other))
+    return int(np.argmax([len(set(word_tokens(s)) & them) for s in sents]))
+
+def evidence(i:int, j:int, src:Embedded, tgt:Embedded,
+             by_words:bool=False) -> dict: # pick the source sentence by shared words (its sentences are not embedded)
     "The (source sentence, target sentence) pair that best explains why target `j` matches source `i`."
     ts = tgt.sentence_vectors(j) @ src.text[i]; bt = int(ts.argmax())
-    ss = src.sentence_vectors(i) @ tgt.sentence_vectors(j)[bt]; bs = int(ss.argmax())
+    if by_words: bs = _shared_words(src.sents[i], tgt.sents[j][bt])
+    else: bs = int((src.sentence_vectors(i) @ tgt.sentence_vectors(j)[bt]).argmax())
     return dict(source=src.sents[i][bs], target=tgt.sents[j][bt], cosine=round(float(ts[bt]), 3))
 
 # %% ../nbs/07a_crosswalk.ipynb #x033
