@@ -85,6 +85,14 @@ def _truth(docs:list[dict], controls:list[dict], field:str) -> np.ndarray:
     if not named: raise ValueError(f'no document lists control ids in "{field}"')
     return np.array([c['id'] in named for c in controls])
 
+# %% ../nbs/07b_coverage.ipynb #v020x
+def _scale_warning(n_documents:int, fitted_on:int=31) -> list[str]:
+    "A warning when far more passages are assessed than the decision was fitted on."
+    if n_documents <= 10 * fitted_on: return []
+    return [f'{n_documents:,} passages assessed; the decision was fitted on {fitted_on} short documents, and the best '
+            'match over many passages runs higher by chance, so statuses lean toward addressed: read the probabilities '
+            'as a ranking and confirm from the evidence']
+
 # %% ../nbs/07b_coverage.ipynb #v021
 def coverage(documents:list[dict], # the organization's passages or records (from `load_items` or `collection_items`)
              controls:list[dict], # the controls in scope (from `scope_controls`)
@@ -95,7 +103,7 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
              evidence_k:int=3, # evidence passages listed per control
              method:dict|None=None, # overrides of the crosswalk's `DEFAULT_METHOD`
             ) -> dict:
-    "`{'controls': [...], 'summary': {...}, 'metrics': {...}}`: each control's status, probability, evidence, reason."
+    "`{'controls', 'summary', 'warnings'[, 'metrics']}`: each control's status, probability, evidence, reason."
     if not documents or not controls:
         raise ValueError(f'nothing to assess: {len(documents)} document item(s) and {len(controls)} control(s)')
     cal, embedder = calibration or COVERAGE_CALIBRATION, embedder or Embedder()
@@ -111,7 +119,8 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
         rows.append(dict(control_id=c['id'], label=c['label'], title=c['title'], family=c.get('group'), status=st,
                          probability=pj, evidence=_evidence_rows(j, best[j], src, tgt, documents),
                          reason=_reason(j, int(best[j][0]), scores, controls, pj, cal) if st == 'gap' else None))
-    res = dict(controls=rows, summary=coverage_summary(rows) | dict(documents=len(documents), threshold=cal.threshold))
+    res = dict(controls=rows, summary=coverage_summary(rows) | dict(documents=len(documents), threshold=cal.threshold),
+               warnings=_scale_warning(len(documents)))
     if truth_field:
         y = _truth(documents, controls, truth_field)
         res['metrics'] = decision_metrics(p >= cal.threshold, y, p) | dict(truth_field=truth_field,
