@@ -15,9 +15,9 @@ from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibrati
                                     top_sentence_mean, truth_links, validate_oscal, DEFAULT_METHOD)
 
 # %% auto #0
-__all__ = ['COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls', 'coverage_features',
-           'coverage_status', 'coverage', 'coverage_summary', 'store_passages', 'write_coverage_csv', 'coverage_html',
-           'coverage_oscal']
+__all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls',
+           'coverage_features', 'coverage_status', 'coverage', 'coverage_summary', 'store_passages',
+           'write_coverage_csv', 'coverage_html', 'coverage_oscal']
 
 # %% ../nbs/07b_coverage.ipynb #v006
 def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read as its controls)
@@ -34,19 +34,30 @@ def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read
     return items, rp
 
 # %% ../nbs/07b_coverage.ipynb #v008
-COVERAGE_FEATURES = ['best_score', 'log_best_rank', 'best_cosine']
-
-def coverage_features(scores:np.ndarray, # (n_passages, n_controls) crosswalk scores
-                      cosine:np.ndarray, # (n_passages, n_controls) top-sentence cosines
-                     ) -> np.ndarray:
-    "(n_controls, 3) features: best score, log(1 + best rank over passages), best cosine."
+def _coverage_feature_table(scores:np.ndarray, cosine:np.ndarray) -> dict:
+    "Every named control-level feature, each (n_controls,)."
     order = np.argsort(-scores, axis=1, kind='stable'); rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(scores.shape[1])[None].repeat(len(scores), 0), axis=1)
-    return np.stack([scores.max(0), np.log1p(rank.min(0)), cosine.max(0)], 1)
+    z = (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-9)
+    return dict(best_score=scores.max(0), log_best_rank=np.log1p(rank.min(0)), best_cosine=cosine.max(0),
+                best_z=z.max(0), best_behind=(scores - scores.max(1, keepdims=True)).max(0))
+
+COVERAGE_FEATURE_SETS = [['best_score', 'log_best_rank', 'best_cosine'], ['log_best_rank', 'best_z'],
+                         ['best_z', 'best_behind'], ['best_z', 'best_behind', 'best_cosine'],
+                         ['best_score', 'log_best_rank', 'best_cosine', 'best_z']]
+COVERAGE_FEATURES = ['best_z', 'best_behind']
+
+# %% ../nbs/07b_coverage.ipynb #v008b
+def coverage_features(scores:np.ndarray, # (n_passages, n_controls) crosswalk scores
+                      cosine:np.ndarray, # (n_passages, n_controls) top-sentence cosines
+                      names:list=COVERAGE_FEATURES) -> np.ndarray: # which features, in order
+    "(n_controls, len(names)): the named features of each control over all passages."
+    table = _coverage_feature_table(scores, cosine)
+    return np.stack([table[n] for n in names], 1)
 
 # %% ../nbs/07b_coverage.ipynb #v011
-COVERAGE_CALIBRATION = Calibration(features=['best_score', 'log_best_rank', 'best_cosine'], mean=[1.350077, 3.581985, 0.447442],
-    scale=[1.828449, 1.470685, 0.113264], coef=[0.503164, -0.506357, 0.843421], intercept=-3.143666, threshold=0.2322,
+COVERAGE_CALIBRATION = Calibration(features=['best_z', 'best_behind'], mean=[1.030763, -2.826313], scale=[1.105777, 1.545458],
+    coef=[0.837154, 0.946318], intercept=-3.042465, threshold=0.2511,
     fitted_on='CSF 2.0 Govern: 31 subcategories as documents, SP 800-53 Rev 5 MODERATE (287 controls, 33 addressed)')
 
 # %% ../nbs/07b_coverage.ipynb #v012
@@ -110,7 +121,7 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
     src, tgt = Embedded(documents, embedder, vectors=vectors), Embedded(controls, embedder, 'target')
     cos = _cosines(src, tgt, (DEFAULT_METHOD | (method or {}))['top_sentences'])
     scores = score_matrix(src, tgt, documents, controls, method, dense=cos)  # the cosines are its dense term
-    p = cal.probability(coverage_features(scores, cos))
+    p = cal.probability(coverage_features(scores, cos, cal.features))
     best = np.argsort(-scores, axis=0, kind='stable')[:max(1, evidence_k)].T
     src.prepare(np.unique(best[:, 0]))  # sentence vectors for each control's best passage only: they cost a re-embedding
     rows = []

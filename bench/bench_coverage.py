@@ -35,13 +35,14 @@ def setup():
     return scope, rp, csf, rev5
 
 def coverage_signals(docs, scope, emb):
-    "Features of the shipped method and the baselines' scores, each (n_controls,)."
-    from ai_standards.coverage import _cosines, coverage_features
+    "Every named control-level feature of the shipped method, and the baselines' scores, each (n_controls,)."
+    from ai_standards.coverage import _cosines, _coverage_feature_table
     from ai_standards.crosswalk import Embedded, score_matrix, DEFAULT_METHOD
     from ai_standards.lexical import bm25_index, bm25_scores, query_tokens, tokenize
     from sklearn.feature_extraction.text import TfidfVectorizer
     src, tgt = Embedded(docs, emb), Embedded(scope, emb, 'target')
-    feats = coverage_features(score_matrix(src, tgt, docs, scope), _cosines(src, tgt, DEFAULT_METHOD['top_sentences']))
+    cos = _cosines(src, tgt, DEFAULT_METHOD['top_sentences'])
+    feats = _coverage_feature_table(score_matrix(src, tgt, docs, scope, dense=cos), cos)
     ctext = [f"{c['label']} {c['title']}. {c['text']}" for c in scope]; dtext = [d['text'] for d in docs]
     minilm = (emb.generate_embeddings(dtext) @ emb.generate_embeddings(ctext).T).max(0)
     bm = bm25_index([tokenize(t) for t in ctext]); bm25 = np.stack([bm25_scores(bm, query_tokens(t), len(scope)) for t in dtext]).max(0)
@@ -49,28 +50,44 @@ def coverage_signals(docs, scope, emb):
     tfidf = (v.transform(dtext) @ v.transform(ctext).T).toarray().max(0)
     return feats, dict(minilm=minilm, bm25=bm25, tfidf=tfidf)
 
-def truth(docs, scope):
+def truth(docs, scope, field='sp800_53r5'):
     from ai_standards.crosswalk import truth_links
-    named = {x for d in docs for x in truth_links(d, 'sp800_53r5')}
+    named = {x for d in docs for x in truth_links(d, field)}
     return np.array([c['id'] in named for c in scope])
 
+SPLITS = ('GV', 'ID', 'DER')  # DER: the derived standard (dev, built from training-split records), coverage of its links
+
+def coverage_selection(sig, y):
+    "Each candidate feature set's 5-fold CV AP on GV and AP on DER when fitted on GV; the mean of the two chooses."
+    from ai_standards.coverage import COVERAGE_FEATURE_SETS
+    from ai_standards.crosswalk import _out_of_fold, fit_calibration
+    from sklearn.metrics import average_precision_score as ap
+    out = []
+    for names in COVERAGE_FEATURE_SETS:
+        X = {f: np.stack([sig[f][0][n] for n in names], 1) for f in ('GV', 'DER')}
+        cv = ap(y['GV'], _out_of_fold(X['GV'], y['GV'], 0.1)); der = ap(y['DER'], fit_calibration(X['GV'], y['GV'], names).probability(X['DER']))
+        out.append(dict(features=names, gv_cv_ap=round(cv, 3), der_ap=round(der, 3), mean=round((cv + der) / 2, 3)))
+    return out
+
 def coverage_tables(scope, csf, emb):
-    from ai_standards.coverage import COVERAGE_CALIBRATION, COVERAGE_FEATURES, coverage_status
+    from ai_standards.coverage import COVERAGE_CALIBRATION, coverage_status
     from ai_standards.crosswalk import best_threshold, decision_metrics, fit_calibration
-    split = {fn: [d for d in csf if d['meta']['function'] == fn] for fn in ('GV', 'ID')}
-    sig = {fn: coverage_signals(split[fn], scope, emb) for fn in split}
-    y = {fn: truth(split[fn], scope) for fn in split}
-    refit = fit_calibration(sig['GV'][0], y['GV'], COVERAGE_FEATURES, 'refit in this run on GV')
+    docs = {fn: [d for d in csf if d['meta']['function'] == fn] for fn in ('GV', 'ID')} | {'DER': derived_standard()}
+    sig = {fn: coverage_signals(docs[fn], scope, emb) for fn in SPLITS}
+    y = {fn: truth(docs[fn], scope, 'links' if fn == 'DER' else 'sp800_53r5') for fn in SPLITS}
+    selection = coverage_selection(sig, y); chosen = max(selection, key=lambda r: r['mean'])['features']
+    X = lambda fn, names: np.stack([sig[fn][0][n] for n in names], 1)
+    refit = fit_calibration(X('GV', chosen), y['GV'], chosen, 'refit in this run on GV')
     rows = []
     for name, cal in (('ai_standards coverage (shipped calibration)', COVERAGE_CALIBRATION), ('the same, refitted in this run on GV', refit)):
-        p = {fn: cal.probability(sig[fn][0]) for fn in split}
-        rows.append(dict(method=name, threshold=cal.threshold, **{fn: decision_metrics(p[fn] >= cal.threshold, y[fn], p[fn]) for fn in split}))
+        p = {fn: cal.probability(X(fn, cal.features)) for fn in SPLITS}
+        rows.append(dict(method=name, threshold=cal.threshold, **{fn: decision_metrics(p[fn] >= cal.threshold, y[fn], p[fn]) for fn in SPLITS}))
     for b, label in (('minilm', 'best MiniLM cosine per control'), ('bm25', 'best BM25 per control'), ('tfidf', 'best TF-IDF cosine per control')):
         t = best_threshold(sig['GV'][1][b], y['GV'])[0]
-        rows.append(dict(method=label, threshold=round(float(t), 4), **{fn: decision_metrics(sig[fn][1][b] >= t, y[fn], sig[fn][1][b], calibrated=False) for fn in split}))
-    shipped = COVERAGE_CALIBRATION.probability(sig['ID'][0]); RELIABILITY['controls (coverage), ID'] = (shipped, y['ID'])
+        rows.append(dict(method=label, threshold=round(float(t), 4), **{fn: decision_metrics(sig[fn][1][b] >= t, y[fn], sig[fn][1][b], calibrated=False) for fn in SPLITS}))
+    shipped = COVERAGE_CALIBRATION.probability(X('ID', COVERAGE_CALIBRATION.features)); RELIABILITY['controls (coverage), ID'] = (shipped, y['ID'])
     status = {s: sum(coverage_status(float(q), COVERAGE_CALIBRATION) == s for q in shipped) for s in ('addressed', 'partial', 'gap')}
-    return rows, refit, dict(GV=int(y['GV'].sum()), ID=int(y['ID'].sum()), n=len(scope)), status
+    return rows, refit, {fn: int(y[fn].sum()) for fn in SPLITS} | dict(n=len(scope)), status, selection
 
 def link_tables(csf, rev5, emb):
     from ai_standards.crosswalk import (Embedded, LINK_CALIBRATION, LINK_FEATURE_SETS, decision_metrics, fit_calibration,
@@ -206,11 +223,11 @@ def main():
     from ai_standards.models import Embedder
     t0 = time.time(); emb = Embedder()
     scope, rp, csf, rev5 = setup()
-    cov, cov_refit, n, status = coverage_tables(scope, csf, emb)
+    cov, cov_refit, n, status, cov_selection = coverage_tables(scope, csf, emb)
     links, link_refit, link_selection = link_tables(csf, rev5, emb)
     verbatim = verbatim_table(rev5, emb)
     times = timing() if '--timing' in sys.argv else None
-    res = dict(verbatim=verbatim, coverage=cov, coverage_refit=cov_refit.__dict__, truth=n, id_status=status, links=links, link_refit=link_refit.__dict__, link_selection=link_selection,
+    res = dict(verbatim=verbatim, coverage=cov, coverage_refit=cov_refit.__dict__, coverage_selection=cov_selection, truth=n, id_status=status, links=links, link_refit=link_refit.__dict__, link_selection=link_selection,
                timing=times, seconds=round(time.time() - t0, 1))
     out = HERE/'results'; out.mkdir(exist_ok=True)
     (out/'coverage.json').write_text(json.dumps(res, indent=1, default=float))
@@ -223,6 +240,14 @@ def main():
           '| method | threshold | GV P | GV R | GV F1 | GV AP | GV AUC | GV ECE | ID P | ID R | ID F1 | ID AP | ID AUC | ID ECE |',
           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     md += [f"| {r['method']} | {r['threshold']:.3f} | {fmt(r['GV'])} | {fmt(r['ID'])} |" for r in cov]
+    md += ['', f"DER (dev): the derived standard of the near-verbatim check below ({n['DER']} MODERATE controls among its links), "
+           "as the organization's documents; thresholds still from GV.", '',
+           '| method | DER P | DER R | DER F1 | DER AP | DER AUC | DER ECE |', '|---|---|---|---|---|---|---|']
+    md += [f"| {r['method']} | {fmt(r['DER'])} |" for r in cov]
+    md += ['', 'Feature sets for the coverage decision (`COVERAGE_FEATURE_SETS`), both measures on dev data: AP of 5-fold '
+           'out-of-fold probabilities on GV, and AP on DER of the model fitted on GV. The best mean is refitted above and shipped as '
+           '`COVERAGE_CALIBRATION`:', '', '| features | GV CV AP | DER AP | mean |', '|---|---|---|---|']
+    md += [f"| {' + '.join(r['features'])} | {r['gv_cv_ap']:.3f} | {r['der_ap']:.3f} | {r['mean']:.3f} |" for r in cov_selection]
     md += ['', f"ID statuses with the shipped calibration: {status}.", '', f"Refitted coverage calibration: {cov_refit.__dict__}", '',
            '## Crosswalk decisions: CSF 2.0 -> 1,007 SP 800-53 Rev 5 records', '',
            'Pair precision / recall / F1 of the pairs called links (recall over all of NIST\'s links, 238 on GV, 204 on ID); AP, AUC and '
