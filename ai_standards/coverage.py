@@ -11,7 +11,7 @@ import numpy as np
 from .documents import DocumentError, ResolvedProfile, _oscal_root, resolve_profile
 from .models import Embedder
 from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibration, catalog_items,
-                                    decision_metrics, evidence, mapping_collection, oscal_related, score_matrix,
+                                    decision_metrics, evidence, item, mapping_collection, oscal_related, score_matrix,
                                     top_sentence_mean, truth_links, validate_oscal, DEFAULT_METHOD)
 
 # %% auto #0
@@ -160,9 +160,9 @@ def store_passages(store) -> tuple[list[dict], np.ndarray]:
         base = (str(m['doc_id']).split(':', 1)[1] if rec else f"{m.get('file')}§{m['clause']}" if m.get('clause')
                 else f"{m.get('file')}#{int(m.get('chunk_index', 0)) + 1}")
         seen[base] += 1
-        items.append(dict(id=base if seen[base] == 1 else f'{base}-{seen[base]}', label=str(m.get('clause') or ''),
-                          title=m.get('heading') or m.get('title') or '', text=text, parent=None, file=m.get('file'),
-                          page=m.get('page_start'), clause=m.get('clause'), meta=m, group=None))
+        items.append(item(base if seen[base] == 1 else f'{base}-{seen[base]}', text, str(m.get('clause') or ''),
+                          m.get('heading') or m.get('title') or '', file=m.get('file'), page=m.get('page_start'),
+                          clause=m.get('clause'), meta=m))
     return items, np.asarray([r[3] for r in rows], np.float32).reshape(len(rows), -1)
 
 # %% ../nbs/07b_coverage.ipynb #v027

@@ -17,12 +17,26 @@ from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize, word_tokens
 
 # %% auto #0
-__all__ = ['DEFAULT_METHOD', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS',
+__all__ = ['DEFAULT_METHOD', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS', 'item',
            'catalog_items', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded',
            'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence',
            'truth_links', 'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
            'decision_metrics', 'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource',
            'mapping_collection', 'oscal_mapping_collection', 'validate_oscal']
+
+# %% ../nbs/07a_crosswalk.ipynb #x005i
+def item(id:str, # unique within its side of the mapping
+         text:str, # what is embedded and matched
+         label:str='', # the id as a reader writes it (`AC-2(1)`), or the clause number
+         title:str='', # a record's title or a chunk's heading
+         parent:str|None=None, # the id of the item this one enhances (`ac-2` for `ac-2.1`)
+         file:str|None=None, page:int|None=None, clause:str|None=None, # where the text came from
+         group:str|None=None, # feeds the group step of the scoring (SP 800-53: the family)
+         related:list|None=None, # ids of related items (the related-control step)
+         meta:dict|None=None) -> dict: # every other field of the record
+    "A crosswalk item: one shape for records, chunks, stored passages and catalog controls."
+    return dict(id=id, label=label, title=title, text=text, parent=parent, file=file, page=page, clause=clause,
+                group=group, related=list(related or []), meta=meta or {})
 
 # %% ../nbs/07a_crosswalk.ipynb #x005a
 def _id_list(v) -> list[str]:
@@ -40,9 +54,9 @@ def _record_item(doc, group_field:str|None='family') -> dict:
     "A JSONL record or catalog control as an item; its `group` is its `group_field` value (None without one)."
     m = doc.metadata
     rid = str(m['record_id'])
-    return dict(id=rid, label=str(m.get('label') or rid), title=doc.title if doc.title != rid else '', text=doc.text,
-                parent=m.get('parent') or None, file=Path(doc.source).name, page=None, clause=m.get('label'), meta=m,
-                related=_id_list(m.get('related')), group=_group(m.get(group_field) if group_field else None))
+    return item(rid, doc.text, str(m.get('label') or rid), doc.title if doc.title != rid else '', m.get('parent') or None,
+                Path(doc.source).name, None, m.get('label'), _group(m.get(group_field) if group_field else None),
+                _id_list(m.get('related')), m)
 
 # %% ../nbs/07a_crosswalk.ipynb #x007
 def _chunk_items(doc, chunker:Chunker) -> list[dict]:
@@ -51,10 +65,8 @@ def _chunk_items(doc, chunker:Chunker) -> list[dict]:
     for c in chunker(doc):
         base = f"{name}§{c['clause']}" if c['clause'] else f"{name}#{c['chunk_index'] + 1}"
         seen[base] = seen.get(base, 0) + 1
-        out.append(dict(id=base if seen[base] == 1 else f'{base}-{seen[base]}', label=c['clause'] or '',
-                        title=c['heading'] or doc.title,
-                        text=c['text'], parent=None, file=name, page=c['page_start'], clause=c['clause'], meta={},
-                        group=None))
+        out.append(item(base if seen[base] == 1 else f'{base}-{seen[base]}', c['text'], c['clause'] or '',
+                        c['heading'] or doc.title, file=name, page=c['page_start'], clause=c['clause']))
     return out
 
 # %% ../nbs/07a_crosswalk.ipynb #x007j
@@ -90,9 +102,9 @@ def collection_items(store) -> list[dict]:
         rec = m.get('kind') in RECORD_KINDS and ':' in str(m.get('doc_id'))
         key = (str(m['doc_id']).split(':', 1)[1] if rec else
                f"{m.get('file')}§{m.get('clause')}" if m.get('clause') else cid)
-        g = groups.setdefault(key, dict(id=key, label=str(m.get('clause') or ''), text='', parent=None, meta={},
-                                        title=m.get('heading') or m.get('title') or '', file=m.get('file'),
-                                        page=m.get('page_start'), clause=m.get('clause'), group=_group(m.get('label'))))
+        g = groups.setdefault(key, item(key, '', str(m.get('clause') or ''), m.get('heading') or m.get('title') or '',
+                                        file=m.get('file'), page=m.get('page_start'), clause=m.get('clause'),
+                                        group=_group(m.get('label'))))
         g['text'] = (g['text'] + '\n' + text).strip()
     for g in groups.values():
         p = g['id'].rsplit('.', 1)[0]
@@ -148,10 +160,11 @@ class Embedded:
     "L2-normalised vectors of items: whole texts (sources), or sentences and titles (targets); a source's sentences on demand."
     def __init__(self, items:list[dict], embedder:Embedder, role:str='source',
                  vectors:np.ndarray|None=None): # sources: their text vectors when already known (an ingested store's)
-        self.embedder, self.sents, self._own = embedder, [sentences(i['text']) for i in items], {}
+        self.embedder, self.role, self.sents, self._own = embedder, role, [sentences(i['text']) for i in items], {}
         self.owners = np.array([k for k, ss in enumerate(self.sents) for _ in ss], np.int64)
         self.grid = _sentence_grid(self.owners, len(items))
         self.start = np.concatenate([[0], np.cumsum([len(s) for s in self.sents])])
+        self.text = self.sent = self.title = None  # a source has `text`; a target has `sent` and `title`
         if role == 'source':
             self.text = vectors if vectors is not None else embedder.generate_embeddings([i['text'] for i in items])
             return
@@ -162,7 +175,7 @@ class Embedded:
 @patch
 def prepare(self:Embedded, idx:list[int]):
     "Embed the sentences of sources `idx` in one batch (only the ones that evidence will be shown for)."
-    todo = [i for i in dict.fromkeys(map(int, idx)) if i not in self._own and not hasattr(self, 'sent')]
+    todo = [i for i in dict.fromkeys(map(int, idx)) if i not in self._own and self.sent is None]
     if not todo: return
     vecs = self.embedder.generate_embeddings([s for i in todo for s in self.sents[i]])
     for i, a in zip(todo, np.cumsum([0] + [len(self.sents[i]) for i in todo])): self._own[i] = vecs[a:a + len(self.sents[i])]
@@ -171,14 +184,14 @@ def prepare(self:Embedded, idx:list[int]):
 @patch
 def sentence_vectors(self:Embedded, i:int) -> np.ndarray:
     "The vectors of item `i`'s sentences: a target's from the grid, a source's embedded on first use."
-    if hasattr(self, 'sent'): return self.sent[self.start[i]:self.start[i+1]]
+    if self.sent is not None: return self.sent[self.start[i]:self.start[i+1]]
     self.prepare([i]); return self._own[int(i)]
 
 # %% ../nbs/07a_crosswalk.ipynb #x026u
 @patch
 def prepared(self:Embedded, i:int) -> bool:
     "Whether item `i`'s sentence vectors are at hand (a target's always; a source's once `prepare`d)."
-    return hasattr(self, 'sent') or int(i) in self._own
+    return self.sent is not None or int(i) in self._own
 
 # %% ../nbs/07a_crosswalk.ipynb #x027
 def _hierarchy(s:np.ndarray, targets:list[dict], penalty:float, children:float) -> np.ndarray:
