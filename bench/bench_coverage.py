@@ -183,6 +183,7 @@ def timing() -> dict:
 def derived_standard(n=150, seed=0) -> list[dict]:
     "Requirements built from training-split records' own sentences: the near-verbatim regime."
     import re
+    from ai_standards.crosswalk import item
     rng = np.random.default_rng(seed)
     train = [r for r in map(json.loads, open(DATA/'nist_sp800_53r5_controls.jsonl')) if r['suggested_split'] == 'train']
     def lines(r):
@@ -195,8 +196,7 @@ def derived_standard(n=150, seed=0) -> list[dict]:
     for n_, i in enumerate(rng.choice(len(train), n, replace=False)):
         r = train[i]; text, links = lines(r), [r['id']]
         if n_ % 4 == 0: o = train[rng.integers(len(train))]; text += ' ' + lines(o); links.append(o['id'])
-        out.append(dict(id=f'D{n_}', label='', title='', text='The organization shall: ' + text, parent=None, file='derived',
-                        page=None, clause=None, meta={'links': links}, group=None))
+        out.append(item(f'D{n_}', 'The organization shall: ' + text, file='derived', meta={'links': links}))
     return out
 
 def verbatim_table(rev5, emb) -> list[dict]:
