@@ -217,8 +217,8 @@ def ids_digest(ids) -> str: return hashlib.sha256('\n'.join(sorted(ids)).encode(
 def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
     "Rows and vectors of the chunks `ids`, read from the collection in batches."
     rows, vecs = [], []
-    for i in range(0, len(ids), 1000):
-        got = store._retry(store.collection.get, ids=ids[i:i+1000], include=['documents', 'metadatas', 'embeddings'])
+    for i in range(0, len(ids), 1000):  # 1000 a read (not max_batch): the row order breaks score ties
+        got = store.get(ids[i:i+1000], include=('documents', 'metadatas', 'embeddings'))
         rows += [chunk_row(j, t, m) for j, t, m in zip(got['ids'], got['documents'], got['metadatas'])]
         vecs.append(np.asarray(got['embeddings'], np.float32).reshape(len(got['ids']), -1))
     return rows, np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32)
@@ -227,7 +227,7 @@ def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
 def _collection_state(store) -> tuple[dict, dict]:
     "What the index must match (ids and labels digests, count, model, database signature), and {id: (label, title)}."
     sig = db_signature(store.path) if store.path else None  # taken before the ids are read
-    got = store._retry(store.collection.get, include=['metadatas'])
+    got = store.get()
     marks = {i: ((m or {}).get('label'), (m or {}).get('title')) for i, m in zip(got['ids'], got['metadatas'])}
     return dict(format=1, collection=store.name, store=store.where, count=len(marks), ids_sha256=ids_digest(marks),
                 labels_sha256=ids_digest(f'{i}\t{l}\t{t}' for i, (l, t) in marks.items()),  # a relabel keeps the ids
@@ -285,10 +285,6 @@ def after_ingest(store, embedder=None):
     try: prepare_query_encoder(embedder)
     except Exception as e:
         logger.info(f'no ONNX query encoder ({type(e).__name__}: {e}); searches load sentence-transformers')
-
-# %% ../nbs/04a_lexical.ipynb #l067
-if after_ingest.__name__ not in [getattr(h, '__name__', '') for h in vectordb.AFTER_INGEST]:
-    vectordb.AFTER_INGEST.append(after_ingest)
 
 # %% ../nbs/04a_lexical.ipynb #l069
 def _onnx_folder(fingerprint:str) -> Path: return default_cache_dir()/'onnx'/fingerprint

@@ -20,8 +20,8 @@ from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata',
-           'VectorStore', 'store_id', 'ingest_running', 'prune_roots', 'ingest']
+__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'VectorStoreError', 'sanitize_metadata', 'VectorStore',
+           'store_id', 'ingest_running', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -245,13 +245,30 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
         self._retry(self.collection.upsert, ids=ids[s], embeddings=emb[s], documents=list(texts[s]), metadatas=metas[s])
     return len(ids)
 
+# %% ../nbs/04_vectordb.ipynb #x29g1
+@patch
+def get(self:VectorStore, ids:Iterable[str]|None=None, # these chunks only, read `max_batch` at a time (default: all)
+        where:dict|None=None, # only chunks matching this Chroma metadata filter
+        include:Iterable[str]=('metadatas',), # any of 'documents', 'metadatas', 'embeddings'
+       ) -> dict:
+    "Stored chunks, read with retries: {'ids': [...]} and one list per field in `include` (embeddings: an array)."
+    include = list(include); keys = ['ids', *include]
+    if ids is None: got = [self._retry(self.collection.get, where=where, include=include)]
+    else:
+        ids = list(ids)  # Chroma refuses an empty list: no ids, nothing read
+        got = [self._retry(self.collection.get, ids=ids[i:i+self.max_batch], where=where, include=include)
+               for i in range(0, len(ids), self.max_batch)]
+    if len(got) == 1: return {k: got[0][k] for k in keys}
+    join = lambda k, parts: np.concatenate(parts) if k == 'embeddings' and parts else [x for p in parts for x in p]
+    return {k: join(k, [g[k] for g in got]) for k in keys}
+
 # %% ../nbs/04_vectordb.ipynb #c021
 @patch
 def file_signatures(self:VectorStore,
                     unlabelled:set|None=None, # filled with the sources that have a chunk without a label
                    ) -> dict[str, tuple[str|None, str|None, int]]:
     "{source: (file sha256 and metadata signature when all of the file's chunks are stored and agree, else None; chunks stored)}."
-    got = self._retry(self.collection.get, include=['metadatas'])
+    got = self.get()
     marks, counts = {}, Counter()
     for m in got['metadatas']:
         if m and m.get('source'):
@@ -271,7 +288,7 @@ def file_hashes(self:VectorStore) -> dict[str, tuple[str|None, int]]:
 @patch
 def ids_where(self:VectorStore, where:dict) -> set[str]:
     "Ids of the chunks matching a Chroma `where` filter."
-    return set(self._retry(self.collection.get, where=where, include=[])['ids'])
+    return set(self.get(where=where, include=())['ids'])
 
 @patch
 def delete_ids(self:VectorStore, ids:Iterable[str]) -> int:
@@ -391,7 +408,7 @@ def update_metadata(self:VectorStore, metas:dict, # {chunk id: the fields to set
 @patch
 def metadata_where(self:VectorStore, where:dict) -> dict[str, dict]:
     "{id: metadata} of the chunks matching a Chroma `where` filter."
-    got = self._retry(self.collection.get, where=where, include=['metadatas'])
+    got = self.get(where=where)
     return {i: m or {} for i, m in zip(got['ids'], got['metadatas'])}
 
 # %% ../nbs/04_vectordb.ipynb #c032
@@ -410,9 +427,6 @@ def ingest_running(folder:str|Path) -> bool:
     except Timeout: return True
     except OSError: return False  # a lock file this user cannot open: no way to tell
     return False
-
-# %% ../nbs/04_vectordb.ipynb #c032b
-AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`
 
 # %% ../nbs/04_vectordb.ipynb #c032ax
 def prune_roots(paths:list, # the paths an ingest with prune=True was given
@@ -456,6 +470,15 @@ def _prune(store:VectorStore, roots:list[str], seen:set,
     return sum(store.delete_ids(store.ids_where({'source': s})) for s in gone)
 
 # %% ../nbs/04_vectordb.ipynb #c033
+def _unchanged(f:Path, signature:str, # a file found, and what decides its labels and titles now
+               stored:tuple|None, # (sha256, label signature, chunks) of its stored chunks (`file_signatures`), if any
+               reread:bool=False, # read it anyway (a --label-field ingest warns about its unlabelled chunks every run)
+              ) -> bool:
+    "Whether the file's bytes and label source match what its stored chunks came from: no reading or embedding needed."
+    h, meta, _ = stored or (None, None, 0)
+    return h is not None and meta == signature and not reread and h == file_sha256(f)
+
+# %% ../nbs/04_vectordb.ipynb #c033i
 def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            store:VectorStore, # where the chunks go
            embedder:Embedder|None=None, # default: the collection's model, else all-MiniLM-L6-v2
@@ -464,39 +487,39 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            force:bool=False, # with `prune`: also when a folder would be left with no chunks at all
            progress:bool=True, # progress bars
            batch:int=256, # chunks embedded and written at a time
+           after=None, # hook(store, embedder), or a list of them, run at the end (e.g. `lexical.after_ingest`)
            **kwargs, # passed to `read_documents` (manifest, label_field, workers)
           ) -> dict:
     "Bring the store up to date with `paths`; return a summary (documents, pages, chunks added/unchanged/removed, failures)."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     roots = prune_roots(paths) if prune else []  # before anything is read, written or deleted
+    hooks = [after] if callable(after) else list(after or [])
     embedder = embedder or store.embedder_for()
     chunker = chunker or Chunker(embedder.model_path)
     report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0, relabelled=0), set(), time.time()
-    signatures = {}  # source -> what decides its labels and titles now
+    looked = {}  # source -> (what decides its labels and titles now, whether it is unchanged)
     with _writer_lock(store):
         same_chunker = store.count() > 0 and store.chunker_signature() == chunker.signature
         known = store.file_signatures(unlabelled := set()) if same_chunker else {}
-        def unchanged(f:Path, signature:str) -> bool:
-            "A file whose bytes and label source match what its stored chunks came from needs no reading or embedding."
-            src = str(f.resolve()); h, meta, n = known.get(src, (None, None, 0)); signatures[src] = signature
-            if h is None or meta != signature or h != file_sha256(f): return False
-            if kwargs.get('label_field') and src in unlabelled: return False  # read again: it warns on every run
-            seen.add(src); counts['unchanged'] += n
-            return True
+        def skip(f:Path, signature:str) -> bool:  # `read_documents` asks once per file found; the answers go in `looked`
+            src = str(f.resolve()); reread = bool(kwargs.get('label_field')) and src in unlabelled
+            looked[src] = signature, _unchanged(f, signature, known.get(src), reread)
+            return looked[src][1]
         group, current = [], None
         def flush():
-            if group:
-                for k, v in _sync_source(store, embedder, current, group, batch, signatures.get(current)).items():
-                    counts[k] += v
-        for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=unchanged, **kwargs):
+            if not group: return
+            for k, v in _sync_source(store, embedder, current, group, batch, looked.get(current, (None,))[0]).items():
+                counts[k] += v
+        for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=skip, **kwargs):
             src = str(Path(doc['source']).resolve())
             if src != current: flush(); group, current = [], src
             group.append(doc); seen.add(src)
         flush()
+        skipped = [s for s, (_, same) in looked.items() if same]  # unread: their stored chunks stand as they are
+        seen.update(skipped); counts['unchanged'] += sum(known[s][2] for s in skipped)
         if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
         if prune: counts['removed'] += _prune(store, roots, seen, force)
-        # derived indexes (e.g. lexical search) catch up, still under the lock
-        for hook in AFTER_INGEST: hook(store, embedder)
+        for hook in hooks: hook(store, embedder)  # derived indexes (lexical search) catch up, still under the lock
     return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped,
                 chunks_added=counts['added'], chunks_unchanged=counts['unchanged'], chunks_removed=counts['removed'],
                 chunks_relabelled=counts['relabelled'],
