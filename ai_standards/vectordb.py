@@ -500,7 +500,7 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
     looked = {}  # source -> (what decides its labels and titles now, whether it is unchanged)
     with _writer_lock(store):
         same_chunker = store.count() > 0 and store.chunker_signature() == chunker.signature
-        known = store.file_signatures(unlabelled := set()) if same_chunker else {}
+        unlabelled = set(); known = store.file_signatures(unlabelled) if same_chunker else {}
         def skip(f:Path, signature:str) -> bool:  # `read_documents` asks once per file found; the answers go in `looked`
             src = str(f.resolve()); reread = bool(kwargs.get('label_field')) and src in unlabelled
             looked[src] = signature, _unchanged(f, signature, known.get(src), reread)
