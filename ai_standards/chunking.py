@@ -9,6 +9,7 @@ from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from loguru import logger
+from fastcore.basics import patch
 from .documents import RECORD_KINDS, Document, IngestReport, normalize_chars, normalize_whitespace, read_documents
 
 # %% auto #0
@@ -246,7 +247,8 @@ def _page_of(doc:Document):
     return lambda pos: bisect_right(page_starts, pos)
 
 # %% ../nbs/02_chunking.ipynb #c029
-def _chunks(self:Chunker, doc:Document) -> list[dict]:
+@patch
+def __call__(self:Chunker, doc:Document) -> list[dict]:
     "The chunks of one document, as dicts (see 'The hand-off format')."
     text = doc.text
     starts = [s for s, e in self.tokenizer.encode(text, add_special_tokens=False).offsets]
@@ -267,7 +269,6 @@ def _chunks(self:Chunker, doc:Document) -> list[dict]:
                             char_start=a, char_end=b, page_start=page(a), page_end=page(b - 1),
                             clause=clause, heading=heading, normative_level=chunk_level(doc, a, t)))
     return out
-Chunker.__call__ = _chunks
 
 # %% ../nbs/02_chunking.ipynb #c035
 def check_chunks(doc:Document, chunks:list[dict], chunker:Chunker):

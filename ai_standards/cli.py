@@ -169,7 +169,6 @@ def add_chunk(sub):
 def _store(args, create:bool=True):
     "The VectorStore named by --db / --chroma-url / --collection; `create=False` for reading only."
     from ai_standards.vectordb import VectorStore
-    import ai_standards.lexical  # registers the ingest hook that keeps the search index in step
     return VectorStore(args.db, url=args.chroma_url, collection=args.collection, create=create)
 
 # %% ../nbs/09_cli.ipynb #c015
@@ -188,6 +187,7 @@ def cmd_ingest(args):
     from ai_standards.documents import find_documents
     from ai_standards.models import Embedder
     from ai_standards.vectordb import ingest, prune_roots
+    from ai_standards.lexical import after_ingest  # keeps the search index in step
     if args.force and not args.prune: raise UsageError('--force only goes with --prune')
     if args.prune: prune_roots(args.paths)  # refuses a missing or unreadable path before anything is opened
     elif not find_documents(args.paths, pre := IngestReport()):  # said before a database is made
@@ -196,7 +196,7 @@ def cmd_ingest(args):
     embedder = store.embedder_for(device=args.device) if store.count() else \
                Embedder(args.model, device=args.device, backend=args.backend)
     s = ingest(args.paths, store, embedder, prune=args.prune, force=args.force, progress=_progress(args),
-               manifest=args.manifest, label_field=args.label_field)
+               manifest=args.manifest, label_field=args.label_field, after=after_ingest)
     if not (s['documents'] or s['files_unchanged'] or s['chunks_removed']):  # nothing read, nothing already stored
         raise CLIError(_nothing_read(args.paths, [(f['file'], f['reason']) for f in s['failures']], s['files_ignored']))
     _emit(args, s, _ingest_text(s))

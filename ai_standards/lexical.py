@@ -8,6 +8,7 @@ import hashlib, json, os, re, shutil, time, uuid
 from pathlib import Path
 import numpy as np
 from loguru import logger
+from fastcore.basics import patch
 from .models import default_cache_dir, write_atomic
 from . import vectordb
 
@@ -165,7 +166,8 @@ class SearchIndex:
     def ids(self) -> list[str]: return [r['id'] for r in self.rows]
 
 # %% ../nbs/04a_lexical.ipynb #l052
-def _save(self:SearchIndex, folder:Path) -> Path:
+@patch
+def save(self:SearchIndex, folder:Path) -> Path:
     "Write this index as a new version under `folder`, then make it the current one; remove older versions."
     folder.mkdir(parents=True, exist_ok=True)
     v = f'v-{time.strftime("%Y%m%d%H%M%S")}-{uuid.uuid4().hex[:8]}'; tmp = folder/f'.{v}.tmp'; tmp.mkdir()
@@ -178,7 +180,6 @@ def _save(self:SearchIndex, folder:Path) -> Path:
     for old in folder.iterdir():
         if old.is_dir() and old.name != v and old.name.startswith(('v-', '.v-')): shutil.rmtree(old, True)
     return folder/v
-SearchIndex.save = _save
 
 # %% ../nbs/04a_lexical.ipynb #l053
 def read_state(folder:Path) -> dict|None:
@@ -187,7 +188,8 @@ def read_state(folder:Path) -> dict|None:
     except (OSError, ValueError): return None
 
 # %% ../nbs/04a_lexical.ipynb #l054
-def _load(folder:Path, state:dict|None=None, tokens:bool=False) -> SearchIndex|None:
+@patch(cls_method=True)
+def load(cls:SearchIndex, folder:Path, state:dict|None=None, tokens:bool=False) -> SearchIndex|None:
     "The current version under `folder` (None when absent or unreadable); `tokens` also reads the BM25 tokens."
     import bm25s
     for _ in range(2):  # a writer may replace the version between reading CURRENT and the files
@@ -198,10 +200,9 @@ def _load(folder:Path, state:dict|None=None, tokens:bool=False) -> SearchIndex|N
             rows = json.loads((d/'rows.json').read_text())
             toks = json.loads((d/'tokens.json').read_text()) if tokens else [[] for _ in rows]
             bm = bm25s.BM25.load(str(d/'bm25'), mmap=True, show_progress=False) if rows else None
-            return SearchIndex(rows, toks, np.load(d/'vectors.npy'), state, bm)
+            return cls(rows, toks, np.load(d/'vectors.npy'), state, bm)
         except (OSError, ValueError) as e: logger.debug(f'search index at {d} unreadable ({e}); retrying'); state = None
     return None
-SearchIndex.load = staticmethod(_load)
 
 # %% ../nbs/04a_lexical.ipynb #l059
 def db_signature(db:str|Path) -> list|None:
@@ -216,8 +217,8 @@ def ids_digest(ids) -> str: return hashlib.sha256('\n'.join(sorted(ids)).encode(
 def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
     "Rows and vectors of the chunks `ids`, read from the collection in batches."
     rows, vecs = [], []
-    for i in range(0, len(ids), 1000):
-        got = store._retry(store.collection.get, ids=ids[i:i+1000], include=['documents', 'metadatas', 'embeddings'])
+    for i in range(0, len(ids), 1000):  # 1000 a read (not max_batch): the row order breaks score ties
+        got = store.get(ids[i:i+1000], include=('documents', 'metadatas', 'embeddings'))
         rows += [chunk_row(j, t, m) for j, t, m in zip(got['ids'], got['documents'], got['metadatas'])]
         vecs.append(np.asarray(got['embeddings'], np.float32).reshape(len(got['ids']), -1))
     return rows, np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32)
@@ -226,7 +227,7 @@ def _fetch(store, ids:list[str], dim:int) -> tuple[list[dict], np.ndarray]:
 def _collection_state(store) -> tuple[dict, dict]:
     "What the index must match (ids and labels digests, count, model, database signature), and {id: (label, title)}."
     sig = db_signature(store.path) if store.path else None  # taken before the ids are read
-    got = store._retry(store.collection.get, include=['metadatas'])
+    got = store.get()
     marks = {i: ((m or {}).get('label'), (m or {}).get('title')) for i, m in zip(got['ids'], got['metadatas'])}
     return dict(format=1, collection=store.name, store=store.where, count=len(marks), ids_sha256=ids_digest(marks),
                 labels_sha256=ids_digest(f'{i}\t{l}\t{t}' for i, (l, t) in marks.items()),  # a relabel keeps the ids
@@ -285,10 +286,6 @@ def after_ingest(store, embedder=None):
     except Exception as e:
         logger.info(f'no ONNX query encoder ({type(e).__name__}: {e}); searches load sentence-transformers')
 
-# %% ../nbs/04a_lexical.ipynb #l067
-if after_ingest.__name__ not in [getattr(h, '__name__', '') for h in vectordb.AFTER_INGEST]:
-    vectordb.AFTER_INGEST.append(after_ingest)
-
 # %% ../nbs/04a_lexical.ipynb #l069
 def _onnx_folder(fingerprint:str) -> Path: return default_cache_dir()/'onnx'/fingerprint
 
@@ -326,24 +323,25 @@ def encode_query(query:str, model:dict) -> np.ndarray:
 MODES = ('hybrid', 'dense', 'lexical')
 
 # %% ../nbs/04a_lexical.ipynb #l074
-def _mask(self:SearchIndex, label=None, document=None, normative_level=None) -> np.ndarray|None:
+@patch
+def mask(self:SearchIndex, label=None, document=None, normative_level=None) -> np.ndarray|None:
     "Chunks passing the filters (None: no filter), with the same meaning as `VectorStore.search`'s."
     if not (label or document or normative_level): return None
     ok = lambda r: ((not label or str(r.get('label')) == label)
                     and (not normative_level or r.get('normative_level') == normative_level)
                     and (not document or document in (r.get('file'), r.get('doc_id'), r.get('source'))))
     return np.array([ok(r) for r in self.rows], bool)
-SearchIndex.mask = _mask
 
 # %% ../nbs/04a_lexical.ipynb #l074m
-def _identifier_match(self:SearchIndex, query:str) -> np.ndarray|None:
+@patch
+def identifier_match(self:SearchIndex, query:str) -> np.ndarray|None:
     "True for each chunk that is the identifier the query names (`AC-2(1)`, `clause 4.2`), None when it names none."
     qid = normalize_identifier(query); ids = [qid] if qid else find_identifiers(query)
     return np.isin(self.own, ids) if ids else None
-SearchIndex.identifier_match = _identifier_match
 
 # %% ../nbs/04a_lexical.ipynb #l075
-def _scores(self:SearchIndex, query:str, mode:str, qvec=None, **fusion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@patch
+def scores(self:SearchIndex, query:str, mode:str, qvec=None, **fusion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "(final, dense, lexical) scores of every chunk for `query` in `mode`."
     n = len(self)
     lex = bm25_scores(self.bm25, query_tokens(query), n) if mode != 'dense' else np.zeros(n, np.float32)
@@ -354,11 +352,11 @@ def _scores(self:SearchIndex, query:str, mode:str, qvec=None, **fusion) -> tuple
     if mode == 'lexical':
         return lex + (ID_BOOST * own if own is not None and fusion.get('identifier_first', True) else 0), dense, lex
     return fuse(dense, lex, own, **(DEFAULT_FUSION | fusion)), dense, lex
-SearchIndex.scores = _scores
 
 # %% ../nbs/04a_lexical.ipynb #l076
-def _search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.ndarray|None=None, qvec=None,
-            **fusion) -> list[dict]:
+@patch
+def search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.ndarray|None=None, qvec=None,
+           **fusion) -> list[dict]:
     "The `k` best chunks, best first, each with its citation fields, `score`, `dense_score`, `lexical_score`, `identifier_match`."
     s, dense, lex = self.scores(query, mode, qvec, **fusion)
     own = self.identifier_match(query)
@@ -372,7 +370,6 @@ def _search(self:SearchIndex, query:str, k:int=5, mode:str='hybrid', mask:np.nda
                             lexical_score=round(float(lex[i]), 4), identifier_match=bool(own[i]))
     return [dict.fromkeys(vectordb.CITATION_FIELDS) | {kk: v for kk, v in self.rows[i].items() if kk != 'own'} | scores(i)
             for i in top]
-SearchIndex.search = _search
 
 # %% ../nbs/04a_lexical.ipynb #l077
 def search_collection(query:str, # what to look for: words, or an identifier such as AC-2(1) or clause 4.2

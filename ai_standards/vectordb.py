@@ -14,15 +14,14 @@ import numpy as np
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from loguru import logger
+from fastcore.basics import patch
 from .documents import RECORD_KINDS, IngestReport, file_sha256
 from .chunking import Chunker, iter_processed_documents
 from .models import Embedder, BACKENDS
 
 # %% auto #0
-__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'AFTER_INGEST', 'VectorStoreError', 'sanitize_metadata',
-           'VectorStore', 'model_info', 'store_id', 'store_embeddings_in_db', 'file_signatures', 'file_hashes',
-           'ids_where', 'delete_ids', 'sources', 'embedder_for', 'search', 'update_file_hash', 'chunker_signature',
-           'record_chunker', 'update_metadata', 'metadata_where', 'ingest_running', 'prune_roots', 'ingest']
+__all__ = ['DEFAULT_COLLECTION', 'RETRY_WAIT', 'CITATION_FIELDS', 'VectorStoreError', 'sanitize_metadata', 'VectorStore',
+           'store_id', 'ingest_running', 'prune_roots', 'ingest']
 
 # %% ../nbs/04_vectordb.ipynb #c007
 class VectorStoreError(Exception):
@@ -96,6 +95,7 @@ def _raise_if_damaged(e:Exception, folder:Path|None):
 # %% ../nbs/04_vectordb.ipynb #c013
 RETRY_WAIT = wait_exponential(multiplier=0.25, max=8)  # seconds between server tries: 0.25, 0.5, 1, ... 8
 
+@patch
 def _retry(self:VectorStore, fn, *args, **kwargs):
     "Call `fn`; for a server, retry transient failures with back-off (tenacity), then fail in one line naming the URL."
     if not self.url:
@@ -110,9 +110,9 @@ def _retry(self:VectorStore, fn, *args, **kwargs):
         if not _transient(e): raise
         raise VectorStoreError(f'Chroma server at {self.url} is unreachable after {self.retries} tries '
                                f'({_problem(e)})') from None
-VectorStore._retry = _retry
 
 # %% ../nbs/04_vectordb.ipynb #c013a
+@patch
 def _server_client(self:VectorStore):
     "An HttpClient for `self.url`; an address that answers but is not a Chroma server is named in one line."
     import chromadb
@@ -125,7 +125,6 @@ def _server_client(self:VectorStore):
     except Exception as e:
         raise VectorStoreError(f'{self.url} does not answer as a Chroma server ({_problem(e)}): check the address and '
                                'port (`chroma run` listens on http://localhost:8000)') from None
-VectorStore._server_client = _server_client
 
 # %% ../nbs/04_vectordb.ipynb #c013b
 def _writable(folder:Path) -> bool:
@@ -147,6 +146,7 @@ def _creation_lock(folder:Path|None):
     from filelock import FileLock
     return FileLock(str(folder/'.ai_standards.create.lock'))
 
+@patch
 def _check_folder(self:VectorStore, create:bool):
     "Refuse a path that is a file; for writing, make the folder and check this user may write it."
     p = self.path
@@ -156,8 +156,8 @@ def _check_folder(self:VectorStore, create:bool):
     try: p.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise VectorStoreError(f'cannot create the database folder {p}: {e.strerror}') from None
     if not _writable(p): raise VectorStoreError(f'{p} is read-only: writing needs a folder this user can write')
-VectorStore._check_folder = _check_folder
 
+@patch
 def _folder_client(self:VectorStore, create:bool):
     "A PersistentClient at `self.path`; for reading, a folder this process may not write is opened as a temporary copy."
     import chromadb
@@ -171,9 +171,9 @@ def _folder_client(self:VectorStore, create:bool):
         logger.info(f'{p} is read-only: reading a temporary copy')  # Chroma writes to its files even to read them
         return self._retry(chromadb.PersistentClient, self.copy)
     return self._retry(chromadb.PersistentClient, str(p))  # the first opening creates the tables (under the creation lock)
-VectorStore._folder_client = _folder_client
 
 # %% ../nbs/04_vectordb.ipynb #c013c
+@patch
 def _open_collection(self:VectorStore, create:bool):
     "The collection; without `create`, a missing one is an error that lists the collections there are."
     from chromadb.errors import InvalidArgumentError
@@ -187,13 +187,14 @@ def _open_collection(self:VectorStore, create:bool):
             self.name, configuration={'hnsw': {'space': 'cosine'}}, embedding_function=None))
     except InvalidArgumentError as e:
         raise VectorStoreError(f"'{self.name}' is not a valid collection name: {str(e).split(': ')[-1]}") from None
-VectorStore._open_collection = _open_collection
 
 # %% ../nbs/04_vectordb.ipynb #c016
+@patch
 def model_info(self:VectorStore) -> dict:
     "What the collection records about its embedding model ({} while empty and unrecorded)."
     return {k[len('model_'):]: v for k, v in (self.collection.metadata or {}).items() if k.startswith('model_')}
 
+@patch
 def _record_model(self:VectorStore, embedder:Embedder|None, dim:int):
     "Record the model on first write; refuse vectors whose dimension differs from what the collection holds."
     info = self.model_info()
@@ -205,7 +206,6 @@ def _record_model(self:VectorStore, embedder:Embedder|None, dim:int):
         raise VectorStoreError(f"collection '{self.name}' at {self.where} holds {info['dim']}-dimensional embeddings"
                                f"{' from ' + info['path'] if info.get('path') else ''}; these have {dim}. "
                                'Use another --collection or another --db for this model.')
-VectorStore.model_info, VectorStore._record_model = model_info, _record_model
 
 # %% ../nbs/04_vectordb.ipynb #c017a
 def store_id(source:str, # the file the chunk came from (ingest uses its resolved path)
@@ -215,6 +215,7 @@ def store_id(source:str, # the file the chunk came from (ingest uses its resolve
     return hashlib.sha256(f'{source}\n{chunk_id}'.encode()).hexdigest()[:32]
 
 # %% ../nbs/04_vectordb.ipynb #c018
+@patch
 def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) float vectors
                            texts:list[str], # the n chunk texts
                            metadata:list[dict], # n dicts, each with the chunk's `id` and its provenance fields
@@ -243,14 +244,31 @@ def store_embeddings_in_db(self:VectorStore, embeddings:np.ndarray, # (n, dim) f
         s = slice(i, i + self.max_batch)
         self._retry(self.collection.upsert, ids=ids[s], embeddings=emb[s], documents=list(texts[s]), metadatas=metas[s])
     return len(ids)
-VectorStore.store_embeddings_in_db = store_embeddings_in_db
+
+# %% ../nbs/04_vectordb.ipynb #x29g1
+@patch
+def get(self:VectorStore, ids:Iterable[str]|None=None, # these chunks only, read `max_batch` at a time (default: all)
+        where:dict|None=None, # only chunks matching this Chroma metadata filter
+        include:Iterable[str]=('metadatas',), # any of 'documents', 'metadatas', 'embeddings'
+       ) -> dict:
+    "Stored chunks, read with retries: {'ids': [...]} and one list per field in `include` (embeddings: an array)."
+    include = list(include); keys = ['ids', *include]
+    if ids is None: got = [self._retry(self.collection.get, where=where, include=include)]
+    else:
+        ids = list(ids)  # Chroma refuses an empty list: no ids, nothing read
+        got = [self._retry(self.collection.get, ids=ids[i:i+self.max_batch], where=where, include=include)
+               for i in range(0, len(ids), self.max_batch)]
+    if len(got) == 1: return {k: got[0][k] for k in keys}
+    join = lambda k, parts: np.concatenate(parts) if k == 'embeddings' and parts else [x for p in parts for x in p]
+    return {k: join(k, [g[k] for g in got]) for k in keys}
 
 # %% ../nbs/04_vectordb.ipynb #c021
+@patch
 def file_signatures(self:VectorStore,
                     unlabelled:set|None=None, # filled with the sources that have a chunk without a label
                    ) -> dict[str, tuple[str|None, str|None, int]]:
     "{source: (file sha256 and metadata signature when all of the file's chunks are stored and agree, else None; chunks stored)}."
-    got = self._retry(self.collection.get, include=['metadatas'])
+    got = self.get()
     marks, counts = {}, Counter()
     for m in got['metadatas']:
         if m and m.get('source'):
@@ -262,34 +280,35 @@ def file_signatures(self:VectorStore,
         return (h, meta) if n == counts[s] else (None, None)
     return {s: (*complete(s), counts[s]) for s in marks}
 
+@patch
 def file_hashes(self:VectorStore) -> dict[str, tuple[str|None, int]]:
     "{source: (file sha256 when all of the file's chunks are stored, else None; chunks stored)} for every source."
     return {s: (h, n) for s, (h, _, n) in self.file_signatures().items()}
 
-VectorStore.file_signatures, VectorStore.file_hashes = file_signatures, file_hashes
-
+@patch
 def ids_where(self:VectorStore, where:dict) -> set[str]:
     "Ids of the chunks matching a Chroma `where` filter."
-    return set(self._retry(self.collection.get, where=where, include=[])['ids'])
+    return set(self.get(where=where, include=())['ids'])
 
+@patch
 def delete_ids(self:VectorStore, ids:Iterable[str]) -> int:
     "Delete chunks by id, in batches; return how many."
     ids = sorted(ids)
     for i in range(0, len(ids), self.max_batch): self._retry(self.collection.delete, ids=ids[i:i+self.max_batch])
     return len(ids)
 
+@patch
 def sources(self:VectorStore) -> set[str]:
     "Every source file with chunks in the collection."
     return set(self.file_hashes())
-VectorStore.ids_where, VectorStore.delete_ids, VectorStore.sources = ids_where, delete_ids, sources
 
 # %% ../nbs/04_vectordb.ipynb #c024
+@patch
 def embedder_for(self:VectorStore, **kwargs) -> Embedder:
     "An `Embedder` for the model recorded in the collection (the default model when none is recorded)."
     info = self.model_info()
     backend = info['backend'] if info.get('backend') in BACKENDS else 'auto'
     return Embedder(info.get('path'), backend=kwargs.pop('backend', backend), **kwargs)
-VectorStore.embedder_for = embedder_for
 
 # %% ../nbs/04_vectordb.ipynb #c025
 def _where(label=None, document=None, normative_level=None) -> dict|None:
@@ -303,6 +322,7 @@ def _where(label=None, document=None, normative_level=None) -> dict|None:
 # %% ../nbs/04_vectordb.ipynb #c027
 CITATION_FIELDS = ('file', 'source', 'title', 'label', 'page_start', 'page_end', 'clause', 'heading', 'normative_level')
 
+@patch
 def search(self:VectorStore, query:str, # what to look for, in plain words
            k:int=5, # how many results
            label:str|None=None, # only chunks with this label
@@ -323,7 +343,6 @@ def search(self:VectorStore, query:str, # what to look for, in plain words
     # Chroma stores no None: a chunk without a clause comes back without the key, so every citation field is filled in
     return [dict.fromkeys(CITATION_FIELDS) | (m or {}) | dict(chunk_id=(m or {}).get('id'), id=i, score=round(1 - d, 4), text=t)
             for i, t, m, d in zip(r['ids'][0], r['documents'][0], r['metadatas'][0], r['distances'][0])]
-VectorStore.search = search
 
 # %% ../nbs/04_vectordb.ipynb #c029
 def _chunk_meta(doc:dict, c:dict, source:str, file_hash:str, file_chunks:int, file_meta:str|None=None) -> dict:
@@ -357,6 +376,7 @@ def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dic
     return dict(added=len(new), unchanged=len(kept), removed=removed, relabelled=relabelled)
 
 # %% ../nbs/04_vectordb.ipynb #c031
+@patch
 def update_file_hash(self:VectorStore, ids:set, # chunks the file still produces
                      file_hash:str, # the file's sha256 now
                      file_chunks:int|None=None, # how many chunks the file has now
@@ -367,13 +387,16 @@ def update_file_hash(self:VectorStore, ids:set, # chunks the file still produces
         part = ids[i:i+self.max_batch]
         self._retry(self.collection.update, ids=part, metadatas=[meta] * len(part))
 
+@patch
 def chunker_signature(self:VectorStore) -> str|None: return (self.collection.metadata or {}).get('chunker')
 
+@patch
 def record_chunker(self:VectorStore, signature:str):
     "Remember the chunker settings that produced the stored chunks."
     meta = dict(self.collection.metadata or {}); meta['chunker'] = signature
     self._retry(self.collection.modify, metadata=meta)
 
+@patch
 def update_metadata(self:VectorStore, metas:dict, # {chunk id: the fields to set (None removes a field)}
                    ):
     "Change stored chunks' metadata in place, in batches; their vectors and texts stay as they are."
@@ -382,12 +405,11 @@ def update_metadata(self:VectorStore, metas:dict, # {chunk id: the fields to set
         part = ids[i:i+self.max_batch]
         self._retry(self.collection.update, ids=part, metadatas=[metas[j] for j in part])
 
+@patch
 def metadata_where(self:VectorStore, where:dict) -> dict[str, dict]:
     "{id: metadata} of the chunks matching a Chroma `where` filter."
-    got = self._retry(self.collection.get, where=where, include=['metadatas'])
+    got = self.get(where=where)
     return {i: m or {} for i, m in zip(got['ids'], got['metadatas'])}
-VectorStore.update_file_hash, VectorStore.update_metadata, VectorStore.metadata_where = update_file_hash, update_metadata, metadata_where
-VectorStore.chunker_signature, VectorStore.record_chunker = chunker_signature, record_chunker
 
 # %% ../nbs/04_vectordb.ipynb #c032
 def _writer_lock(store:VectorStore):
@@ -405,9 +427,6 @@ def ingest_running(folder:str|Path) -> bool:
     except Timeout: return True
     except OSError: return False  # a lock file this user cannot open: no way to tell
     return False
-
-# %% ../nbs/04_vectordb.ipynb #c032b
-AFTER_INGEST = []  # callables hook(store, embedder) run at the end of each `ingest`
 
 # %% ../nbs/04_vectordb.ipynb #c032ax
 def prune_roots(paths:list, # the paths an ingest with prune=True was given
@@ -451,6 +470,15 @@ def _prune(store:VectorStore, roots:list[str], seen:set,
     return sum(store.delete_ids(store.ids_where({'source': s})) for s in gone)
 
 # %% ../nbs/04_vectordb.ipynb #c033
+def _unchanged(f:Path, signature:str, # a file found, and what decides its labels and titles now
+               stored:tuple|None, # (sha256, label signature, chunks) of its stored chunks (`file_signatures`), if any
+               reread:bool=False, # read it anyway (a --label-field ingest warns about its unlabelled chunks every run)
+              ) -> bool:
+    "Whether the file's bytes and label source match what its stored chunks came from: no reading or embedding needed."
+    h, meta, _ = stored or (None, None, 0)
+    return h is not None and meta == signature and not reread and h == file_sha256(f)
+
+# %% ../nbs/04_vectordb.ipynb #c033i
 def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            store:VectorStore, # where the chunks go
            embedder:Embedder|None=None, # default: the collection's model, else all-MiniLM-L6-v2
@@ -459,39 +487,39 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            force:bool=False, # with `prune`: also when a folder would be left with no chunks at all
            progress:bool=True, # progress bars
            batch:int=256, # chunks embedded and written at a time
+           after=None, # hook(store, embedder), or a list of them, run at the end (e.g. `lexical.after_ingest`)
            **kwargs, # passed to `read_documents` (manifest, label_field, workers)
           ) -> dict:
     "Bring the store up to date with `paths`; return a summary (documents, pages, chunks added/unchanged/removed, failures)."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     roots = prune_roots(paths) if prune else []  # before anything is read, written or deleted
+    hooks = [after] if callable(after) else list(after or [])
     embedder = embedder or store.embedder_for()
     chunker = chunker or Chunker(embedder.model_path)
     report, counts, seen, t0 = IngestReport(), dict(added=0, unchanged=0, removed=0, relabelled=0), set(), time.time()
-    signatures = {}  # source -> what decides its labels and titles now
+    looked = {}  # source -> (what decides its labels and titles now, whether it is unchanged)
     with _writer_lock(store):
         same_chunker = store.count() > 0 and store.chunker_signature() == chunker.signature
-        known = store.file_signatures(unlabelled := set()) if same_chunker else {}
-        def unchanged(f:Path, signature:str) -> bool:
-            "A file whose bytes and label source match what its stored chunks came from needs no reading or embedding."
-            src = str(f.resolve()); h, meta, n = known.get(src, (None, None, 0)); signatures[src] = signature
-            if h is None or meta != signature or h != file_sha256(f): return False
-            if kwargs.get('label_field') and src in unlabelled: return False  # read again: it warns on every run
-            seen.add(src); counts['unchanged'] += n
-            return True
+        unlabelled = set(); known = store.file_signatures(unlabelled) if same_chunker else {}
+        def skip(f:Path, signature:str) -> bool:  # `read_documents` asks once per file found; the answers go in `looked`
+            src = str(f.resolve()); reread = bool(kwargs.get('label_field')) and src in unlabelled
+            looked[src] = signature, _unchanged(f, signature, known.get(src), reread)
+            return looked[src][1]
         group, current = [], None
         def flush():
-            if group:
-                for k, v in _sync_source(store, embedder, current, group, batch, signatures.get(current)).items():
-                    counts[k] += v
-        for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=unchanged, **kwargs):
+            if not group: return
+            for k, v in _sync_source(store, embedder, current, group, batch, looked.get(current, (None,))[0]).items():
+                counts[k] += v
+        for doc in iter_processed_documents(paths, chunker, report, progress=progress, skip=skip, **kwargs):
             src = str(Path(doc['source']).resolve())
             if src != current: flush(); group, current = [], src
             group.append(doc); seen.add(src)
         flush()
+        skipped = [s for s, (_, same) in looked.items() if same]  # unread: their stored chunks stand as they are
+        seen.update(skipped); counts['unchanged'] += sum(known[s][2] for s in skipped)
         if store.count() and store.chunker_signature() != chunker.signature: store.record_chunker(chunker.signature)
         if prune: counts['removed'] += _prune(store, roots, seen, force)
-        # derived indexes (e.g. lexical search) catch up, still under the lock
-        for hook in AFTER_INGEST: hook(store, embedder)
+        for hook in hooks: hook(store, embedder)  # derived indexes (lexical search) catch up, still under the lock
     return dict(documents=report.documents, pages=report.pages, files_unchanged=report.skipped,
                 chunks_added=counts['added'], chunks_unchanged=counts['unchanged'], chunks_removed=counts['removed'],
                 chunks_relabelled=counts['relabelled'],

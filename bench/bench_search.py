@@ -30,11 +30,11 @@ def spellings(label:str) -> list[str]:
 def build_db(records:list[dict], db:Path):
     "Ingest the records without their titles (cached embeddings make a re-run fast)."
     from ai_standards.vectordb import VectorStore, ingest
-    import ai_standards.lexical  # the ingest hook writes the search index
+    from ai_standards.lexical import after_ingest  # writes the search index at the end of the ingest
     if (db/'chroma.sqlite3').exists(): return
     src = WORK/'rev5_untitled.jsonl'; src.parent.mkdir(parents=True, exist_ok=True)
     src.write_text(''.join(json.dumps({k: v for k, v in r.items() if k != 'title'}) + '\n' for r in records))
-    ingest([src], VectorStore(db), progress=False, label_field='family')
+    ingest([src], VectorStore(db), progress=False, label_field='family', after=after_ingest)
 
 def record_ranks(ix, queries:list[str], answers:list[str], qvecs:np.ndarray, mode:str, fusion:dict) -> np.ndarray:
     "Rank (1-based) of each query's answer record, by its best chunk; 10**9 when lexical search does not match it at all."

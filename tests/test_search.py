@@ -3,8 +3,8 @@ import json, os, shutil
 from pathlib import Path
 import pytest
 from conftest import cli, kill_ingest_midway
-from ai_standards.lexical import (db_signature, find_identifiers, index_dir, normalize_identifier, open_index, query_tokens,
-                                  read_state, search_collection)
+from ai_standards.lexical import (after_ingest, db_signature, find_identifiers, index_dir, normalize_identifier, open_index,
+                                  query_tokens, read_state, search_collection)
 from ai_standards.vectordb import VectorStore, ingest
 
 @pytest.mark.parametrize('spellings, canonical', [
@@ -26,17 +26,25 @@ def _index_matches_collection(db:Path, collection='standards_embeddings') -> boo
 
 def test_index_follows_reingest_and_prune(tmp_path, sample_pdfs):
     pdfs = tmp_path/'pdfs'; shutil.copytree(sample_pdfs, pdfs); db = tmp_path/'db'; store = VectorStore(db)
-    first = ingest([pdfs], store, progress=False)
+    first = ingest([pdfs], store, progress=False, after=after_ingest)
     state = read_state(index_dir(db))
     assert state['count'] == first['chunks_in_collection'] and state['signature'] == db_signature(db)  # written by the ingest hook
-    ingest([pdfs], store, progress=False)
+    ingest([pdfs], store, progress=False, after=after_ingest)
     assert read_state(index_dir(db))['ids_sha256'] == state['ids_sha256']
     hits = search_collection('clause 3.3', db=db, k=3, mode='lexical', document='BCM-703.pdf')
     assert (hits[0]['file'], hits[0]['clause']) == ('BCM-703.pdf', '3.3')
     next(pdfs.rglob('BCM-703.pdf')).unlink()
-    s = ingest([pdfs], store, prune=True, progress=False)
+    s = ingest([pdfs], store, prune=True, progress=False, after=after_ingest)
     assert s['chunks_removed'] > 0 and _index_matches_collection(db)
     assert all(h['file'] != 'BCM-703.pdf' for h in search_collection('restoration of backups', db=db, k=10, mode='lexical'))
+
+def test_ingest_writes_the_index_only_when_passed_the_hook(tmp_path):
+    "Importing `lexical` registers nothing: `ingest` writes the search index only when given `after=after_ingest`."
+    docs = tmp_path/'docs'; docs.mkdir(); (docs/'note.txt').write_text('1 Scope\nBackups shall be tested every month.\n')
+    ingest([docs], VectorStore(tmp_path/'plain'), progress=False)
+    assert read_state(index_dir(tmp_path/'plain')) is None
+    s = ingest([docs], VectorStore(tmp_path/'hooked'), progress=False, after=after_ingest)
+    assert read_state(index_dir(tmp_path/'hooked'))['count'] == s['chunks_in_collection'] > 0
 
 def test_kill9_midway_then_search_is_consistent(tmp_path, sample_pdfs):
     "Kill -9 an ingest while it writes to Chroma; the next search brings the index in line with what Chroma holds."

@@ -41,6 +41,28 @@ def test_bad_input_is_refused(store):
     assert store.count() == 2
     with pytest.raises(VectorStoreError, match='query is empty'): store.search('  ')
 
+def test_get_reads_ids_in_batches(store):
+    "`VectorStore.get`, the public read: ids given are read `max_batch` at a time, the fields of each chunk stay together."
+    v = np.eye(8, dtype=np.float32)[:5]; meta = [{'id': f'c{i}', 'source': 'a.pdf' if i < 3 else 'b.pdf'} for i in range(5)]
+    store.store_embeddings_in_db(v, [f't{i}' for i in range(5)], meta)
+    ids = sorted(store.get(include=())['ids']); store.max_batch = 2  # three reads
+    got = store.get(ids, include=('documents', 'embeddings', 'metadatas'))
+    assert sorted(got['ids']) == ids and np.asarray(got['embeddings']).shape == (5, 8)
+    assert {m['id']: d for m, d in zip(got['metadatas'], got['documents'])} == {f'c{i}': f't{i}' for i in range(5)}
+    assert {m['id'] for m in store.get(where={'source': 'b.pdf'})['metadatas']} == {'c3', 'c4'}
+    assert store.get([], include=('documents',)) == {'ids': [], 'documents': []}
+
+def test_label_field_ingest_into_a_new_store_then_again(tmp_path):
+    "A --label-field ingest into an empty store, then again: the second reads nothing (every chunk has its label)."
+    recs = tmp_path/'recs.jsonl'
+    recs.write_text(''.join(json.dumps(dict(id=f'ac-{i}', label=f'AC-{i}', family='AC', kind='control', title=f'Control {i}',
+                                            text=f'Review the accounts of system {i} every month.')) + '\n' for i in (1, 2)))
+    store = VectorStore(tmp_path/'db')
+    first = ingest([recs], store, progress=False, label_field='family')
+    again = ingest([recs], store, progress=False, label_field='family')
+    assert first['chunks_added'] > 0 and (again['chunks_added'], again['files_unchanged']) == (0, 1)
+    assert again['chunks_unchanged'] == first['chunks_added']
+
 def test_server_down_names_the_url():
     port = free_port()
     with pytest.raises(VectorStoreError, match=f'Chroma server at http://127.0.0.1:{port} is unreachable after 2 tries'):
