@@ -151,7 +151,7 @@ STATUSES = ('addressed', 'partial', 'gap')
 # %% ../nbs/07b_coverage.ipynb #v022b
 def store_passages(store) -> tuple[list[dict], np.ndarray]:
     "Every chunk of a `VectorStore` collection as a passage item, and the embeddings the store holds for them."
-    got = store._retry(store.collection.get, include=['documents', 'metadatas', 'embeddings'])
+    got = store.get(include=['documents', 'metadatas', 'embeddings'])
     rows = sorted(zip(got['ids'], got['documents'], got['metadatas'], got['embeddings']),
                   key=lambda x: (str(x[2].get('file')), str(x[2].get('doc_id')), x[2].get('chunk_index', 0)))
     items, seen = [], Counter()

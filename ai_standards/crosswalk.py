@@ -94,7 +94,7 @@ def load_items(paths:list, # JSONL, PDF, text files, OSCAL catalog JSON files, a
 # %% ../nbs/07a_crosswalk.ipynb #x012
 def collection_items(store) -> list[dict]:
     "The items stored in a `VectorStore` collection: one per JSONL record, one per chunk otherwise."
-    got = store._retry(store.collection.get, include=['documents', 'metadatas'])
+    got = store.get(include=['documents', 'metadatas'])
     groups = {}
     rows = sorted(zip(got['ids'], got['documents'], got['metadatas']),
                   key=lambda x: (str(x[2].get('doc_id')), x[2].get('chunk_index', 0)))
