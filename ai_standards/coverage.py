@@ -16,7 +16,7 @@ from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibrati
 
 # %% auto #0
 __all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls',
-           'coverage_features', 'coverage_status', 'coverage', 'coverage_summary', 'store_passages',
+           'chance_best_z', 'coverage_features', 'coverage_status', 'coverage', 'coverage_summary', 'store_passages',
            'write_coverage_csv', 'coverage_html', 'coverage_oscal']
 
 # %% ../nbs/07b_coverage.ipynb #v006
@@ -34,18 +34,23 @@ def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read
     return items, rp
 
 # %% ../nbs/07b_coverage.ipynb #v008
+def chance_best_z(n:int) -> float:
+    "About the largest of `n` independent standard normal values, sqrt(2 ln n): what the best of n passages reaches by chance."
+    return float(np.sqrt(2 * np.log(max(n, 2))))
+
 def _coverage_feature_table(scores:np.ndarray, cosine:np.ndarray) -> dict:
     "Every named control-level feature, each (n_controls,)."
     order = np.argsort(-scores, axis=1, kind='stable'); rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(scores.shape[1])[None].repeat(len(scores), 0), axis=1)
     z = (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-9)
     return dict(best_score=scores.max(0), log_best_rank=np.log1p(rank.min(0)), best_cosine=cosine.max(0),
-                best_z=z.max(0), best_behind=(scores - scores.max(1, keepdims=True)).max(0))
+                best_z_over_chance=z.max(0) - chance_best_z(len(scores)),
+                best_behind=(scores - scores.max(1, keepdims=True)).max(0))
 
-COVERAGE_FEATURE_SETS = [['best_score', 'log_best_rank', 'best_cosine'], ['log_best_rank', 'best_z'],
-                         ['best_z', 'best_behind'], ['best_z', 'best_behind', 'best_cosine'],
-                         ['best_score', 'log_best_rank', 'best_cosine', 'best_z']]
-COVERAGE_FEATURES = ['best_z', 'best_behind']
+COVERAGE_FEATURE_SETS = [['best_score', 'log_best_rank', 'best_cosine'], ['log_best_rank', 'best_z_over_chance'],
+                         ['best_z_over_chance', 'best_behind'], ['best_z_over_chance', 'best_behind', 'best_cosine'],
+                         ['best_score', 'log_best_rank', 'best_cosine', 'best_z_over_chance']]
+COVERAGE_FEATURES = ['best_z_over_chance', 'best_behind']
 
 # %% ../nbs/07b_coverage.ipynb #v008b
 def coverage_features(scores:np.ndarray, # (n_passages, n_controls) crosswalk scores
@@ -56,7 +61,7 @@ def coverage_features(scores:np.ndarray, # (n_passages, n_controls) crosswalk sc
     return np.stack([table[n] for n in names], 1)
 
 # %% ../nbs/07b_coverage.ipynb #v011
-COVERAGE_CALIBRATION = Calibration(features=['best_z', 'best_behind'], mean=[1.030763, -2.826313], scale=[1.105777, 1.545458],
+COVERAGE_CALIBRATION = Calibration(features=['best_z_over_chance', 'best_behind'], mean=[-1.589919, -2.826313], scale=[1.105777, 1.545458],
     coef=[0.837154, 0.946318], intercept=-3.042465, threshold=0.2511,
     fitted_on='CSF 2.0 Govern: 31 subcategories as documents, SP 800-53 Rev 5 MODERATE (287 controls, 33 addressed)')
 
