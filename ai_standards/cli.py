@@ -490,19 +490,11 @@ def _evaluate_text(m:dict, folder) -> str:
 
 # %% ../nbs/09_cli.ipynb #c024a
 def _evaluation(t, data:dict, args) -> dict:
-    "The evaluation report of `t` on `data`: its test rows when the data marks them (baselines fit on the rest)."
+    "`TrainedModel.report_on` of `t` and `data`, written to --report's folder (else a temporary one)."
     import tempfile, shutil
-    from ai_standards.evaluation import evaluation_report
-    test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() == 'test']
-    train = [i for i in range(len(data['texts'])) if i not in set(test)] if test else []
     folder = Path(args.report) if args.report else Path(tempfile.mkdtemp(prefix='ai_standards_eval_'))
-    emb, extra = t.report_models()
     title = f'{Path(args.model_dir).name} on {", ".join(Path(p).name for p in args.data)}'
-    try:
-        return evaluation_report(data, t.predictor, folder, (train, [], test or list(range(len(data['texts'])))), emb,
-                                 (t.metrics or {}).get('classifier'), args.level or t.config.evaluation_level, title,
-                                 extra, t.config.model,
-                                 'default predictor (pool)' if getattr(t, 'ensemble', None) is not None else 'classifier')
+    try: return t.report_on(data, folder, level=args.level, title=title)
     finally:
         if not args.report: shutil.rmtree(folder, ignore_errors=True)
 
@@ -556,15 +548,15 @@ def _info(folder:Path, m:dict, quick:bool) -> dict:
 # %% ../nbs/09_cli.ipynb #c026a
 def _info_text(s:dict) -> str:
     "The model folder in a few lines."
+    from ai_standards.training import predictor_name, trained_on
     text = [f"{s['model_dir']}: {s['files']} files match the manifest ({s['checked']})",
             f"created {s['created']} with " + ', '.join(f'{k} {v}' for k, v in s['versions'].items() if v),
             f"{len(s['labels'])} labels: {', '.join(s['labels'])}",
             'parts: ' + ', '.join(f'{k} ({_fmt_bytes(v)})' for k, v in s['bytes'].items())]
     if ens := s['ensemble']:
-        n = ens.get('refit_rows')
-        rows = f"all {n} labeled rows (refit after evaluation)" if n else 'the training rows'
+        rows = trained_on(ens.get('refit_rows'))
         text.append(f"default predictor: {ens.get('pool', 'mean')} pool, weights {ens['weights']}; learned from {rows}")
-    main = 'default predictor (pool)' if s['ensemble'] else 'classifier'  # the name results tables give 'model'
+    main = predictor_name(bool(s['ensemble']))  # the name results tables give 'model'
     if s['evaluation']:
         named = {main if k == 'model' else k: v for k, v in s['evaluation'].items()}
         text += ['evaluation (held-out split):', *_table(named)]
@@ -628,11 +620,10 @@ def _crosswalk_targets(args, report):
 
 # %% ../nbs/09_cli.ipynb #c028d
 def _embedding_model(model_dir) -> str|None:
-    "The sentence-transformers folder in a model folder written by `train` (its `embedding/`), or the folder itself."
-    if model_dir is None: return None
-    d = Path(model_dir)
-    if not d.exists(): raise CLIError(f'{model_dir}: no such model folder')
-    return str(d/'embedding') if (d/'embedding'/'modules.json').exists() else str(d)
+    "`pipeline.crosswalk_model` of --model (the one rule, shared with `TrainedModel.crosswalk`); a missing folder as one line."
+    from ai_standards.pipeline import crosswalk_model
+    try: return crosswalk_model(model_dir)
+    except FileNotFoundError as e: raise CLIError(str(e)) from None
 
 # %% ../nbs/09_cli.ipynb #c028e
 def _write_outputs(args, res:dict, sources:list[dict], truth:dict|None):
@@ -778,7 +769,7 @@ def cmd_coverage(args):
     embedder = Embedder(_embedding_model(args.model), device=args.device)
     res = coverage(docs, controls, embedder=embedder, vectors=vectors, truth_field=args.truth_field,
                    evidence_k=args.evidence)
-    res['warnings'] = rp.warnings() if rp else []
+    res['warnings'] = res.get('warnings', []) + (rp.warnings() if rp else [])  # coverage's own (scale) come first
     res['scope'] = dict(catalog=Path(args.catalog).name, profile=rp.title if rp else None, controls=len(controls))
     _write_coverage(args, res)
     res['failures'] = _failures(report)

@@ -11,7 +11,7 @@ import numpy as np
 from loguru import logger
 from .models import Embedder
 from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, encode, predict_proba, similarity_gap,
-                                   label_retrieval, plain_retrieval, split_training_data, splits_tuple)
+                                   label_retrieval, plain_retrieval, split_training_data, splits_tuple, TrainingData)
 
 # %% auto #0
 __all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
@@ -66,10 +66,8 @@ class EmbeddingBaseline:
 
 # %% ../nbs/06_evaluation.ipynb #c013
 def subset(data:dict, rows:list[int]) -> dict:
-    "The rows of a training-data dict (texts, labels, metadata, embeddings)."
-    out = {k: [data[k][i] for i in rows] for k in ('texts', 'labels', 'metadata') if data.get(k) is not None}
-    if data.get('embeddings') is not None: out['embeddings'] = np.asarray(data['embeddings'])[rows]
-    return out | {'label_map': data.get('label_map')}
+    "The rows of training data as a dict: every per-row field picked (`TrainingData.rows`), the label map and counts kept."
+    return TrainingData.of(data).rows(rows)
 
 # %% ../nbs/06_evaluation.ipynb #c013a
 def _scored(pred, test_data:dict, level:str) -> tuple[list, list, list, np.ndarray|None]:

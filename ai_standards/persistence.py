@@ -92,11 +92,10 @@ def save_ensemble(ens:EnsembleClassifier, folder:Path):
     if tfidf is not None:
         arrays |= dict(tfidf_coef=tfidf.head.coef, tfidf_intercept=tfidf.head.intercept)
         arrays['tfidf_idf'] = tfidf.vectorizer.idf_
-    for name, h in getattr(ens, 'knn', {}).items(): arrays |= _knn_arrays(name, h)
+    for name, h in ens.knn.items(): arrays |= _knn_arrays(name, h)
     np.savez(folder/'ensemble.npz', **arrays)
     meta = dict(classes=ens.classes_, pool='log-linear', weights=ens.weights, validation=ens.validation,
-                C=getattr(ens, 'C', None), embedding_source=getattr(ens, 'embedding_source', None),
-                refit_rows=getattr(ens, 'refit_rows', None), doc_temperature=getattr(ens, 'doc_temperature', None))
+                C=ens.C, embedding_source=ens.embedding_source, refit_rows=ens.refit_rows, doc_temperature=ens.doc_temperature)
     vocabulary = tfidf.vectorizer.vocabulary_ if tfidf is not None else None
     _write_json(folder/'ensemble.json', meta | dict(tfidf_vocabulary=vocabulary))
 
@@ -290,10 +289,9 @@ def load_ensemble(folder:Path, classifier, tokenizer, embedding_model) -> Ensemb
     head = LinearHead(a['embedding_coef'], a['embedding_intercept']) if 'embedding_coef' in a else None
     tfidf = (TfidfHead(meta['tfidf_vocabulary'], a['tfidf_idf'], LinearHead(a['tfidf_coef'], a['tfidf_intercept']))
              if 'tfidf_coef' in a else None)
-    ens = EnsembleClassifier(meta['classes'], meta['weights'], classifier, tokenizer, embedding_model, head, tfidf,
-                             _knn_heads(a, len(meta['classes'])))
-    for k in ('validation', 'C', 'embedding_source', 'refit_rows', 'doc_temperature'): setattr(ens, k, meta.get(k))
-    return ens
+    settings = {k: meta.get(k) for k in ('C', 'validation', 'doc_temperature', 'refit_rows', 'embedding_source')}  # absent in old folders: None
+    return EnsembleClassifier(meta['classes'], meta['weights'], classifier, tokenizer, embedding_model, head, tfidf,
+                              _knn_heads(a, len(meta['classes'])), **settings)
 
 # %% ../nbs/07_persistence.ipynb #c029b
 def _pool_component(comp:dict) -> str|None:

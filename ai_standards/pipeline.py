@@ -14,17 +14,16 @@ from .documents import Document, IngestReport
 from .chunking import Chunker, document_record, process_documents
 from .models import Embedder, pick_device, quiet_hf, resolve_model, text_hash, write_atomic
 from .vectordb import DEFAULT_COLLECTION, VectorStore
-from . import training as T
+from . import evaluation, persistence, training
 from .training import ClassifierConfig, EmbeddingConfig, TrainingDataError, aggregate_by
-from . import evaluation as E
 from .evaluation import TransformerPredictor
-from . import persistence as P
-from . import crosswalk as X
+from .crosswalk import crosswalk as map_items, load_items
 
 # %% auto #0
 __all__ = ['STEPS', 'MIN_KNOWN', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config',
            'needs_classifier', 'step_dir', 'step_title', 'PipelineError', 'data_fingerprint', 'RunState',
-           'TrainedModel', 'out_of_domain', 'AIStandardsTrainer', 'Runner', 'results_markdown']
+           'TrainedModel', 'out_of_domain', 'crosswalk_model', 'AIStandardsTrainer', 'RunContext', 'Runner',
+           'results_markdown']
 
 # %% ../nbs/08_pipeline.ipynb #c007
 @dataclass
@@ -167,6 +166,7 @@ class TrainedModel:
         self.config = config_from_dict(config_to_dict(cfg) | overrides) if overrides else cfg
         self.classifier = self.embedding_model = self.ensemble = self.label_map = None
         self._embedder = self._store = self._chunker = self._base = None
+        self._base_version = None  # the base model's weights version when loaded (`_base_model`)
         self.metrics, self.model_dir = {}, None
     @property
     def run_dir(self) -> Path: return Path(self.config.run_dir)
@@ -205,19 +205,20 @@ def get_chunker(self:TrainedModel) -> Chunker:
     return self._chunker
 
 # %% ../nbs/08_pipeline.ipynb #c022e
+@patch
 def _attach_embedder(self:TrainedModel):
     "Let a saved default predictor embed through an `Embedder` of its folder: the disk cache, the fastest backend."
     ens, folder = self.ensemble, Path(self.model_dir) if self.model_dir else None
-    if folder is None or not isinstance(ens, T.EnsembleClassifier) or ens.embedder is not None: return
+    if folder is None or not isinstance(ens, training.EnsembleClassifier) or ens.embedder is not None: return
     if 'embedding' not in ens.weights or not (folder/'manifest.json').is_file(): return  # a removed folder: encode as before
-    pooled = P.pool_embedding_dir(folder)  # the folder `load_models` loaded the pool's embedding model from
+    pooled = persistence.pool_embedding_dir(folder)  # the folder `load_models` loaded the pool's embedding model from
     if pooled: ens.embedder = Embedder(pooled, self.config.device, sentence_model=ens.embedding_model)
 
 # %% ../nbs/08_pipeline.ipynb #c023
 @patch(as_prop=True)
 def predictor(self:TrainedModel):
     "The default predictor: the ensemble when there is one, else the classifier alone."
-    if self.ensemble is not None: _attach_embedder(self); return self.ensemble
+    if self.ensemble is not None: self._attach_embedder(); return self.ensemble
     if self.classifier is None:
         raise ValueError('no classifier yet: train one (train_from_processed_data) or load one (load_models)')
     return TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])
@@ -226,21 +227,22 @@ def predictor(self:TrainedModel):
 @patch
 def evaluate_model(self:TrainedModel, test_data:dict, level:str='chunk', model=None) -> dict:
     "Accuracy, P/R/F1 and confusion matrix of the default predictor (or `model`) on `test_data`."
-    return E.evaluate_model(model or self.predictor, test_data, level)
+    return evaluation.evaluate_model(model or self.predictor, test_data, level)
 
 # %% ../nbs/08_pipeline.ipynb #c023c
 @patch
 def compute_similarity_metrics(self:TrainedModel, embeddings:np.ndarray, labels:list) -> dict:
     "Intra/inter-class similarity statistics of labeled embeddings."
-    return E.compute_similarity_metrics(embeddings, labels)
+    return evaluation.compute_similarity_metrics(embeddings, labels)
 
 # %% ../nbs/08_pipeline.ipynb #c024u
-def _unchanged_sources(self:TrainedModel) -> dict:
+@patch
+def _unchanged_sources(self:TrainedModel, embedding_model) -> dict:
     "The saved components that are the base model as loaded (never trained): persistence copies its folder byte for byte."
-    path, parts = resolve_model(self.config.model), dict(embedding=self.embedding_model,
+    path, parts = resolve_model(self.config.model), dict(embedding=embedding_model,
                                                          ensemble_embedding=getattr(self.ensemble, 'embedding_model', None))
     if self._base is None or not Path(path).is_dir(): return {}
-    unchanged = T.weights_version(self._base) == getattr(self, '_base_version', None)  # nothing trained it in place
+    unchanged = training.weights_version(self._base) == self._base_version  # nothing trained it in place
     return {name: path for name, m in parts.items() if m is self._base and unchanged}
 
 # %% ../nbs/08_pipeline.ipynb #c021a
@@ -251,19 +253,24 @@ def generate_embeddings(self:TrainedModel, texts:list[str]) -> np.ndarray:
 
 # %% ../nbs/08_pipeline.ipynb #c024
 @patch
+def _save_folder(self:TrainedModel, output_dir, embedding_model, metrics:dict) -> Path:
+    "Write the model folder with this embedding model and these metrics (the persist step passes its own)."
+    cfg = config_to_dict(self.config) | dict(db_path=None if self.config.chroma_url else self.database)
+    return persistence.save_models(output_dir or self.models_dir, self.classifier, embedding_model, self.ensemble,
+                         self.label_map, cfg, metrics, self._unchanged_sources(embedding_model))
+
+@patch
 def save_models(self:TrainedModel, output_dir:str|Path|None=None) -> Path:
     "Save the trained models, label map, configuration and metrics (atomically, with a manifest)."
     if self.classifier is None and self.ensemble is None: raise ValueError('nothing to save: train or load a model first')
-    cfg = config_to_dict(self.config) | dict(db_path=None if self.config.chroma_url else self.database)
-    self.model_dir = P.save_models(output_dir or self.models_dir, self.classifier, self.embedding_model, self.ensemble,
-                                   self.label_map, cfg, self.metrics, _unchanged_sources(self))
+    self.model_dir = self._save_folder(output_dir, self.embedding_model, self.metrics)
     return self.model_dir
 
 # %% ../nbs/08_pipeline.ipynb #c024a
 @patch
 def load_models(self:TrainedModel, model_dir:str|Path, device:str|None=None) -> TrainedModel:
     "Check and load a saved model folder into this object, ready to classify, embed and search."
-    b = P.load_models(model_dir, device or self.config.device)
+    b = persistence.load_models(model_dir, device or self.config.device)
     if b.config: self.config = config_from_dict(b.config, f'{model_dir}/config.json')
     c = self.config
     has_cl = b.classifier is not None
@@ -294,6 +301,7 @@ def _is_file(x) -> bool:
     except OSError: return False
 
 # %% ../nbs/08_pipeline.ipynb #c037a
+@patch
 def _as_documents(self:TrainedModel, inputs:list, report:IngestReport) -> list[dict]:
     "Processed documents of files (read and chunked as in training) and of texts (one page each)."
     chunk, docs, lf = self.get_chunker(), [], self.config.label_field
@@ -313,7 +321,7 @@ def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, clas
                 temperature:float|None=None) -> dict:
     "One document's label, its calibrated probability and chunk share (None without chunks), alternatives and chunks."
     meta, top = d.get('metadata') or {}, (np.argsort(-mean)[:top_k] if mean is not None else [])
-    cal = T.calibrate_shares(mean, temperature) if mean is not None else None  # share^t renormalised; same order
+    cal = training.calibrate_shares(mean, temperature) if mean is not None else None  # share^t renormalised; same order
     p, s = (lambda j: round(float(cal[j]), 4)), (lambda j: round(float(mean[j]), 4))
     return dict(id=meta.get('record_id', d['doc_id']), source=d['source'], title=d['title'], true_label=d.get('label'),
                 fields={k: v for k, v in meta.items() if k != 'record_id'}, n_chunks=len(chunks),
@@ -354,7 +362,7 @@ def classify(self:TrainedModel, inputs:list, # file paths and/or texts
     "Label each document (chunks' share per label, calibrated to a probability) and each of its chunks, with provenance."
     pred = self.predictor; classes = list(pred.classes_)
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    docs = _as_documents(self, inputs, report if report is not None else IngestReport())
+    docs = self._as_documents(inputs, report if report is not None else IngestReport())
     chunks = [c for d in docs for c in d['chunks']]
     proba = pred.predict_proba([c['text'] for c in chunks]) if chunks else np.zeros((0, len(classes)))
     mean = dict(zip(*aggregate_by([n for n, d in enumerate(docs) for _ in d['chunks']], proba)))
@@ -373,6 +381,19 @@ def search(self:TrainedModel, query:str, k:int=5, **filters) -> list[dict]:
     "Semantic search over the run's vector store (filters: label, document, normative_level, requirements_only)."
     return self.get_store().search(query, k=k, **filters)
 
+# %% ../nbs/08_pipeline.ipynb #x29p1
+def crosswalk_model(model_dir:str|Path|None=None, # a folder written by `train`, a sentence-transformers folder, or None
+                    default:str|None=None, # the model when there is no folder (None: the packaged default)
+                   ) -> str|None:
+    "The embedding model crosswalk and coverage use for `model_dir`."
+    if model_dir is None: return default
+    d = Path(model_dir)
+    if not d.exists(): raise FileNotFoundError(f'{model_dir}: no such model folder')
+    if (d/'embedding'/'modules.json').exists(): return str(d/'embedding')
+    if not (d/'manifest.json').exists(): return str(d)
+    saved = json.loads((d/'config.json').read_text()).get('model') if (d/'config.json').exists() else None
+    return default or saved
+
 # %% ../nbs/08_pipeline.ipynb #c038b
 @patch
 def crosswalk(self:TrainedModel, sources:list[dict], # items to map (`crosswalk.load_items`)
@@ -381,9 +402,9 @@ def crosswalk(self:TrainedModel, sources:list[dict], # items to map (`crosswalk.
               truth_field:str|None=None, # source field with known target ids: adds metrics
              ) -> dict:
     "Each source's best target candidates, with the sentence pair that explains each."
-    tuned = self.model_dir and (Path(self.model_dir)/'embedding'/'modules.json').exists()
-    emb = Embedder(str(Path(self.model_dir)/'embedding') if tuned else self.config.model, device=self.config.device)
-    return X.crosswalk(sources, targets, k=k, embedder=emb, truth_field=truth_field)
+    folder = self.model_dir if self.model_dir and Path(self.model_dir).exists() else None
+    emb = Embedder(crosswalk_model(folder, self.config.model), device=self.config.device)
+    return map_items(sources, targets, k=k, embedder=emb, truth_field=truth_field)
 
 # %% ../nbs/08_pipeline.ipynb #c019a
 class AIStandardsTrainer(TrainedModel):
@@ -402,7 +423,7 @@ def _component_configs(self:AIStandardsTrainer) -> tuple[ClassifierConfig, Embed
 @patch
 def create_training_data(self:AIStandardsTrainer, processed_documents:list[dict], embed:bool=True) -> dict:
     "Training data (texts, labels, embeddings, metadata, label map) from `processed_documents`."
-    return T.create_training_data(processed_documents, self.get_embedder() if embed else None, embed=embed,
+    return training.create_training_data(processed_documents, self.get_embedder() if embed else None, embed=embed,
                                   split_field=self.config.split_field, progress=self.config.progress)
 
 # %% ../nbs/08_pipeline.ipynb #c021b
@@ -418,7 +439,7 @@ def train_classification_model(self:AIStandardsTrainer, training_data:dict, outp
     "Fine-tune the classifier (resuming from output_dir's last checkpoint); keep it on the trainer."
     cl, _ = self._component_configs()
     out = output_dir or step_dir(self.run_dir, 'classifier')
-    self.classifier = T.train_classification_model(training_data, out, cl, splits=splits)
+    self.classifier = training.train_classification_model(training_data, out, cl, splits=splits)
     self.label_map = training_data['label_map']
     return self.classifier
 
@@ -428,18 +449,33 @@ def fine_tune_embedding_model(self:AIStandardsTrainer, training_data:dict, outpu
                               splits:tuple|None=None) -> dict:
     "Fine-tune the embedding model on the labels (with the forgetting guard); keep it on the trainer."
     _, em = self._component_configs()
-    r = T.fine_tune_embedding_model(training_data, output_dir or step_dir(self.run_dir, 'embedding'), em, splits)
+    r = training.fine_tune_embedding_model(training_data, output_dir or step_dir(self.run_dir, 'embedding'), em, splits)
     self.embedding_model = r['model']
     return r
 
 # %% ../nbs/08_pipeline.ipynb #c025a
-class Runner(dict):
-    "One run of the steps over `documents`: state.json, each step's folder, and what each step hands the next."
+@dataclass
+class RunContext:
+    "What the steps of one run hand each other: the documents, state.json, and what each step made."
+    run_dir:Path
+    documents:list # processed documents
+    state:RunState # state.json
+    data:dict|None=None # training data (step 1; its embeddings from step 2)
+    splits:tuple|None=None # (train, validation, test) rows (step 1)
+    evaluated_on:str|None=None # the split the report scores: 'test' or 'validation' (step 1)
+    embedding_figures:dict|None=None # step 5's before/after figures, when loaded from its folder
+    results:dict|None=None # step 8's summary
+    def dir(self, step:str) -> Path: return step_dir(self.run_dir, step)
+
+_TRAINER_PARTS = ('label_map', 'classifier', 'embedding_model', 'ensemble', 'metrics', 'model_dir')  # steps may set these
+
+class Runner:
+    "One run of the steps over `documents`: the trainer, the context the steps hand each other, this run's time per step."
     def __init__(self, trainer:AIStandardsTrainer, documents:list[dict]):
         self.trainer, self.run_dir = trainer, trainer.run_dir
+        self.ctx = RunContext(self.run_dir, documents, RunState(self.run_dir))
         self.seconds, self.resumed = {}, []  # this run's time per step, and the steps it only loaded
-        super().__init__(documents=documents, state=RunState(self.run_dir))
-    def dir(self, step:str) -> Path: return step_dir(self.run_dir, step)
+    def dir(self, step:str) -> Path: return self.ctx.dir(step)
 
 # %% ../nbs/08_pipeline.ipynb #c025c
 def _brief(summary:dict) -> str:
@@ -460,20 +496,29 @@ def _free_accelerator():
 
 # %% ../nbs/08_pipeline.ipynb #c025f
 @patch
+def hand_over(self:Runner, made:dict):
+    "The one place a step's output is written: trainer parts onto the trainer, the rest into the run context."
+    fields_ = {f.name for f in fields(RunContext)}
+    for k, v in made.items():
+        if k in _TRAINER_PARTS: setattr(self.trainer, k, v)
+        elif k in fields_: setattr(self.ctx, k, v)
+        else: raise KeyError(f'a step made {k!r}: neither a trainer part nor a RunContext field')
+
+@patch
 def step(self:Runner, name:str):
     "Run step `name`, or load its output when state.json says it finished earlier."
     run, load = _RUN[name]; t0 = time.time()
-    if self['state'].done(name):
+    if self.ctx.state.done(name):
         logger.info(f'{step_title(name)}: done earlier, loading'); self.resumed.append(name)
-        if load: load(self.trainer, self)
+        if load: self.hand_over(load(self.trainer, self.ctx))
     else:
         logger.info(f'{step_title(name)}: {run.__doc__}')
         try:
-            summary = run(self.trainer, self)
-            if load and name in ('prepare', 'embed'): load(self.trainer, self)  # later steps read the saved form
+            made = run(self.trainer, self.ctx); summary = made.pop('summary'); self.hand_over(made)
+            if load and name in ('prepare', 'embed'): self.hand_over(load(self.trainer, self.ctx))  # later steps read the saved form
         except Exception as e: raise PipelineError(name, self.run_dir, e) from e
         summary['peak_rss_mb'] = _peak_rss_mb()  # the process's peak so far: which step raises it
-        self['state'].finish(name, summary, time.time() - t0)
+        self.ctx.state.finish(name, summary, time.time() - t0)
         logger.info(f'{step_title(name)}: finished in {time.time() - t0:.1f}s {_brief(summary)}')
         if name in ('classifier', 'embedding'): _free_accelerator()
     self.seconds[name] = round(time.time() - t0, 1)
@@ -483,195 +528,214 @@ def step(self:Runner, name:str):
 def run(self:Runner, restart:bool=False) -> dict:
     "Every step in order, resuming at the first unfinished one; the results, with this run's time per step."
     t = self.trainer
-    self['state'].bind(data_fingerprint(self['documents']), config_to_dict(t.config), restart)
+    self.ctx.state.bind(data_fingerprint(self.ctx.documents), config_to_dict(t.config), restart)
     if restart:
         for p in [self.dir(s) for s in STEPS if s not in _ELSEWHERE] + [self.run_dir/'models']:
             shutil.rmtree(p, ignore_errors=True)
     write_config(t.config, self.run_dir/'config.json')
     for name in STEPS: self.step(name)
-    return self['results'] | dict(seconds=self.seconds, resumed=self.resumed)
+    return self.ctx.results | dict(seconds=self.seconds, resumed=self.resumed)
 
 # %% ../nbs/08_pipeline.ipynb #c026
 def _save_json(path:Path, obj):
     path.parent.mkdir(parents=True, exist_ok=True); write_atomic(path, json.dumps(obj, default=str))
 
-def _step_prepare(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_prepare(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "Training data without embeddings, and the train/validation/test split."
-    data, seed = self.create_training_data(ctx['documents'], embed=False), self.config.seed
-    try: splits = T.split_training_data(data, seed=seed, test_size=self.config.test_size); held = 'test'
+    data, seed = t.create_training_data(ctx.documents, embed=False), t.config.seed
+    try: splits = training.split_training_data(data, seed=seed, test_size=t.config.test_size); held = 'test'
     except TrainingDataError as e:  # too few documents per class for a test split: report on validation instead
         logger.warning(f'no separate test split ({e}); the report scores the validation split')
-        splits = T.split_training_data(data, seed=seed); held = 'validation'
+        splits = training.split_training_data(data, seed=seed); held = 'validation'
     keep = {k: data[k] for k in ('texts', 'labels', 'label_ids', 'metadata', 'label_map', 'n_unlabeled')}
-    keep |= dict(splits=T.splits_dict(splits), evaluated_on=held)
+    keep |= dict(splits=training.splits_dict(splits), evaluated_on=held)
     _save_json(ctx.dir('prepare')/'training_data.json', keep)
-    return dict(chunks=len(data['texts']), unlabeled=data['n_unlabeled'], labels=len(data['label_map']['labels']),
-                evaluated_on=held, train=len(splits[0]), validation=len(splits[1]), test=len(splits[2]))
+    return dict(summary=dict(chunks=len(data['texts']), unlabeled=data['n_unlabeled'], labels=len(data['label_map']['labels']),
+                             evaluated_on=held, train=len(splits[0]), validation=len(splits[1]), test=len(splits[2])))
 
-def _load_prepare(self:AIStandardsTrainer, ctx:Runner):
+def _load_prepare(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     d = json.loads((ctx.dir('prepare')/'training_data.json').read_text())
-    sp = d.pop('splits'); ctx['splits'] = T.splits_tuple(sp)
-
-    ctx['evaluated_on'] = d.pop('evaluated_on')
-    ctx['data'] = d | dict(embeddings=None); self.label_map = d['label_map']
+    splits, held = training.splits_tuple(d.pop('splits')), d.pop('evaluated_on')
+    return dict(data=d | dict(embeddings=None), splits=splits, evaluated_on=held, label_map=d['label_map'])
 
 # %% ../nbs/08_pipeline.ipynb #c027
-def _step_embed(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_embed(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "Embeddings of every training chunk, written to embeddings.npy."
-    e = self.generate_embeddings(ctx['data']['texts'])
+    e = t.generate_embeddings(ctx.data['texts'])
     p = ctx.dir('embed')/'embeddings.npy'; p.parent.mkdir(exist_ok=True)
-    with P.atomic_path(p) as tmp: np.save(tmp, e.astype(np.float32))
-    return dict(n=int(e.shape[0]), dim=int(e.shape[1]), model=self.get_embedder().model_path,
-                backend=self.get_embedder().backend)
+    with persistence.atomic_path(p) as tmp: np.save(tmp, e.astype(np.float32))
+    return dict(summary=dict(n=int(e.shape[0]), dim=int(e.shape[1]), model=t.get_embedder().model_path,
+                             backend=t.get_embedder().backend))
 
-def _load_embed(self:AIStandardsTrainer, ctx:Runner):
-    ctx['data']['embeddings'] = np.load(ctx.dir('embed')/'embeddings.npy', mmap_mode='r')  # mapped: no copy
+def _load_embed(t:AIStandardsTrainer, ctx:RunContext) -> dict:
+    return dict(data=ctx.data | dict(embeddings=np.load(ctx.dir('embed')/'embeddings.npy', mmap_mode='r')))  # mapped: no copy
 
 # %% ../nbs/08_pipeline.ipynb #c028
-def _step_store(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_store(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "Chunks, vectors and provenance (label included) into Chroma, in batches."
-    if not self.config.store_embeddings: return dict(skipped=True)
-    d, n, batch = ctx['data'], 0, 1024
+    if not t.config.store_embeddings: return dict(summary=dict(skipped=True))
+    d, n, batch = ctx.data, 0, 1024
     for i in range(0, len(d['texts']), batch):
         rows = zip(d['metadata'][i:i+batch], d['labels'][i:i+batch])
         meta = [dict(m, label=l, file=Path(m['source']).name) for m, l in rows]
-        n += self.store_embeddings_in_db(np.asarray(d['embeddings'][i:i+batch]), d['texts'][i:i+batch], meta)
-    st = self.get_store()
-    return dict(stored=n, collection=st.name, store=st.where, in_collection=st.count())
+        n += t.store_embeddings_in_db(np.asarray(d['embeddings'][i:i+batch]), d['texts'][i:i+batch], meta)
+    st = t.get_store()
+    return dict(summary=dict(stored=n, collection=st.name, store=st.where, in_collection=st.count()))
 
 # %% ../nbs/08_pipeline.ipynb #c029
-def _step_classifier(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_classifier(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "Fine-tune the classifier (resuming from its last epoch checkpoint); keep the best epoch in final/, drop the rest."
-    if not needs_classifier(self.config): return dict(skipped=True)
-    out = ctx.dir('classifier')
-    r = self.train_classification_model(ctx['data'], out, ctx['splits'])
-    with P.atomic_path(out/'final') as tmp, quiet_hf():  # final/ appears whole or not at all
+    if not needs_classifier(t.config): return dict(summary=dict(skipped=True))
+    out, (cl, _) = ctx.dir('classifier'), t._component_configs()
+    r = training.train_classification_model(ctx.data, out, cl, splits=ctx.splits)
+    with persistence.atomic_path(out/'final') as tmp, quiet_hf():  # final/ appears whole or not at all
         r['model'].save_pretrained(tmp); r['tokenizer'].save_pretrained(tmp)
         _save_json(tmp/'result.json', dict(metrics=r['metrics'], config=r['config']))
 
     for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
     m = r['metrics']
-    return dict(best_validation_macro_f1=m['best_macro_f1'], epochs=len(m['validation']), seconds=m['seconds'],
-                examples_per_second=m['examples_per_second'])
+    return dict(summary=dict(best_validation_macro_f1=m['best_macro_f1'], epochs=len(m['validation']), seconds=m['seconds'],
+                             examples_per_second=m['examples_per_second']), classifier=r, label_map=ctx.data['label_map'])
 
-def _load_classifier(self:AIStandardsTrainer, ctx:Runner):
-    if not needs_classifier(self.config): self.classifier = None; return
+def _load_classifier(t:AIStandardsTrainer, ctx:RunContext) -> dict:
+    if not needs_classifier(t.config): return dict(classifier=None)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     final = ctx.dir('classifier')/'final'; r = json.loads((final/'result.json').read_text())
     with quiet_hf():
-        model = AutoModelForSequenceClassification.from_pretrained(final).to(pick_device(self.config.device)).eval()
+        model = AutoModelForSequenceClassification.from_pretrained(final).to(pick_device(t.config.device)).eval()
         tok = AutoTokenizer.from_pretrained(final)
-    self.classifier = dict(model=model, tokenizer=tok, label_map=self.label_map, metrics=r['metrics'],
-                           config=r['config'], splits=T.splits_dict(ctx['splits']))
+    return dict(classifier=dict(model=model, tokenizer=tok, label_map=t.label_map, metrics=r['metrics'],
+                                config=r['config'], splits=training.splits_dict(ctx.splits)))
 
 # %% ../nbs/08_pipeline.ipynb #c030
-def _base_model(self:AIStandardsTrainer):
+@patch
+def _base_model(self:TrainedModel):
     "The base sentence-transformers model, loaded once; nothing trains it, so saving it copies its folder."
     from sentence_transformers import SentenceTransformer
     if self._base is None:
         dev = pick_device(self.config.device)
         with quiet_hf(): self._base = SentenceTransformer(resolve_model(self.config.model), device=dev)
-        self._base_version = T.weights_version(self._base)  # any in-place change to its weights moves this
+        self._base_version = training.weights_version(self._base)  # any in-place change to its weights moves this
     return self._base
 
-def _step_embedding(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_embedding(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "Fine-tune the embedding model (contrastive, on the labels; forgetting guard on); save figures beside the model."
-    if not self.config.fine_tune_embeddings: return dict(skipped=True)
-    out = ctx.dir('embedding')
-    r = self.fine_tune_embedding_model(ctx['data'], out, ctx['splits'])
+    if not t.config.fine_tune_embeddings: return dict(summary=dict(skipped=True))
+    out, (_, em) = ctx.dir('embedding'), t._component_configs()
+    r = training.fine_tune_embedding_model(ctx.data, out, em, ctx.splits)
     _save_json(out/'figures.json', dict(before=r['before'], after=r['after'], guard=r['guard'], metrics=r['metrics']))
     for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
-    return dict(knn_macro_f1_before=r['before']['knn']['macro_f1'], knn_macro_f1_after=r['after']['knn']['macro_f1'],
-                guard_alpha=r['guard']['alpha'], seconds=r['metrics']['seconds'])
+    return dict(summary=dict(knn_macro_f1_before=r['before']['knn']['macro_f1'], knn_macro_f1_after=r['after']['knn']['macro_f1'],
+                             guard_alpha=r['guard']['alpha'], seconds=r['metrics']['seconds']), embedding_model=r['model'])
 
-def _load_embedding(self:AIStandardsTrainer, ctx:Runner):
-    if not self.config.fine_tune_embeddings: self.embedding_model = None; return
+def _load_embedding(t:AIStandardsTrainer, ctx:RunContext) -> dict:
+    if not t.config.fine_tune_embeddings: return dict(embedding_model=None)
     from sentence_transformers import SentenceTransformer
-    dev = pick_device(self.config.device)
-    with quiet_hf(): self.embedding_model = SentenceTransformer(str(ctx.dir('embedding')/'model'), device=dev)
-    ctx['embedding_figures'] = json.loads((ctx.dir('embedding')/'figures.json').read_text())
+    dev = pick_device(t.config.device)
+    with quiet_hf(): model = SentenceTransformer(str(ctx.dir('embedding')/'model'), device=dev)
+    return dict(embedding_model=model, embedding_figures=json.loads((ctx.dir('embedding')/'figures.json').read_text()))
 
 # %% ../nbs/08_pipeline.ipynb #c030a
-def _choose_ensemble(self:AIStandardsTrainer, d:dict, splits:tuple, base, tuned) -> T.EnsembleClassifier:
+@patch
+def _choose_ensemble(self:AIStandardsTrainer, d:dict, splits:tuple, base, tuned) -> training.EnsembleClassifier:
     "The default predictor's pool, fitted with each embedding model; the lower validation log-loss is kept."
     views = [v.strip() for v in self.config.views.split(',') if v.strip()]
     cands = {n: m for n, m in (('fine-tuned', tuned), ('base', base)) if m is not None}
     if 'embedding' not in views: cands = dict(list(cands.items())[:1])
     fits, tfidf = {}, None
     for n, m in cands.items():  # one TF-IDF head for both: it does not depend on the embedding model
-        fits[n] = T.fit_ensemble(d, self.classifier, m, splits, views, level=self.config.evaluation_level, tfidf=tfidf)
+        fits[n] = training.fit_ensemble(d, self.classifier, m, splits, views, level=self.config.evaluation_level, tfidf=tfidf,
+                                 embedding_source=n)
         tfidf = fits[n].tfidf
     name = min(fits, key=lambda n: fits[n].validation['objective']['log_loss'])  # both validation regimes
     logger.info('default predictor, validation log-loss: ' + ', '.join(f"{n} embeddings {f.validation['objective']['log_loss']:.3f}"
                                                                        for n, f in fits.items()) + f'; kept {name}')
-    fits[name].embedding_source = name
     return fits[name]
 
-def _trained_on(ens, d:dict, train:list[int]) -> str|None:
-    "What the saved default predictor learned from, in words."
-    if ens is None: return None
-    n = getattr(ens, 'refit_rows', None)
-    return f'all {n} labeled rows (refit after evaluation)' if n else f'the {len(train)} training rows (evaluated model, no refit)'
+def _trained_on(ens, train:list[int]) -> str|None:
+    "What the saved default predictor learned from, in words (None without one)."
+    return None if ens is None else training.trained_on(ens.refit_rows, len(train))
 
 # %% ../nbs/08_pipeline.ipynb #c031r
 @patch
-def report_models(self:TrainedModel, base=None) -> tuple[dict, dict]:
+def report_models(self:TrainedModel, base=None, # the base embedding model (default: loaded here)
+                  ensemble=None, # the default predictor's pool when not yet on the model (the evaluate step's)
+                 ) -> tuple[dict, dict]:
     "What a report compares besides the default predictor: embedding models (base, fine-tuned) and the classifier alone."
-    emb = {'base': base or _base_model(self)}
+    emb = {'base': base or self._base_model()}
     if self.embedding_model is not None: emb['fine-tuned'] = self.embedding_model
+    pooled = (ensemble if ensemble is not None else self.ensemble) is not None
     alone = lambda: TransformerPredictor(self.classifier['model'], self.classifier['tokenizer'])
-    extra = {'classifier alone': alone()} if self.ensemble is not None and self.classifier else {}
+    extra = {'classifier alone': alone()} if pooled and self.classifier else {}
     return emb, extra
 
-# %% ../nbs/08_pipeline.ipynb #c031
-def _step_evaluate(self:AIStandardsTrainer, ctx:dict) -> dict:
-    "Fit the default predictor on validation, score it and the baselines on the held-out rows, write the report, refit."
-    d, (tr, va, te) = ctx['data'], ctx['splits']
-    base = _base_model(self); tuned = self.embedding_model
-    out = ctx.dir('evaluate')
-    if self.config.ensemble: self.ensemble = _choose_ensemble(self, d, ctx['splits'], base, tuned)
-    models, extra = self.report_models(base)
-    curves = (self.classifier or {}).get('metrics')
-    m = E.evaluation_report(d, self.predictor, out/'report', (tr, va, te) if te else (tr, [], va), models, curves,
-                            self.config.evaluation_level, f'{self.run_dir.name} ({ctx["evaluated_on"]} split)', extra, self.config.model,
-                            'default predictor (pool)' if self.ensemble is not None else 'classifier')  # as the CLI says
-    if self.ensemble is not None:
-        if self.config.refit: self.ensemble = T.refit_ensemble(self.ensemble, d)
-        with P.atomic_path(out/'ensemble') as tmp: tmp.mkdir(); P.save_ensemble(self.ensemble, tmp)
-    ens = self.ensemble
-    return dict(report=str((out/'report'/'report.html').absolute()), evaluated_on=ctx['evaluated_on'], level=m['level'], n=m['n'],
-                weights=ens.weights if ens is not None else None, embedding_source=getattr(ens, 'embedding_source', None),
-                trained_on=_trained_on(ens, d, tr), validation=ens.validation if ens is not None else None, warning=m.get('warning'),
-                ece=(m.get('calibration') or {}).get('ece'),
-                models={n: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1']) | ({'paired': r['paired']} if r.get('paired') else {})
-                        for n, r in m['models'].items()})
+# %% ../nbs/08_pipeline.ipynb #x29p4
+@patch
+def report_on(self:TrainedModel, data:dict, # labeled data (`create_training_data`)
+              out_dir:str|Path, # report folder
+              level:str|None=None, # 'chunk' or 'document'; default: the model's
+              title:str='ai_standards', # shown at the top of the report
+             ) -> dict:
+    "The evaluation report of this model's default predictor, the classifier alone and the baselines on `data`."
+    train, test = training.marked_test(data)
+    emb, extra = self.report_models()
+    return evaluation.evaluation_report(data, self.predictor, out_dir, splits=(train, [], test or list(range(len(data['texts'])))),
+                               embedding_models=emb, training_metrics=(self.metrics or {}).get('classifier'),
+                               level=level or self.config.evaluation_level, title=title, extra_models=extra,
+                               baseline_model=self.config.model, model_name=training.predictor_name(self.ensemble is not None))
 
-def _load_evaluate(self:AIStandardsTrainer, ctx:dict):
-    if not self.config.ensemble: return
-    source = ctx['state'].summary('evaluate').get('embedding_source')
-    tuned = _base_model(self) if source == 'base' or self.embedding_model is None else self.embedding_model
-    clf = self.classifier or {}
-    self.ensemble = P.load_ensemble(ctx.dir('evaluate')/'ensemble', clf.get('model'), clf.get('tokenizer'), tuned)
+# %% ../nbs/08_pipeline.ipynb #c031
+def _step_evaluate(t:AIStandardsTrainer, ctx:RunContext) -> dict:
+    "Fit the default predictor on validation, score it and the baselines on the held-out rows, write the report, refit."
+    d, (tr, va, te) = ctx.data, ctx.splits
+    base = t._base_model(); tuned = t.embedding_model
+    out = ctx.dir('evaluate')
+    ens = t._choose_ensemble(d, ctx.splits, base, tuned) if t.config.ensemble else t.ensemble
+    models, extra = t.report_models(base, ensemble=ens)
+    curves = (t.classifier or {}).get('metrics')
+    m = evaluation.evaluation_report(d, ens if ens is not None else t.predictor, out/'report', splits=(tr, va, te) if te else (tr, [], va),
+                            embedding_models=models, training_metrics=curves, level=t.config.evaluation_level,
+                            title=f'{t.run_dir.name} ({ctx.evaluated_on} split)', extra_models=extra,
+                            baseline_model=t.config.model, model_name=training.predictor_name(ens is not None))
+    if ens is not None:
+        if t.config.refit: ens = training.refit_ensemble(ens, d)
+        with persistence.atomic_path(out/'ensemble') as tmp: tmp.mkdir(); persistence.save_ensemble(ens, tmp)
+    summary = dict(report=str((out/'report'/'report.html').absolute()), evaluated_on=ctx.evaluated_on, level=m['level'], n=m['n'],
+                   weights=ens.weights if ens is not None else None, embedding_source=ens.embedding_source if ens is not None else None,
+                   trained_on=_trained_on(ens, tr), validation=ens.validation if ens is not None else None,
+                   warning=m.get('warning'), ece=(m.get('calibration') or {}).get('ece'),
+                   models={n: dict(accuracy=r['accuracy'], macro_f1=r['macro_f1']) | ({'paired': r['paired']} if r.get('paired') else {})
+                           for n, r in m['models'].items()})
+    return dict(summary=summary, ensemble=ens)
+
+def _load_evaluate(t:AIStandardsTrainer, ctx:RunContext) -> dict:
+    if not t.config.ensemble: return {}
+    source = ctx.state.summary('evaluate').get('embedding_source')
+    tuned = t._base_model() if source == 'base' or t.embedding_model is None else t.embedding_model
+    clf = t.classifier or {}
+    return dict(ensemble=persistence.load_ensemble(ctx.dir('evaluate')/'ensemble', clf.get('model'), clf.get('tokenizer'), tuned))
 
 # %% ../nbs/08_pipeline.ipynb #c032
-def _step_persist(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_persist(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "Save the model folder (atomically, with its manifest)."
-    if self.embedding_model is None and self.ensemble is not None: self.embedding_model = self.ensemble.embedding_model
+    emb = t.ensemble.embedding_model if t.embedding_model is None and t.ensemble is not None else t.embedding_model
     metrics = json.loads((ctx.dir('evaluate')/'report'/'metrics.json').read_text())
-    steps = {k: v['summary'] for k, v in ctx['state'].d['steps'].items()}
-    self.metrics = dict(steps=steps, evaluation=metrics['models'],
-                        classifier=(self.classifier or {}).get('metrics'), embedding=ctx.get('embedding_figures'))
-    return dict(models_dir=str(self.save_models().absolute()))
+    steps = {k: v['summary'] for k, v in ctx.state.d['steps'].items()}
+    metrics = dict(steps=steps, evaluation=metrics['models'],
+                   classifier=(t.classifier or {}).get('metrics'), embedding=ctx.embedding_figures)
+    folder = t._save_folder(None, emb, metrics)
+    return dict(summary=dict(models_dir=str(folder.absolute())), embedding_model=emb, metrics=metrics, model_dir=folder)
 
-def _load_persist(self:AIStandardsTrainer, ctx:Runner):
+def _load_persist(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "A resumed run's model folder: its default predictor then embeds through that folder, as a restored model does."
-    self.model_dir = Path(ctx['state'].summary('persist')['models_dir'])
+    return dict(model_dir=Path(ctx.state.summary('persist')['models_dir']))
 
 # %% ../nbs/08_pipeline.ipynb #c032a
+@patch
 def _results(self:AIStandardsTrainer, steps:dict) -> dict:
     "Where everything is, and the held-out figures of every model compared."
     ev = steps['evaluate']['summary']
-    name = lambda n: ('default predictor (pool)' if ev.get('weights') else 'classifier') if n == 'model' else n
+    name = lambda n: training.predictor_name(bool(ev.get('weights'))) if n == 'model' else n
     rows = [dict(model=name(n), **v) for n, v in ev['models'].items()]
     keys = ('report', 'evaluated_on', 'level', 'n', 'weights', 'trained_on', 'ece', 'warning', 'embedding_source')
     return dict(run_dir=str(self.run_dir.absolute()), models_dir=steps['persist']['summary']['models_dir'],
@@ -684,24 +748,26 @@ def results_markdown(res:dict, title:str) -> str:
     "The results table in Markdown, each model paired with the first; its caution; what the saved predictor learned from."
     md = [f"# Results: {title}", '', f"{res['n']} {res['level']}s of the {res['evaluated_on']} split", '',
           '| model | accuracy | macro-F1 | only the first right / only this right | McNemar p |', '|---|---|---|---|---|']
-    md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {E.paired_cells(r.get('paired'))} |" for r in res['results']]
+    md += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {evaluation.paired_cells(r.get('paired'))} |" for r in res['results']]
     md += [f"\nCaution: {res['warning']}."] if res.get('warning') else []
     md += [f"\nThe saved default predictor learned from {res['trained_on']}."] if res.get('trained_on') else []
     return '\n'.join(md) + '\n'
 
 # %% ../nbs/08_pipeline.ipynb #c032d
-def _step_report(self:AIStandardsTrainer, ctx:Runner) -> dict:
+def _step_report(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     "results.json and results.md: where everything is, and the table of results."
-    res, out = _results(self, ctx['state'].d['steps']), ctx.dir('report')
-    _save_json(out/'results.json', res); (out/'results.md').write_text(results_markdown(res, self.run_dir.name))
-    ctx['results'] = res
-    return dict(results=str((out/'results.json').absolute()))
+    res, out = t._results(ctx.state.d['steps']), ctx.dir('report')
+    _save_json(out/'results.json', res); (out/'results.md').write_text(results_markdown(res, t.run_dir.name))
+    return dict(summary=dict(results=str((out/'results.json').absolute())), results=res)
 
-def _load_report(self:AIStandardsTrainer, ctx:Runner):
-    ctx['results'] = json.loads((ctx.dir('report')/'results.json').read_text())
+def _load_report(t:AIStandardsTrainer, ctx:RunContext) -> dict:
+    return dict(results=json.loads((ctx.dir('report')/'results.json').read_text()))
 
 # %% ../nbs/08_pipeline.ipynb #c033
-_RUN = {s: (globals()[f'_step_{s}'], globals().get(f'_load_{s}')) for s in STEPS}
+_RUN = dict(prepare=(_step_prepare, _load_prepare), embed=(_step_embed, _load_embed), store=(_step_store, None),
+            classifier=(_step_classifier, _load_classifier), embedding=(_step_embedding, _load_embedding),
+            evaluate=(_step_evaluate, _load_evaluate), persist=(_step_persist, _load_persist),
+            report=(_step_report, _load_report))
 
 # %% ../nbs/08_pipeline.ipynb #c034
 @patch

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, os, time, warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 import numpy as np
 from loguru import logger
@@ -15,13 +15,14 @@ from .models import Embedder, load_classifier, pick_device, resolve_model, quiet
 
 # %% auto #0
 __all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'KNN_SCALE', 'KNN_VIEWS', 'HEAD_C', 'DEFAULT_VIEWS', 'MIN_REWORDED',
-           'DOC_RULES', 'TrainingDataError', 'create_training_data', 'split_training_data', 'splits_dict',
-           'splits_tuple', 'ClassifierConfig', 'train_classification_model', 'aggregate_by', 'predict_proba',
-           'similarity_gap', 'knn_scores', 'weights_version', 'encode', 'label_retrieval', 'plain_retrieval',
-           'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model', 'LinearHead', 'TfidfHead',
-           'NearestRecordHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier', 'pool_figures',
-           'reworded_pairs', 'validation_documents', 'calibrate_shares', 'document_ece', 'fit_document_temperature',
-           'fit_ensemble', 'refit_ensemble', 'cv_head_C', 'cv_document_rules']
+           'POOL_NAME', 'DOC_RULES', 'TrainingDataError', 'create_training_data', 'TrainingData', 'marked_test',
+           'split_training_data', 'splits_dict', 'splits_tuple', 'ClassifierConfig', 'train_classification_model',
+           'aggregate_by', 'predict_proba', 'similarity_gap', 'knn_scores', 'weights_version', 'encode',
+           'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model',
+           'LinearHead', 'TfidfHead', 'NearestRecordHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier',
+           'pool_figures', 'reworded_pairs', 'validation_documents', 'calibrate_shares', 'document_ece',
+           'fit_document_temperature', 'fit_ensemble', 'refit_ensemble', 'predictor_name', 'trained_on', 'cv_head_C',
+           'cv_document_rules']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -62,6 +63,29 @@ def create_training_data(processed_documents:list[dict], # the hand-off format o
     return dict(texts=texts, labels=labels, label_ids=[label2id[l] for l in labels], embeddings=emb, metadata=metadata,
                 label_map=dict(labels=names, label2id=label2id), n_unlabeled=unlabeled)
 
+# %% ../nbs/05_training.ipynb #x29t2
+@dataclass
+class TrainingData:
+    "Labeled chunks (one entry per row in each of `row_fields`) and their label map: `create_training_data`'s result."
+    row_fields = ('texts', 'labels', 'label_ids', 'metadata', 'embeddings') # one entry per labeled chunk
+    texts:list
+    labels:list|None=None # label names
+    label_ids:list|None=None # label ids, by `label_map`
+    metadata:list|None=None # chunk id, doc_id, group, split...
+    embeddings:object=None # (rows, dim) array, or None before step 2
+    label_map:dict|None=None # labels and label2id
+    n_unlabeled:int=0 # chunks left out for want of a label
+    @classmethod
+    def of(cls, d) -> TrainingData:
+        "`d` itself, or a `TrainingData` of a training-data dict's fields (other keys ignored)."
+        return d if isinstance(d, cls) else cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+    def subset(self, idx) -> TrainingData:
+        "These rows of every per-row field, in this order; the label map and counts kept."
+        idx = [int(i) for i in idx]
+        pick = lambda k, v: None if v is None else np.asarray(v)[idx] if k == 'embeddings' else [v[i] for i in idx]
+        return replace(self, **{k: pick(k, getattr(self, k)) for k in self.row_fields})
+    def rows(self, idx) -> dict: return {f.name: getattr(self.subset(idx), f.name) for f in fields(self)}
+
 # %% ../nbs/05_training.ipynb #c016
 _TEST, _VAL = {'test'}, {'validation', 'val', 'dev', 'valid'}
 
@@ -69,18 +93,26 @@ def _group_split(data:dict, rows:list[int], share:float, seed:int, purpose:str) 
     "Split `rows` into (kept, held out) by document group, stratified by label; about `share` of the groups held out."
     from sklearn.model_selection import StratifiedGroupKFold
     groups = defaultdict(set)
-    for i in rows: groups[data['labels'][i]].add(data['metadata'][i]['group'])
+    s = TrainingData.of(data).subset(rows)
+    for l, m in zip(s.labels, s.metadata): groups[l].add(m['group'])
     few = {l: len(g) for l, g in groups.items() if len(g) < 2}
     if few:
         counts = ', '.join(f"class {l!r} has {n} document group(s)" for l, n in sorted(few.items()))
         raise TrainingDataError(f'too few documents to split: {counts}; each class needs at least 2 for a {purpose} '
                                 'split. Add documents for those classes or leave them out.')
-    y = [data['labels'][i] for i in rows]; g = [data['metadata'][i]['group'] for i in rows]
+    y, g = s.labels, [m['group'] for m in s.metadata]
     n_folds = min(max(2, round(1 / share)), max(2, min(len(s) for s in groups.values())))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # sklearn warns when the least populated class has fewer groups than folds
         keep, out = next(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(rows, y, g))
     return [rows[i] for i in keep], [rows[i] for i in out]
+
+# %% ../nbs/05_training.ipynb #x29a2
+def marked_test(data:dict, # training data (its metadata's `split`)
+               ) -> tuple[list[int], list[int]]:
+    "(other rows, test rows) when the data marks a test split, else ([], [])."
+    test = [i for i, m in enumerate(data['metadata']) if str(m.get('split') or '').lower() in _TEST]
+    return ([i for i in range(len(data['metadata'])) if i not in set(test)] if test else []), test
 
 # %% ../nbs/05_training.ipynb #c016s
 def split_training_data(data:dict, # from `create_training_data`
@@ -94,7 +126,7 @@ def split_training_data(data:dict, # from `create_training_data`
         raise TrainingDataError(f"texts ({n['texts']}), labels ({n['labels']}) and metadata ({n['metadata']}) "
                                 'differ in length')
     split = [str(m.get('split') or '').lower() for m in data['metadata']]
-    test = [i for i, s in enumerate(split) if s in _TEST]
+    test = marked_test(data)[1]
     val = [i for i, s in enumerate(split) if s in _VAL]
     rest = [i for i, s in enumerate(split) if s not in _TEST | _VAL]
     if not test and test_size: rest, test = _group_split(data, rest, test_size, seed + 1, 'test'); test.sort()
@@ -258,12 +290,11 @@ def train_classification_model(training_data:dict, # from `create_training_data`
     from transformers import set_seed
     cfg, out = config or ClassifierConfig(), Path(output_dir)
     tr, va, te = splits or split_training_data(training_data, seed=cfg.seed)
-    labels, ids, texts = training_data['label_map']['labels'], training_data['label_ids'], training_data['texts']
+    d = TrainingData.of(training_data); labels, train, val = d.label_map['labels'], d.subset(tr), d.subset(va)
     device = pick_device(cfg.device); set_seed(cfg.seed)
     model, tokenizer = load_classifier(cfg.model, labels, device)
-    train_ds, val_ds = (_dataset(tokenizer, [texts[i] for i in rows], [ids[i] for i in rows], cfg.max_length)
-                        for rows in (tr, va))
-    weights = _class_weights([ids[i] for i in tr], len(labels)) if cfg.class_weighting else None
+    train_ds, val_ds = (_dataset(tokenizer, s.texts, s.label_ids, cfg.max_length) for s in (train, val))
+    weights = _class_weights(train.label_ids, len(labels)) if cfg.class_weighting else None
     args_kw, t0 = _training_args(cfg, out, device), time.time()
     with quiet_hf():
         trainer, used = _fit(_weighted_trainer_class(), args_kw, model, tokenizer, train_ds, val_ds, weights, resume, device)
@@ -370,25 +401,27 @@ def label_retrieval(model, data:dict, queries:list[int], corpus:list[int]) -> di
     "Same-label retrieval: each query row's relevant passages are the corpus rows of its label."
     by_label = defaultdict(set)
     for i in corpus: by_label[data['labels'][i]].add(str(i))
-    return _ir(model, {str(i): data['texts'][i] for i in queries}, {str(i): data['texts'][i] for i in corpus},
+    q, c = (TrainingData.of(data).subset(rows).texts for rows in (queries, corpus))
+    return _ir(model, dict(zip(map(str, queries), q)), dict(zip(map(str, corpus), c)),
                {str(i): by_label[data['labels'][i]] for i in queries}, 'label')
 
 # %% ../nbs/05_training.ipynb #c047b
 def plain_retrieval(model, data:dict, rows:list[int]) -> dict:
     "Heading (or title) to passage retrieval over held-out rows: a query's relevant passages are its section's chunks."
     sections = defaultdict(set)
-    for i in rows:
-        m = data['metadata'][i]; q = m.get('heading') or m.get('title')
+    s = TrainingData.of(data).subset(rows)
+    for i, m in zip(rows, s.metadata):
+        q = m.get('heading') or m.get('title')
         if q: sections[(m['doc_id'], q)].add(str(i))
     queries = {f'q{n}': q for n, (_, q) in enumerate(sections)}
     relevant = {f'q{n}': ids for n, ids in enumerate(sections.values())}
-    return _ir(model, queries, {str(i): data['texts'][i] for i in rows}, relevant, 'plain')
+    return _ir(model, queries, dict(zip(map(str, rows), s.texts)), relevant, 'plain')
 
 # %% ../nbs/05_training.ipynb #c048
 def embedding_figures(model, data:dict, train:list[int], val:list[int]) -> dict:
     "kNN accuracy/macro-F1, similarity gap, same-label MRR@10 and plain retrieval of `model` on the validation rows."
-    etr, eva = (encode(model, [data['texts'][i] for i in rows]) for rows in (train, val))
-    ytr, yva = [data['labels'][i] for i in train], [data['labels'][i] for i in val]
+    tr, va = (TrainingData.of(data).subset(rows) for rows in (train, val))
+    etr, eva, ytr, yva = encode(model, tr.texts), encode(model, va.texts), tr.labels, va.labels
     return dict(knn=knn_scores(etr, ytr, eva, yva), similarity=similarity_gap(eva, yva),
                 label_retrieval=label_retrieval(model, data, val, train),
                 plain_retrieval=plain_retrieval(model, data, val))
@@ -414,7 +447,8 @@ class EmbeddingConfig:
 def _retrieval_pairs(data:dict, rows:list[int]):
     "(heading or title, chunk text) pairs from training rows: plain retrieval practice that guards against forgetting."
     from datasets import Dataset
-    pairs = [((data['metadata'][i].get('heading') or data['metadata'][i].get('title')), data['texts'][i]) for i in rows]
+    s = TrainingData.of(data).subset(rows)
+    pairs = [(m.get('heading') or m.get('title'), t) for m, t in zip(s.metadata, s.texts)]
     pairs = [(q, t) for q, t in pairs if q and q.strip() != t.strip()]
     return Dataset.from_dict(dict(anchor=[q for q, _ in pairs], positive=[t for _, t in pairs])) if pairs else None
 
@@ -424,18 +458,18 @@ def _loss_and_data(model, cfg:EmbeddingConfig, data:dict, rows:list[int]):
     from datasets import Dataset
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.base.sampler import BatchSamplers
+    d = TrainingData.of(data)
     if cfg.loss == 'batch_all_triplet':
-        ds = Dataset.from_dict(dict(text=[data['texts'][i] for i in rows], label=[data['label_ids'][i] for i in rows]))
+        s = d.subset(rows); ds = Dataset.from_dict(dict(text=s.texts, label=s.label_ids))
         dist = losses.BatchHardTripletLossDistanceFunction.cosine_distance
         loss = losses.BatchAllTripletLoss(model, distance_metric=dist, margin=cfg.margin)
         sampler = BatchSamplers.GROUP_BY_LABEL
     elif cfg.loss == 'mnrl':
         rng = np.random.default_rng(cfg.seed); by = defaultdict(list)
-        for i in rows: by[data['labels'][i]].append(i)
-        pairs = [(i, int(rng.choice([j for j in by[data['labels'][i]] if j != i])))
-                 for i in rows if len(by[data['labels'][i]]) > 1]
-        ds = Dataset.from_dict(dict(anchor=[data['texts'][a] for a, _ in pairs],
-                                    positive=[data['texts'][b] for _, b in pairs]))
+        for i in rows: by[d.labels[i]].append(i)
+        pairs = [(i, int(rng.choice([j for j in by[d.labels[i]] if j != i]))) for i in rows if len(by[d.labels[i]]) > 1]
+        a, b = (d.subset(side).texts for side in zip(*pairs)) if pairs else ([], [])
+        ds = Dataset.from_dict(dict(anchor=list(a), positive=list(b)))
         loss, sampler = losses.MultipleNegativesRankingLoss(model), BatchSamplers.NO_DUPLICATES
     else: raise ValueError(f"loss must be 'batch_all_triplet' or 'mnrl', not {cfg.loss!r}")
     retrieval = _retrieval_pairs(data, rows) if cfg.retrieval_weight else None
@@ -605,11 +639,17 @@ class EnsembleClassifier:
                  classifier=None, tokenizer=None, # the fine-tuned sequence classifier
                  embedding_model=None, embedding_head:LinearHead|None=None, # a SentenceTransformer and its head
                  tfidf:TfidfHead|None=None,
-                 knn:dict|None=None): # view name -> NearestRecordHead ('knn_tfidf' uses the TF-IDF head's features)
+                 knn:dict|None=None, # view name -> NearestRecordHead ('knn_tfidf' uses the TF-IDF head's features)
+                 C:dict|None=None, # the heads' regularization (HEAD_C with overrides); None: HEAD_C
+                 validation:dict|None=None, # the pool's validation figures (`fit_ensemble`)
+                 doc_temperature:float|None=None, # document calibration: `fit_document_temperature`
+                 refit_rows:int|None=None, # rows the heads were refit on after evaluation (`refit_ensemble`); None: not refit
+                 embedding_source:str|None=None): # which embedding model the pool was fitted with: 'base' or 'fine-tuned'
         self.classes_, self.weights = list(classes), {k: float(v) for k, v in weights.items() if v}
         self.classifier, self.tokenizer, self.embedding_model = classifier, tokenizer, embedding_model
-        self.embedding_head, self.tfidf, self.validation = embedding_head, tfidf, None
-        self.knn, self.doc_temperature = dict(knn or {}), None # document calibration: `fit_document_temperature`
+        self.embedding_head, self.tfidf, self.knn = embedding_head, tfidf, dict(knn or {})
+        self.C, self.validation, self.doc_temperature = C, validation, doc_temperature
+        self.refit_rows, self.embedding_source = refit_rows, embedding_source
         self.embedder = None # set to a `models.Embedder` of the same model to encode through its disk cache
     def component_proba(self, texts:list[str], names=None) -> dict:
         "Each view's probabilities for `texts`."
@@ -654,7 +694,7 @@ def _fit_heads(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=
                tfidf:TfidfHead|None=None) -> dict:
     "The TF-IDF (unless one fitted on the same rows is given), embedding and nearest-record heads fitted on `rows`."
     C, n = HEAD_C | (C or {}), len(d['label_map']['labels'])
-    texts, y = [d['texts'][i] for i in rows], [d['label_ids'][i] for i in rows]
+    s = TrainingData.of(d).subset(rows); texts, y = s.texts, s.label_ids
     need_tfidf = 'tfidf' in views or 'knn_tfidf' in views  # the nearest-record view on TF-IDF reads the head's features
     heads = dict(tfidf=(tfidf or TfidfHead.fit(texts, y, n, C['tfidf'])) if need_tfidf else None, knn={})
     X = encode(embedding_model, texts) if {'embedding', 'knn_embedding'} & set(views) else None
@@ -679,9 +719,9 @@ MIN_REWORDED = 20 # fewer reworded pairs than this: regime R is left out of the 
 
 def _rewording_proba(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=None):
     "Regime R on `rows`: each view fitted on the first passages and scored on the rest; (probabilities, truths, keys) or None."
-    pairs = reworded_pairs([d['texts'][i] for i in rows])
-    if len(pairs) < MIN_REWORDED or len({d['label_ids'][rows[i]] for i, _, _ in pairs}) < 2: return None
-    first = dict(texts=[a for _, a, _ in pairs], label_ids=[d['label_ids'][rows[i]] for i, _, _ in pairs], label_map=d['label_map'])
+    s = TrainingData.of(d).subset(rows); pairs = reworded_pairs(s.texts)
+    if len(pairs) < MIN_REWORDED or len({s.label_ids[i] for i, _, _ in pairs}) < 2: return None
+    first = dict(texts=[a for _, a, _ in pairs], label_ids=[s.label_ids[i] for i, _, _ in pairs], label_map=s.label_map)
     heads = _fit_heads(first, list(range(len(pairs))), views, embedding_model, C)
     ens = EnsembleClassifier(d['label_map']['labels'], {v: 1.0 for v in views}, None, None, embedding_model, **heads)
     return ens.component_proba([b for _, _, b in pairs]), first['label_ids'], [f'r{rows[i]}' for i, _, _ in pairs]
@@ -756,20 +796,21 @@ def fit_ensemble(training_data:dict, # from `create_training_data`
                  level:str='document', # level of the validation macro-F1 reported in `validation`
                  tfidf:TfidfHead|None=None, # a TF-IDF head already fitted on the same training rows and C: reused
                  rewording:bool=True, # fit the weights on regime R (`reworded_pairs`) too, each regime weighing half
+                 embedding_source:str|None=None, # a name for `embedding_model` kept with the pool: 'base', 'fine-tuned'
                 ) -> EnsembleClassifier:
     "Heads fitted on the training rows; pool weights fitted by maximum likelihood on validation rows of both regimes."
     tr, va, _ = splits or splits_tuple(classifier['splits'])
     d, views = training_data, [v for v in views if v not in ('embedding', 'knn_embedding') or embedding_model is not None]
     clf = classifier or {}
     ens = EnsembleClassifier(d['label_map']['labels'], {v: 1.0 for v in views}, clf.get('model'), clf.get('tokenizer'),
-                             embedding_model, **_fit_heads(d, tr, views, embedding_model, C, tfidf))
-    probs = ens.component_proba([d['texts'][i] for i in va]); y = [d['label_ids'][i] for i in va]
+                             embedding_model, **_fit_heads(d, tr, views, embedding_model, C, tfidf), C=HEAD_C | (C or {}),
+                             embedding_source=embedding_source)
+    val = TrainingData.of(d).subset(va); probs, y = ens.component_proba(val.texts), val.label_ids
     rw = _rewording_proba(d, tr, views, embedding_model, C) if rewording and 'classifier' not in views else None
     both = [(probs, y)] + ([rw[:2]] if rw else [])
     jp, jy, sw = _joint(both)
     ens.weights = {v: w for v, w in fit_pool_weights(jp, jy, sample_weight=sw).items() if w}  # a view weighted 0 is dropped
-    ens.C = HEAD_C | (C or {})
-    ens.validation = pool_figures(probs, ens.weights, y, [d['metadata'][i]['doc_id'] for i in va], level)
+    ens.validation = pool_figures(probs, ens.weights, y, [m['doc_id'] for m in val.metadata], level)
     if rw: ens.validation['rewording'] = pool_figures(rw[0], ens.weights, rw[1], rw[2], 'chunk')
     ens.validation['objective'] = dict(regimes=len(both), log_loss=_joint_log_loss(both, ens.weights))
     ens.doc_temperature, ens.validation['documents'] = fit_document_temperature(
@@ -783,12 +824,23 @@ def refit_ensemble(ens:EnsembleClassifier, # a fitted ensemble: its views, weigh
                   ) -> EnsembleClassifier:
     "The same recipe with its heads refit on `rows`: after evaluation, the saved predictor learns every labeled row."
     rows = list(range(len(training_data['texts']))) if rows is None else rows
-    heads = _fit_heads(training_data, rows, list(ens.weights), ens.embedding_model, getattr(ens, 'C', None))
-    out = EnsembleClassifier(ens.classes_, ens.weights, ens.classifier, ens.tokenizer, ens.embedding_model, **heads)
-    out.C, out.validation, out.refit_rows = getattr(ens, 'C', HEAD_C), ens.validation, len(rows)
-    out.doc_temperature = getattr(ens, 'doc_temperature', None)  # fitted on validation documents; the refit keeps it
-    out.embedding_source = getattr(ens, 'embedding_source', None)  # which embedding model the pool was fitted with
-    return out
+    heads = _fit_heads(training_data, rows, list(ens.weights), ens.embedding_model, ens.C)
+    return EnsembleClassifier(ens.classes_, ens.weights, ens.classifier, ens.tokenizer, ens.embedding_model, **heads,
+                              C=HEAD_C if ens.C is None else ens.C, validation=ens.validation, refit_rows=len(rows),
+                              doc_temperature=ens.doc_temperature,  # fitted on validation documents; the refit keeps it
+                              embedding_source=ens.embedding_source)
+
+# %% ../nbs/05_training.ipynb #x29a5
+POOL_NAME = 'default predictor (pool)' # the default predictor's row in every results table
+
+def predictor_name(pooled:bool) -> str: return POOL_NAME if pooled else 'classifier'
+
+def trained_on(refit_rows:int|None, # rows the saved predictor was refit on (`refit_ensemble`), None: not refit
+               train_rows:int|None=None, # the training rows' count, when known
+              ) -> str:
+    "What a saved default predictor learned from, in words."
+    if refit_rows: return f'all {refit_rows} labeled rows (refit after evaluation)'
+    return f'the {train_rows} training rows (evaluated model, no refit)' if train_rows is not None else 'the training rows'
 
 # %% ../nbs/05_training.ipynb #c070o
 def _oof_proba(view:str, texts:list[str], X, y:np.ndarray, n:int, C:float, cv:list) -> np.ndarray:
@@ -810,10 +862,10 @@ def cv_head_C(training_data:dict, # from `create_training_data`
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedGroupKFold
     d, rows = training_data, np.asarray(rows); n = len(d['label_map']['labels'])
-    y, texts = np.array([d['label_ids'][i] for i in rows]), [d['texts'][i] for i in rows]
-    keys = [d['metadata'][i]['doc_id'] for i in rows]; truth = dict(zip(keys, y))
+    s = TrainingData.of(d).subset(rows); y, texts = np.array(s.label_ids), s.texts
+    keys = [m['doc_id'] for m in s.metadata]; truth = dict(zip(keys, y))
     X = encode(embedding_model, texts) if view == 'embedding' else None
-    groups = [d['metadata'][i]['group'] for i in rows]
+    groups = [m['group'] for m in s.metadata]
     cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups))
     out = {}
     for C in grid:
@@ -839,8 +891,8 @@ def cv_document_rules(training_data:dict, # from `create_training_data`
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedGroupKFold
     d, rows, C = training_data, np.asarray(rows), HEAD_C | (C or {}); n = len(d['label_map']['labels'])
-    y, texts = np.array([d['label_ids'][i] for i in rows]), [d['texts'][i] for i in rows]
-    groups = np.array([d['metadata'][i]['group'] for i in rows])
+    s = TrainingData.of(d).subset(rows); y, texts = np.array(s.label_ids), s.texts
+    groups = np.array([m['group'] for m in s.metadata])
     X = encode(embedding_model, texts) if weights.get('embedding') else None
     cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups))
     views = ['tfidf'] + (['embedding'] if X is not None else [])

@@ -71,3 +71,18 @@ def test_demo_report_reads_as_the_cli_says(request):
     run = request.getfixturevalue('sample_run')
     check_report(run['dir']/'run'/'06_evaluate'/'report')
     assert 'evaluate: fitting the baselines' in run['stderr']  # the evaluate step says what it is doing, phase by phase
+
+def test_coverage_keeps_its_own_warnings(sample_pdfs, tmp_path, monkeypatch, capsys):
+    "The profile's warnings are added to the ones `coverage` gives (its scale warning), not written over them."
+    import ai_standards.coverage as coverage_module
+    from ai_standards.cli import main
+    cat = {'catalog': {'uuid': 'c', 'groups': [{'id': 'mp', 'title': 'Media', 'controls': [
+        {'id': 'mp-6', 'title': 'Media Sanitization', 'parts': [{'name': 'statement', 'prose': 'Sanitize media.'}]}]}]}}
+    prof = {'profile': {'uuid': 'p', 'metadata': {'title': 'Mini'},
+                        'imports': [{'href': 'cat.json', 'include-controls': [{'with-ids': ['mp-6', 'zz-9']}]}]}}
+    (tmp_path/'cat.json').write_text(json.dumps(cat)); (tmp_path/'prof.json').write_text(json.dumps(prof))
+    monkeypatch.setattr(coverage_module, '_scale_warning', lambda n: ['scale warning'])
+    code = main(['coverage', str(sample_pdfs/'privacy'), '--catalog', str(tmp_path/'cat.json'),
+                 '--profile', str(tmp_path/'prof.json'), '--json'])
+    warnings = json.loads(capsys.readouterr().out)['warnings']
+    assert code == 0 and warnings[0] == 'scale warning' and len(warnings) == 2 and 'zz-9' in warnings[1], warnings

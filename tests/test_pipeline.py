@@ -57,6 +57,21 @@ def test_unknown_labels_are_reported(trained, tmp_path):
     assert json.loads(r.stdout)['unknown_labels'] == ['physical_security']
     r = cli('evaluate', out, tmp_path/'d.jsonl', '--level', 'chunk'); assert 'labels the model does not know (scored as errors): physical_security' in r.stdout
 
+def test_finished_run_folder_resumes(trained):
+    """A run folder in the format earlier versions wrote (state.json and each step's files, unchanged since the runner
+    kept its hand-offs in a dict) resumes by loading every step, to the same results and model folder."""
+    from ai_standards.chunking import process_documents
+    from ai_standards.pipeline import STEPS, AIStandardsTrainer
+    out, res = trained
+    run = out.parent/'run'
+    assert set(json.loads((run/'state.json').read_text())) == {'fingerprint', 'config', 'steps'}
+    assert set(json.loads((run/'01_prepare'/'training_data.json').read_text())) == \
+           {'texts', 'labels', 'label_ids', 'metadata', 'label_map', 'n_unlabeled', 'splits', 'evaluated_on'}
+    t = AIStandardsTrainer(run/'config.json')
+    again = t.train_from_processed_data(process_documents([out.parent/'sample_pdfs'], progress=False))
+    assert again['resumed'] == list(STEPS) and again['results'] == res['results']
+    assert str(t.model_dir) == res['models_dir'] and t.ensemble.refit_rows  # the saved, refit default predictor
+
 FRESH = """
 import json, sys
 from ai_standards.pipeline import AIStandardsTrainer
