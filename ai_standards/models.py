@@ -8,6 +8,7 @@ import hashlib, json, os, sqlite3, threading, time, warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 from loguru import logger
 from tqdm import tqdm
 from .chunking import default_model_path
@@ -15,7 +16,7 @@ from .chunking import default_model_path
 # %% auto #0
 __all__ = ['QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint', 'default_cache_dir',
            'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder', 'Embedder',
-           'generate_embeddings', 'load_classifier']
+           'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c005p
 os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
@@ -238,7 +239,8 @@ class Embedder:
         self.stats = dict(texts=0, unique=0, cached=0, embedded=0, seconds=0.0)
 
 # %% ../nbs/03_models.ipynb #c029
-def _sentence_transformer(self:Embedder):
+@patch(as_prop=True)
+def sentence_transformer(self:Embedder):
     "The sentence-transformers model on `self.device` (loaded once; CUDA failures fall back to CPU)."
     if self._st is None:
         from sentence_transformers import SentenceTransformer
@@ -250,9 +252,9 @@ def _sentence_transformer(self:Embedder):
             self.device = 'cpu'
             with quiet_hf(): self._st = SentenceTransformer(self.model_path, device='cpu')
     return self._st
-Embedder.sentence_transformer = property(_sentence_transformer)
 
 # %% ../nbs/03_models.ipynb #c030
+@patch
 def _onnx_encoder(self:Embedder) -> OnnxEncoder:
     "The int8 ONNX encoder, exported and quality-checked on first use (kept in the cache folder)."
     if self._onnx is None:
@@ -271,9 +273,9 @@ def _onnx_encoder(self:Embedder) -> OnnxEncoder:
             raise RuntimeError(f"int8 ONNX embeddings too far from fp32 (min cosine {q['min_cosine']:.4f} < 0.99)")
         self._onnx = OnnxEncoder(folder/'model_int8.onnx', self.model_path, self.sentence_transformer.max_seq_length)
     return self._onnx
-Embedder._onnx_encoder = _onnx_encoder
 
 # %% ../nbs/03_models.ipynb #c030b
+@patch
 def _probe_bf16(self:Embedder) -> dict:
     "Time fp32 and bf16 on the quality sentences (best of 3; bf16 stops early when far behind); cached per model and CPU."
     import platform, torch
@@ -293,9 +295,9 @@ def _probe_bf16(self:Embedder) -> dict:
     res = dict(fp32_seconds=round(t32, 3), bf16_seconds=round(t16, 3), min_cosine=float((v32 * v16).sum(1).min()))
     write_atomic(f, json.dumps(res))  # two processes may probe at once on a fresh machine
     return res
-Embedder._probe_bf16 = _probe_bf16
 
 # %% ../nbs/03_models.ipynb #c030c
+@patch
 def _choose_backend(self:Embedder) -> str:
     "The backend to use: see the table above."
     if self.backend_request == 'onnx-int8': self._onnx_encoder(); return 'onnx-int8'
@@ -303,9 +305,9 @@ def _choose_backend(self:Embedder) -> str:
     if not self.device.startswith('cpu'): return 'torch'
     p = self._probe_bf16()
     return 'torch-bf16' if p['bf16_seconds'] < 0.85 * p['fp32_seconds'] and p['min_cosine'] >= 0.99 else 'torch'
-Embedder._choose_backend = _choose_backend
 
 # %% ../nbs/03_models.ipynb #c031
+@patch
 def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=None) -> np.ndarray:
     "sentence-transformers encode; bf16 autocast when asked, fp16 on CUDA by default; CUDA errors fall back to CPU."
     import torch
@@ -325,9 +327,9 @@ def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=
         logger.warning(f'CUDA error while embedding ({e}); continuing on the CPU')
         self.device = 'cpu'; st.to('cpu'); torch.cuda.empty_cache()
         return run()
-Embedder._encode_torch = _encode_torch
 
 # %% ../nbs/03_models.ipynb #c033
+@patch
 def generate_embeddings(self:Embedder,
                         texts:list[str], # texts to embed (duplicates and cached texts are not recomputed)
                         progress:bool=False, # show a progress bar
@@ -352,16 +354,15 @@ def generate_embeddings(self:Embedder,
     s.update(texts=s['texts'] + len(texts), unique=s['unique'] + len(first), cached=s['cached'] + len(first) - len(todo),
              embedded=s['embedded'] + len(todo), seconds=s['seconds'] + time.time() - t0)
     return out
-Embedder.generate_embeddings = generate_embeddings
 
 # %% ../nbs/03_models.ipynb #c033b
-def _dimension(self:Embedder) -> int:
+@patch(as_prop=True)
+def dimension(self:Embedder) -> int:
     "The embedding width: from the folder's pooling config while the model is not loaded, so cached texts load no model."
     p = _pooling(self.model_path) if self._st is None else None
     if p and p[0]: return p[0]*len(p[1])  # several modes are concatenated
     st = self.sentence_transformer
     return (getattr(st, 'get_embedding_dimension', None) or st.get_sentence_embedding_dimension)()
-Embedder.dimension = property(_dimension)
 
 # %% ../nbs/03_models.ipynb #c040
 def load_classifier(model:str|Path|None=None, # local folder or HF id; default: packaged all-MiniLM-L6-v2
