@@ -1,10 +1,14 @@
 """Embedding throughput and quality: ai_standards' generate_embeddings against plain SentenceTransformer.encode (fp32, batch 32).
 
 Texts: the 1007 SP 800-53 Rev 5 control texts (../shared/data). Quality: cosine of each embedding to the fp32 reference, and
-retrieval nDCG@10 (query: a control's title; relevant: that control's text). Each variant runs in its own process so peak memory
-is its own. Run: python bench/bench_embeddings.py   -> bench/results/embeddings.{md,json}
+retrieval nDCG@10 (query: a control's title; relevant: that control's text). Every variant is loaded in ONE process and timed
+in alternating turns (round-robin, the order rotated each round; best turn kept), so a noisy neighbour on a shared machine
+slows all of them alike and the ratios to plain encode come from the same minutes. The machine's matmul ceiling (2048^2
+matrices, torch, fp32 and bf16) is measured in the same run, before and after the turns (best kept), and each variant's
+tokens/s is set against it: MiniLM's useful FLOPs per token (linear layers plus attention over each text's own length).
+Run: python bench/bench_embeddings.py [--rounds 3]   -> bench/results/embeddings.{md,json}
 """
-import json, os, resource, subprocess, sys, time
+import argparse, json, os, time
 from pathlib import Path
 import numpy as np
 
@@ -12,75 +16,106 @@ VARIANTS = {
     'SentenceTransformer.encode fp32, batch 32 (reference)': dict(kind='st'),
     'SentenceTransformer.encode, bf16 autocast on CPU': dict(kind='st', bf16=True),
     "Embedder(backend='torch') fp32": dict(kind='embedder', backend='torch'),
-    "Embedder() default (auto: bf16 when the probe finds it faster)": dict(kind='embedder', backend='auto'),
+    "Embedder() default (auto: the probe's pick)": dict(kind='embedder', backend='auto'),
     "Embedder(backend='onnx-int8')": dict(kind='embedder', backend='onnx-int8'),
-    "Embedder(backend='onnx-int8'), batch 64": dict(kind='embedder', backend='onnx-int8', batch_size=64),
 }
 
 def load_texts():
     from ai_standards.sample import shared_data_dir
     d = shared_data_dir()
-    if d is None: sys.exit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
+    if d is None: raise SystemExit('NIST data not found: set AI_STANDARDS_DATA (see ../shared/data/README.md); nothing measured')
     recs = [json.loads(l) for l in open(d/'nist_sp800_53r5_controls.jsonl')]
     return [r['text'] for r in recs], [r['title'] for r in recs]
 
-def child(name, out):
-    "Run one variant; write its embeddings (texts then titles) and timing to `out`."
+def make(name, st):
+    "An encode function for variant `name` and the backend it runs."
     import torch
-    cfg = VARIANTS[name]; texts, titles = load_texts()
+    cfg = VARIANTS[name]
     if cfg['kind'] == 'st':
-        from sentence_transformers import SentenceTransformer
-        from ai_standards.models import default_model_path
-        m = SentenceTransformer(default_model_path(), device='cpu')
-        enc = lambda xs: m.encode(xs, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-        if cfg.get('bf16'):
-            def enc(xs):
-                with torch.autocast('cpu', dtype=torch.bfloat16): return m.encode(xs, batch_size=32, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
-        enc(texts[:8])
-        t = time.perf_counter(); e = enc(texts); dt = time.perf_counter() - t
-        q = enc(titles)
-    else:
-        from ai_standards.models import Embedder
-        m = Embedder(backend=cfg['backend'], cache=False, batch_size=cfg.get('batch_size', 32), device='cpu')
-        m.generate_embeddings(texts[:8])
-        t = time.perf_counter(); e = m.generate_embeddings(texts); dt = time.perf_counter() - t
-        q = m.generate_embeddings(titles)
-    np.save(out, np.concatenate([e, q]))
-    print(json.dumps(dict(seconds=dt, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+        plain = lambda xs: st.encode(xs, batch_size=32, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+        if not cfg.get('bf16'): return plain, 'sentence-transformers fp32'
+        def enc(xs):
+            with torch.autocast('cpu', dtype=torch.bfloat16): return plain(xs)
+        return enc, 'sentence-transformers bf16 autocast'
+    from ai_standards.models import Embedder
+    m = Embedder(backend=cfg['backend'], cache=False, batch_size=32, device='cpu')
+    return m.generate_embeddings, m.backend
+
+def matmul_gflops(dtype, n=2048, reps=10):
+    "Best GFLOP/s of an n x n matmul in `dtype` (torch, its default threads)."
+    import torch
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    for _ in range(2): a @ b
+    best = float('inf')
+    for _ in range(reps):
+        t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+def flops(lengths, cfg):
+    "Useful FLOPs of the encoder over texts of these token lengths: linear layers plus attention, no padding."
+    h, i, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    lengths = np.asarray(lengths, np.float64)
+    return float(layers * (2 * (4 * h * h + 2 * h * i) * lengths.sum() + 4 * h * (lengths ** 2).sum()))
 
 def ndcg10(q, e):
     from sklearn.metrics import ndcg_score
-    scores = q @ e.T
-    return float(ndcg_score(np.eye(len(q)), scores, k=10))
+    return float(ndcg_score(np.eye(len(q)), q @ e.T, k=10))
 
-def main():
+def main(rounds):
+    import torch
+    from sentence_transformers import SentenceTransformer
     from ai_standards.chunking import load_tokenizer
+    from ai_standards.models import default_model_path
     texts, titles = load_texts()
     tok = load_tokenizer(); tok.enable_truncation(256)
-    n_tokens = sum(len(x.ids) for x in tok.encode_batch(texts))
-    work = Path(__file__).parent/'_work'; work.mkdir(exist_ok=True)
-    rows, ref = [], None
-    for name in VARIANTS:
-        out = work/f'emb_{abs(hash(name))}.npy'
-        r = subprocess.run([sys.executable, __file__, '--child', name, str(out)], capture_output=True, text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
-        if r.returncode: print(r.stderr[-3000:]); sys.exit(f'{name} failed')
-        m = json.loads(r.stdout.strip().splitlines()[-1]); x = np.load(out); e, q = x[:len(texts)], x[len(texts):]
-        if ref is None: ref = (e, q)
-        cos = (e * ref[0]).sum(1)
-        rows.append(dict(variant=name, seconds=round(m['seconds'], 2), tokens_per_s=round(n_tokens / m['seconds']), peak_rss_mb=round(m['peak_rss_mb']),
+    lengths = [len(x.ids) for x in tok.encode_batch(texts)]
+    st = SentenceTransformer(default_model_path(), device='cpu')
+    work = flops(lengths, st[0].auto_model.config)
+    ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16)}
+    load = [os.getloadavg()[0]]
+    encs, quality = {}, {}
+    for name in VARIANTS:  # load, warm up, and embed once for quality (texts, then titles as queries)
+        fn, backend = make(name, st); fn(texts[:8])
+        encs[name] = (fn, backend); quality[name] = (fn(texts), fn(titles))
+    times = {name: [] for name in VARIANTS}
+    names = list(VARIANTS)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter(); encs[name][0](texts); times[name].append(time.perf_counter() - t)
+        print(f'round {r + 1}:', {n[:30]: round(times[n][-1], 2) for n in names}, flush=True)
+    for k, dt in (('fp32', torch.float32), ('bf16', torch.bfloat16)): ceiling[k] = max(ceiling[k], matmul_gflops(dt))
+    load.append(os.getloadavg()[0])
+    ref_e, ref_q = quality[names[0]]
+    rows = []
+    for name in names:
+        e, q = quality[name]; cos = (e * ref_e).sum(1); s = min(times[name])
+        gflops = work / s / 1e9
+        rows.append(dict(variant=name, backend=encs[name][1], seconds=round(s, 2), seconds_all=[round(x, 2) for x in times[name]],
+                         tokens_per_s=round(sum(lengths) / s), gflops=round(gflops, 1),
+                         pct_fp32_ceiling=round(100 * gflops / ceiling['fp32']), pct_bf16_ceiling=round(100 * gflops / ceiling['bf16']),
                          cos_min=round(float(cos.min()), 4), cos_mean=round(float(cos.mean()), 4), ndcg10=round(ndcg10(q, e), 4)))
     base = rows[0]
     for r in rows:
-        r['speedup'] = round(r['tokens_per_s'] / base['tokens_per_s'], 2)
+        r['x_plain'] = round(base['seconds'] / r['seconds'], 2)
         r['ndcg10_vs_ref_pct'] = round(100 * (r['ndcg10'] - base['ndcg10']) / base['ndcg10'], 2)
-    cols = ['variant', 'seconds', 'tokens_per_s', 'speedup', 'cos_min', 'cos_mean', 'ndcg10', 'ndcg10_vs_ref_pct', 'peak_rss_mb']
+    cols = ['variant', 'backend', 'seconds', 'tokens_per_s', 'x_plain', 'pct_fp32_ceiling', 'pct_bf16_ceiling',
+            'cos_min', 'cos_mean', 'ndcg10', 'ndcg10_vs_ref_pct']
     table = '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
-    print(table)
-    note = (f'\n\n{len(texts)} SP 800-53 Rev 5 control texts, {n_tokens} tokens after truncation to 256; {os.cpu_count()} CPU cores; '
-            'one warm-up call before timing; embedding cache off. nDCG@10: the control title as query, its own text as the one relevant passage.\n')
-    (Path(__file__).parent/'results'/'embeddings.md').write_text('# Embedding benchmark\n\n' + table + note)
-    (Path(__file__).parent/'results'/'embeddings.json').write_text(json.dumps(rows, indent=1))
+    tps = {k: round(v * 1e9 / (work / sum(lengths))) for k, v in ceiling.items()}
+    note = (f'\n\n{len(texts)} SP 800-53 Rev 5 control texts, {sum(lengths)} tokens after truncation to 256 '
+            f'({work / sum(lengths) / 1e6:.1f} MFLOP a token); {os.cpu_count()} CPU cores, torch {torch.get_num_threads()} threads, '
+            f'load average {load[0]:.1f} before the turns and {load[1]:.1f} after (other processes share the cores). '
+            f"Matmul ceiling measured in this run (2048², torch): {ceiling['fp32']:.0f} GFLOP/s fp32, {ceiling['bf16']:.0f} bf16, "
+            f"i.e. {tps['fp32']} and {tps['bf16']} tokens/s. Each variant timed {rounds} times in alternating turns; best turn shown "
+            '(all turns in embeddings.json). One warm-up call before timing; embedding cache off. '
+            'nDCG@10: the control title as query, its own text as the one relevant passage.\n')
+    out = Path(__file__).parent/'results'
+    (out/'embeddings.md').write_text('# Embedding benchmark\n\n' + table + note)
+    (out/'embeddings.json').write_text(json.dumps(dict(rows=rows, ceiling_gflops={k: round(v, 1) for k, v in ceiling.items()},
+                                                      ceiling_tokens_per_s=tps, tokens=sum(lengths), rounds=rounds,
+                                                      load_average=load), indent=1))
+    print(table + note)
 
 if __name__ == '__main__':
-    if sys.argv[1:2] == ['--child']: child(sys.argv[2], sys.argv[3])
-    else: main()
+    ap = argparse.ArgumentParser(); ap.add_argument('--rounds', type=int, default=3)
+    main(ap.parse_args().rounds)

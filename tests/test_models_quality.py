@@ -92,3 +92,19 @@ def test_classify_keeps_jsonl_ids_and_fields(fitted, tmp_path):
     res = t.classify([f])
     assert [r['id'] for r in res] == ['REQ-0', 'REQ-1', 'REQ-2', 'REQ-3']
     assert all(r['fields']['owner'] == 'ops' for r in res) and [r['label'] for r in res] == list(PROBES.values())
+
+def test_every_cpu_backend_stays_within_the_quality_gate():
+    from ai_standards.models import Embedder, TorchEncoder, QUALITY_TEXTS
+    texts = QUALITY_TEXTS + list(PROBES)
+    ref = Embedder(backend='torch', cache=False, device='cpu').generate_embeddings(texts)
+    for backend in ('torch-bf16', 'onnx-int8', 'auto'):
+        e = Embedder(backend=backend, cache=False, device='cpu')
+        assert (e.generate_embeddings(texts) * ref).sum(1).min() >= 0.99, backend
+    fast = Embedder(backend='torch-bf16', cache=False, device='cpu')
+    fast.generate_embeddings(texts[:1])
+    assert isinstance(fast._fast, TorchEncoder)  # bf16 on CPU runs with weights cast once, not under autocast
+
+def test_embedder_methods_are_methods_not_module_api():
+    from ai_standards import models
+    assert 'generate_embeddings' not in models.__all__ and callable(models.Embedder.generate_embeddings)
+    assert isinstance(models.Embedder.__dict__['dimension'], property)
