@@ -10,8 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(p.stem for p in (ROOT/'ai_standards').glob('*.py') if not p.stem.startswith('_'))
 # (module, check) pairs that fail on this branch: issue 29 converts them on another branch; the marks go at its merge
-CONVERTING = {('models', 'method_assignments'), ('models', 'methods_in_all')}
-
 def test_code_shape_targets():
     r = subprocess.run([sys.executable, str(ROOT/'.ci'/'style_metrics.py'), '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
@@ -66,11 +64,7 @@ def methods_in_all(tree:ast.Module) -> list[str]:
 
 CHECKS = [method_assignments, one_letter_aliases, methods_in_all]
 
-_LATER = pytest.mark.xfail(strict=True, reason='issue 29: converted on another branch')
-
-@pytest.mark.parametrize('check, module', [pytest.param(c, m, id=f'{c.__name__}-{m}',
-                                                        marks=[_LATER] if (m, c.__name__) in CONVERTING else [])
-                                           for c in CHECKS for m in MODULES])
+@pytest.mark.parametrize('check, module', [pytest.param(c, m, id=f'{c.__name__}-{m}') for c in CHECKS for m in MODULES])
 def test_one_idiom(check, module):
     assert check(_tree(module)) == [], f'{module}.py: {check.__doc__}'
 
