@@ -13,9 +13,9 @@ from .vectordb import DEFAULT_COLLECTION
 
 # %% auto #0
 __all__ = ['SCORE_SCALES', 'CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search',
-           'add_search', 'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify',
-           'cmd_evaluate', 'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'cmd_coverage',
-           'add_coverage', 'build_parser', 'main']
+           'add_search', 'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'demo_config', 'cmd_classify',
+           'add_classify', 'cmd_evaluate', 'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk',
+           'cmd_coverage', 'add_coverage', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -373,21 +373,16 @@ def add_train(sub):
     t.add_argument('--restart', action='store_true', help='start over instead of resuming')
     t.set_defaults(func=cmd_train)
 
-# %% ../nbs/09_cli.ipynb #c028
+# %% ../nbs/09_cli.ipynb #x30d
 def cmd_demo(args):
     "Train, evaluate and save models on the built-in sample corpus, search it, and say where everything is."
     from ai_standards.sample import render_sample_pdfs
-    from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig
-    from ai_standards.training import ClassifierConfig, EmbeddingConfig
+    from ai_standards.pipeline import AIStandardsTrainer
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f'{out} is a file, not a folder: --out names the folder for all the demo writes (made when missing)')
     pdfs = render_sample_pdfs(out/'sample_pdfs')
-    cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
-                         train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
-                         progress=_progress(args), classifier=ClassifierConfig(epochs=args.epochs),
-                         embedding=EmbeddingConfig(epochs=1))
-    t = AIStandardsTrainer(cfg); res = t.train([pdfs])
+    t = AIStandardsTrainer(demo_config(args)); res = t.train([pdfs])
     query = 'How quickly must a personal data breach be notified?'
     hits = t.search(query, k=3)
     sample = t.classify(['Backups of critical systems shall be restored and tested at least quarterly.'])[0]
@@ -404,13 +399,27 @@ def add_demo(sub):
     "The `demo` sub-command's parser."
     d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus',
                        description='Render the built-in sample corpus (30 standards in 10 categories) to PDF and run all '
-                                   'eight steps on it, the classifier and the embedding fine-tune included (minutes on a '
-                                   'CPU), then search and classify once and say where the report, models and database '
-                                   'are. Run it again to resume.',
+                                   'eight steps on it, training what train trains by default (the pool of a TF-IDF and an '
+                                   'embedding head; a few minutes on a CPU), then search and classify once and say where '
+                                   'the report, models and database are. --classifier and --fine-tune add the transformer '
+                                   'training, as in train. Run it again with the same flags to resume.',
                        epilog='exit status: 0 on success; 1 when a step fails, or on any other error; 2 for a usage error.')
     d.add_argument('--out', default='ai_standards_demo', help='folder for all the demo writes (default: %(default)s)')
-    d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
+    d.add_argument('--classifier', action='store_true', help='also fine-tune the HF classifier (step 4), as in train')
+    d.add_argument('--fine-tune', action='store_true', help='also fine-tune the embedding model (step 5), as in train')
+    d.add_argument('--epochs', type=float, help='classifier epochs (default: 4; implies --classifier)')
     d.set_defaults(func=cmd_demo)
+
+# %% ../nbs/09_cli.ipynb #x30c
+def demo_config(args) -> 'PipelineConfig':
+    "The demo's settings from its flags: the pool predictor, as `train` trains by default; the transformers when asked."
+    from ai_standards.pipeline import PipelineConfig
+    from ai_standards.training import ClassifierConfig
+    out = Path(args.out)
+    return PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
+                          train_classifier=args.classifier or args.epochs is not None,  # --epochs implies it, as in train
+                          fine_tune_embeddings=args.fine_tune, progress=_progress(args),
+                          classifier=ClassifierConfig(epochs=4 if args.epochs is None else args.epochs))
 
 # %% ../nbs/09_cli.ipynb #c022
 def _classify_text(res:list[dict], chunks:int) -> str:

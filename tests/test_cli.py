@@ -16,6 +16,17 @@ def test_demo(sample_run):
     assert len(labels) == 10 and s['classify']['label'] in labels  # one sentence: too little text for a stable label
     for step in ('step 1/8 prepare', 'step 4/8 classifier', 'step 8/8 report'): assert step in stderr
 
+def test_plain_demo_trains_what_train_trains():
+    "`demo` as the README runs it: the pool predictor only, as `train` by default; the transformers are opt-in."
+    from ai_standards.cli import build_parser, demo_config
+    cfg = lambda *a: demo_config(build_parser().parse_args(['demo', *a]))
+    plain, train = cfg(), build_parser().parse_args(['train', 'docs', '--out', 'm'])
+    assert (plain.train_classifier, plain.fine_tune_embeddings) == (False, False)
+    assert (train.classifier, train.fine_tune) == (False, False)  # the same default as train's
+    assert cfg('--epochs', '2').train_classifier and cfg('--epochs', '2').classifier.epochs == 2  # --epochs implies it
+    assert cfg('--classifier').train_classifier and cfg('--fine-tune').fine_tune_embeddings
+    assert 'what train trains by default' in cli('demo', '--help').stdout.replace('\n', ' ').replace('  ', ' ')
+
 def test_chunk_jsonl_out(tmp_path, sample_pdfs):
     r = cli('chunk', sample_pdfs/'privacy', '--manifest', sample_pdfs/'manifest.csv', '--out', tmp_path/'c.jsonl', '--json')
     assert r.returncode == 0, r.stderr
