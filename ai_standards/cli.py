@@ -389,7 +389,8 @@ def cmd_demo(args):
     s = res | dict(search=dict(query=query, hits=hits), classify=sample, sample_pdfs=str(pdfs))
     text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits, 'dense').split('\n', 1)[1] +
             f"\n   ({SCORE_SCALES['dense']})" +
-            f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({sample['probability']:.2f})" +
+            f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({_p(sample['probability'])})" +
+            _calibration_note(out/'models') +
             f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   "
             f"ai-standards search \"backup testing\" --db {out/'chroma_db'}")
     _emit(args, s, text)
@@ -421,22 +422,27 @@ def demo_config(args) -> 'PipelineConfig':
                           fine_tune_embeddings=args.fine_tune, progress=_progress(args),
                           classifier=ClassifierConfig(epochs=4 if args.epochs is None else args.epochs))
 
+# %% ../nbs/09_cli.ipynb #x30p
+def _p(x:float) -> str:
+    "A probability to two decimals, never a bare 1.00 or 0.00: a model's probability is not certainty."
+    return '>0.99' if x >= 0.995 else '<0.01' if x < 0.005 else f'{x:.2f}'
+
 # %% ../nbs/09_cli.ipynb #c022
 def _classify_text(res:list[dict], chunks:int) -> str:
     "Per document: label, probability, alternatives; then its first `chunks` chunks with clause and page."
     out = []
     for r in res:
         if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
-        alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
+        alts = ', '.join(f"{t['label']} {_p(t['probability'])}" for t in r['top'][1:])
         truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
         if r.get('out_of_domain'):  # a label the model cannot vouch for is shown as a guess
-            out.append(f"out of domain ({r['out_of_domain']}): a guess, {r['label']} {r['probability']:.2f}  "
+            out.append(f"out of domain ({r['out_of_domain']}): a guess, {r['label']} {_p(r['probability'])}  "
                        f"{r['title'][:70]}{truth}"); continue
-        out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  "
+        out.append(f"{r['label']} {_p(r['probability'])}  {r['title'][:70]}{truth}  "
                    f"[{r['n_chunks']} chunk(s); next: {alts}]")
         for c in r['chunks'][:chunks]:
             where = f"p.{c['page']}" + (f" §{c['clause']}" if c['clause'] else '')
-            out.append(f"    {where:14} {c['label']} {c['probability']:.2f} ({c['normative_level']}) "
+            out.append(f"    {where:14} {c['label']} {_p(c['probability'])} ({c['normative_level']}) "
                        f"{' '.join(c['text'].split())[:80]}")
         more = len(r['chunks']) - chunks
         if more > 0: out.append(f"    ... {more} more chunk(s) (--chunks N, or --json)")
@@ -449,8 +455,9 @@ def _calibration_note(model_dir) -> str:
     except (OSError, ValueError, KeyError, TypeError): return ''
     c = ev.get('calibration') or {}
     if c.get('ece') is None: return ''
-    return (f"\nprobabilities: the model's top-label probabilities; on its held-out split ({ev['n']} {ev['level']}s) they were "
-            f"off from how often it was right by {c['ece']:.2f} on average (expected calibration error), so read 1.00 as 'likely'")
+    return (f"\nprobabilities: a document's calibrated top-label probabilities; on its held-out split ({ev['n']} "
+            f"{ev['level']}s) they were off from how often it was right by {c['ece']:.2f} on average (expected "
+            "calibration error), so read a high one as 'likely', not 'certain'")
 
 # %% ../nbs/09_cli.ipynb #c022a
 def cmd_classify(args):

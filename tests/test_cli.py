@@ -27,6 +27,17 @@ def test_plain_demo_trains_what_train_trains():
     assert cfg('--classifier').train_classifier and cfg('--fine-tune').fine_tune_embeddings
     assert 'what train trains by default' in cli('demo', '--help').stdout.replace('\n', ' ').replace('  ', ' ')
 
+def test_classify_text_never_prints_certainty():
+    "A document scored 0.99996 / 0.00004 reads >0.99 / <0.01, not 1.00 / 0.00 (the sample model's one-line text did)."
+    from ai_standards.cli import _classify_text
+    top = [dict(label='business_continuity', probability=0.99996), dict(label='software_lifecycle', probability=0.00004)]
+    chunk = dict(page=1, clause=None, label='business_continuity', probability=0.9988, normative_level='requirement', text='x')
+    doc = dict(label='business_continuity', probability=0.99996, top=top, title='Backups', source='<text>', n_chunks=1,
+               chunks=[chunk])
+    text = _classify_text([doc], 5)
+    assert 'business_continuity >0.99' in text and 'software_lifecycle <0.01' in text, text
+    assert '1.00' not in text and '0.00' not in text, text
+
 def test_chunk_jsonl_out(tmp_path, sample_pdfs):
     r = cli('chunk', sample_pdfs/'privacy', '--manifest', sample_pdfs/'manifest.csv', '--out', tmp_path/'c.jsonl', '--json')
     assert r.returncode == 0, r.stderr
@@ -72,6 +83,8 @@ def check_report(report_dir):
     assert table[1].startswith('| default predictor (pool) |'), table[:2]
     assert '## Per class (default predictor (pool))' in md
     assert 'Expected calibration error' in md and 'confident: mean top probability' in md  # the ECE in one sentence
+    ece = json.loads((report_dir/'metrics.json').read_text())['calibration']['ece']
+    assert ('read them as a ranking of the labels' in md) == (ece >= 0.1), ece  # why a high ECE sits beside the accuracy
     for words in ('Macro P, R and F1:', 'silhouette, -1 to 1:', 'MRR@10: mean of 1 / rank', 'nDCG@10:', 'same_label,'):
         assert words in md, words
     w, h = _png_size(report_dir/'f1_by_class.png')
