@@ -401,7 +401,7 @@ def add_demo(sub):
     d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus',
                        description='Render the built-in sample corpus (30 standards in 10 categories) to PDF and run all '
                                    'eight steps on it, training what train trains by default (the pool of a TF-IDF and an '
-                                   'embedding head; a few minutes on a CPU), then search and classify once and say where '
+                                   'embedding head; a minute or two on a CPU), then search and classify once and say where '
                                    'the report, models and database are. --classifier and --fine-tune add the transformer '
                                    'training, as in train. Run it again with the same flags to resume.',
                        epilog='exit status: 0 on success; 1 when a step fails, or on any other error; 2 for a usage error.')
