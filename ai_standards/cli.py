@@ -87,6 +87,22 @@ def _table(models:dict) -> list[str]:
     return ([f"  {'model':34} accuracy  macro-F1  only first right / only this right  McNemar p"] +
             [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}{pair(r.get('paired'))}" for n, r in models.items()])
 
+# %% ../nbs/09_cli.ipynb #x30p
+def _p(x:float) -> str:
+    "A probability to two decimals, never a bare 1.00 or 0.00: a model's probability is not certainty."
+    return '>0.99' if x >= 0.995 else '<0.01' if x < 0.005 else f'{x:.2f}'
+
+# %% ../nbs/09_cli.ipynb #c022n
+def _calibration_note(model_dir) -> str:
+    "What the probabilities are and how far to trust them: the held-out expected calibration error the model folder records."
+    try: ev = json.loads((Path(model_dir)/'metrics.json').read_text())['evaluation']['model']
+    except (OSError, ValueError, KeyError, TypeError): return ''
+    c = ev.get('calibration') or {}
+    if c.get('ece') is None: return ''
+    return (f"\nprobabilities: a document's calibrated top-label probabilities; on its held-out split ({ev['n']} "
+            f"{ev['level']}s) they were off from how often it was right by {c['ece']:.2f} on average (expected "
+            "calibration error), so read a high one as 'likely', not 'certain'")
+
 # %% ../nbs/09_cli.ipynb #c009
 def _ignored(files:list) -> str:
     "'2 file(s) of other types (.docx 2)': the report's text without 'ignored', which the summary line starts with."
@@ -422,11 +438,6 @@ def demo_config(args) -> 'PipelineConfig':
                           fine_tune_embeddings=args.fine_tune, progress=_progress(args),
                           classifier=ClassifierConfig(epochs=4 if args.epochs is None else args.epochs))
 
-# %% ../nbs/09_cli.ipynb #x30p
-def _p(x:float) -> str:
-    "A probability to two decimals, never a bare 1.00 or 0.00: a model's probability is not certainty."
-    return '>0.99' if x >= 0.995 else '<0.01' if x < 0.005 else f'{x:.2f}'
-
 # %% ../nbs/09_cli.ipynb #c022
 def _classify_text(res:list[dict], chunks:int) -> str:
     "Per document: label, probability, alternatives; then its first `chunks` chunks with clause and page."
@@ -447,17 +458,6 @@ def _classify_text(res:list[dict], chunks:int) -> str:
         more = len(r['chunks']) - chunks
         if more > 0: out.append(f"    ... {more} more chunk(s) (--chunks N, or --json)")
     return '\n'.join(out)
-
-# %% ../nbs/09_cli.ipynb #c022n
-def _calibration_note(model_dir) -> str:
-    "What the probabilities are and how far to trust them: the held-out expected calibration error the model folder records."
-    try: ev = json.loads((Path(model_dir)/'metrics.json').read_text())['evaluation']['model']
-    except (OSError, ValueError, KeyError, TypeError): return ''
-    c = ev.get('calibration') or {}
-    if c.get('ece') is None: return ''
-    return (f"\nprobabilities: a document's calibrated top-label probabilities; on its held-out split ({ev['n']} "
-            f"{ev['level']}s) they were off from how often it was right by {c['ece']:.2f} on average (expected "
-            "calibration error), so read a high one as 'likely', not 'certain'")
 
 # %% ../nbs/09_cli.ipynb #c022a
 def cmd_classify(args):
