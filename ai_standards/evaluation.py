@@ -319,7 +319,8 @@ def plot_reliability(result:dict, # an evaluate_model result with `calibration`
     ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.12), xlabel='confidence (top probability)', ylabel='accuracy')
     ax.set_yticks(np.linspace(0, 1, 6)); ax.grid(alpha=0.3)  # headroom above 1.0: points at accuracy 1 clear the frame
     ax.set_title(f"{title}: ECE {c['ece']:.3f}, n={result['n']} {result['level']}s", fontsize=10)
-    ax.legend(fontsize=7, loc='best'); fig.tight_layout()
+    side = 'lower right' if sum(acc) >= sum(conf) else 'upper left'  # the half of the square the points leave empty
+    ax.legend(fontsize=7, loc=side); fig.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c031
