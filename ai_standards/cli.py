@@ -13,9 +13,9 @@ from .vectordb import DEFAULT_COLLECTION
 
 # %% auto #0
 __all__ = ['SCORE_SCALES', 'CLIError', 'UsageError', 'cmd_chunk', 'add_chunk', 'cmd_ingest', 'add_ingest', 'cmd_search',
-           'add_search', 'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'cmd_classify', 'add_classify',
-           'cmd_evaluate', 'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk', 'cmd_coverage',
-           'add_coverage', 'build_parser', 'main']
+           'add_search', 'cmd_train', 'add_train', 'cmd_demo', 'add_demo', 'demo_config', 'cmd_classify',
+           'add_classify', 'cmd_evaluate', 'add_evaluate', 'cmd_info', 'add_info', 'cmd_crosswalk', 'add_crosswalk',
+           'cmd_coverage', 'add_coverage', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c006
 class CLIError(Exception):
@@ -86,6 +86,22 @@ def _table(models:dict) -> list[str]:
     pair = lambda p: f"  {p['only_first_right']:>4} / {p['only_second_right']:<4}  {p['p_value']:.3f}" if p else ''
     return ([f"  {'model':34} accuracy  macro-F1  only first right / only this right  McNemar p"] +
             [f"  {n:34} {r['accuracy']:8.3f}  {r['macro_f1']:8.3f}{pair(r.get('paired'))}" for n, r in models.items()])
+
+# %% ../nbs/09_cli.ipynb #x30p
+def _p(x:float) -> str:
+    "A probability to two decimals, never a bare 1.00 or 0.00: a model's probability is not certainty."
+    return '>0.99' if x >= 0.995 else '<0.01' if x < 0.005 else f'{x:.2f}'
+
+# %% ../nbs/09_cli.ipynb #c022n
+def _calibration_note(model_dir) -> str:
+    "What the probabilities are and how far to trust them: the held-out expected calibration error the model folder records."
+    try: ev = json.loads((Path(model_dir)/'metrics.json').read_text())['evaluation']['model']
+    except (OSError, ValueError, KeyError, TypeError): return ''
+    c = ev.get('calibration') or {}
+    if c.get('ece') is None: return ''
+    return (f"\nprobabilities: a document's calibrated top-label probabilities; on its held-out split ({ev['n']} "
+            f"{ev['level']}s) they were off from how often it was right by {c['ece']:.2f} on average (expected "
+            "calibration error), so read a high one as 'likely', not 'certain'")
 
 # %% ../nbs/09_cli.ipynb #c009
 def _ignored(files:list) -> str:
@@ -373,28 +389,24 @@ def add_train(sub):
     t.add_argument('--restart', action='store_true', help='start over instead of resuming')
     t.set_defaults(func=cmd_train)
 
-# %% ../nbs/09_cli.ipynb #c028
+# %% ../nbs/09_cli.ipynb #x30d
 def cmd_demo(args):
     "Train, evaluate and save models on the built-in sample corpus, search it, and say where everything is."
     from ai_standards.sample import render_sample_pdfs
-    from ai_standards.pipeline import AIStandardsTrainer, PipelineConfig
-    from ai_standards.training import ClassifierConfig, EmbeddingConfig
+    from ai_standards.pipeline import AIStandardsTrainer
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f'{out} is a file, not a folder: --out names the folder for all the demo writes (made when missing)')
     pdfs = render_sample_pdfs(out/'sample_pdfs')
-    cfg = PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
-                         train_classifier=True, fine_tune_embeddings=True,  # the demo shows every part; train: opt-in
-                         progress=_progress(args), classifier=ClassifierConfig(epochs=args.epochs),
-                         embedding=EmbeddingConfig(epochs=1))
-    t = AIStandardsTrainer(cfg); res = t.train([pdfs])
+    t = AIStandardsTrainer(demo_config(args)); res = t.train([pdfs])
     query = 'How quickly must a personal data breach be notified?'
     hits = t.search(query, k=3)
     sample = t.classify(['Backups of critical systems shall be restored and tested at least quarterly.'])[0]
     s = res | dict(search=dict(query=query, hits=hits), classify=sample, sample_pdfs=str(pdfs))
     text = (_results_text(res) + f'\n\nsearch: {query!r}\n' + _hits_text(hits, 'dense').split('\n', 1)[1] +
             f"\n   ({SCORE_SCALES['dense']})" +
-            f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({sample['probability']:.2f})" +
+            f"\n\nclassify: {sample['title']!r} -> {sample['label']} ({_p(sample['probability'])})" +
+            _calibration_note(out/'models') +
             f"\n\nnext: ai-standards classify {out/'models'} \"your text or file.pdf\"   |   "
             f"ai-standards search \"backup testing\" --db {out/'chroma_db'}")
     _emit(args, s, text)
@@ -404,13 +416,27 @@ def add_demo(sub):
     "The `demo` sub-command's parser."
     d = sub.add_parser('demo', parents=[_JSON], help='run the pipeline on the built-in sample corpus',
                        description='Render the built-in sample corpus (30 standards in 10 categories) to PDF and run all '
-                                   'eight steps on it, the classifier and the embedding fine-tune included (minutes on a '
-                                   'CPU), then search and classify once and say where the report, models and database '
-                                   'are. Run it again to resume.',
+                                   'eight steps on it, training what train trains by default (the pool of a TF-IDF and an '
+                                   'embedding head; a minute or two on a CPU), then search and classify once and say where '
+                                   'the report, models and database are. --classifier and --fine-tune add the transformer '
+                                   'training, as in train. Run it again with the same flags to resume.',
                        epilog='exit status: 0 on success; 1 when a step fails, or on any other error; 2 for a usage error.')
     d.add_argument('--out', default='ai_standards_demo', help='folder for all the demo writes (default: %(default)s)')
-    d.add_argument('--epochs', type=float, default=4, help='classifier epochs (default: %(default)s)')
+    d.add_argument('--classifier', action='store_true', help='also fine-tune the HF classifier (step 4), as in train')
+    d.add_argument('--fine-tune', action='store_true', help='also fine-tune the embedding model (step 5), as in train')
+    d.add_argument('--epochs', type=float, help='classifier epochs (default: 4; implies --classifier)')
     d.set_defaults(func=cmd_demo)
+
+# %% ../nbs/09_cli.ipynb #x30c
+def demo_config(args) -> 'PipelineConfig':
+    "The demo's settings from its flags: the pool predictor, as `train` trains by default; the transformers when asked."
+    from ai_standards.pipeline import PipelineConfig
+    from ai_standards.training import ClassifierConfig
+    out = Path(args.out)
+    return PipelineConfig(run_dir=str(out/'run'), models_dir=str(out/'models'), db_path=str(out/'chroma_db'),
+                          train_classifier=args.classifier or args.epochs is not None,  # --epochs implies it, as in train
+                          fine_tune_embeddings=args.fine_tune, progress=_progress(args),
+                          classifier=ClassifierConfig(epochs=4 if args.epochs is None else args.epochs))
 
 # %% ../nbs/09_cli.ipynb #c022
 def _classify_text(res:list[dict], chunks:int) -> str:
@@ -418,30 +444,20 @@ def _classify_text(res:list[dict], chunks:int) -> str:
     out = []
     for r in res:
         if r['label'] is None: out.append(f"{r['source']}: no text to classify"); continue
-        alts = ', '.join(f"{t['label']} {t['probability']:.2f}" for t in r['top'][1:])
+        alts = ', '.join(f"{t['label']} {_p(t['probability'])}" for t in r['top'][1:])
         truth = f" (labelled {r['true_label']})" if r.get('true_label') else ''
         if r.get('out_of_domain'):  # a label the model cannot vouch for is shown as a guess
-            out.append(f"out of domain ({r['out_of_domain']}): a guess, {r['label']} {r['probability']:.2f}  "
+            out.append(f"out of domain ({r['out_of_domain']}): a guess, {r['label']} {_p(r['probability'])}  "
                        f"{r['title'][:70]}{truth}"); continue
-        out.append(f"{r['label']} {r['probability']:.2f}  {r['title'][:70]}{truth}  "
+        out.append(f"{r['label']} {_p(r['probability'])}  {r['title'][:70]}{truth}  "
                    f"[{r['n_chunks']} chunk(s); next: {alts}]")
         for c in r['chunks'][:chunks]:
             where = f"p.{c['page']}" + (f" §{c['clause']}" if c['clause'] else '')
-            out.append(f"    {where:14} {c['label']} {c['probability']:.2f} ({c['normative_level']}) "
+            out.append(f"    {where:14} {c['label']} {_p(c['probability'])} ({c['normative_level']}) "
                        f"{' '.join(c['text'].split())[:80]}")
         more = len(r['chunks']) - chunks
         if more > 0: out.append(f"    ... {more} more chunk(s) (--chunks N, or --json)")
     return '\n'.join(out)
-
-# %% ../nbs/09_cli.ipynb #c022n
-def _calibration_note(model_dir) -> str:
-    "What the probabilities are and how far to trust them: the held-out expected calibration error the model folder records."
-    try: ev = json.loads((Path(model_dir)/'metrics.json').read_text())['evaluation']['model']
-    except (OSError, ValueError, KeyError, TypeError): return ''
-    c = ev.get('calibration') or {}
-    if c.get('ece') is None: return ''
-    return (f"\nprobabilities: the model's top-label probabilities; on its held-out split ({ev['n']} {ev['level']}s) they were "
-            f"off from how often it was right by {c['ece']:.2f} on average (expected calibration error), so read 1.00 as 'likely'")
 
 # %% ../nbs/09_cli.ipynb #c022a
 def cmd_classify(args):

@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 from .models import Embedder
-from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, encode, predict_proba, similarity_gap,
-                                   label_retrieval, plain_retrieval, split_training_data, splits_tuple, TrainingData)
+from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, calibrate_shares, encode, predict_proba,
+                                   similarity_gap, label_retrieval, plain_retrieval, split_training_data, splits_tuple,
+                                   TrainingData)
 
 # %% auto #0
-__all__ = ['SMALL_N', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset', 'calibration',
-           'evaluate_model', 'paired_comparison', 'paired_cells', 'pair_with', 'compute_similarity_metrics',
-           'retrieval_metrics', 'plot_confusion', 'plot_f1_bars', 'plot_class_similarity', 'plot_projection',
-           'plot_training', 'plot_reliability', 'write_report', 'evaluation_report']
+__all__ = ['SMALL_N', 'ECE_CAUTION', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset',
+           'calibration', 'evaluate_model', 'paired_comparison', 'paired_cells', 'pair_with',
+           'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion', 'plot_f1_bars', 'plot_class_similarity',
+           'plot_projection', 'plot_training', 'plot_reliability', 'write_report', 'evaluation_report']
 
 # %% ../nbs/06_evaluation.ipynb #c007
 class TransformerPredictor:
@@ -82,6 +83,7 @@ def _scored(pred, test_data:dict, level:str) -> tuple[list, list, list, np.ndarr
     if proba is None: raise ValueError('document-level evaluation needs predict_proba')
     keys = [m['doc_id'] for m in test_data['metadata']]
     ids, proba = aggregate_by(keys, proba)  # the one home of document-level aggregation
+    proba = calibrate_shares(proba, getattr(pred, 'doc_temperature', None))  # what classify shows, so ECE is of that
     first = dict(reversed(list(zip(keys, truth))))  # each document's first chunk's label
     return ids, [first[k] for k in ids], top(proba), proba
 
@@ -308,19 +310,34 @@ def plot_reliability(result:dict, # an evaluate_model result with `calibration`
     plt = _plt(); c = result['calibration']; b = [x for x in c['bins'] if x['n']]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], ls='--', color='grey', lw=1, label='perfect calibration')
-    ax.plot([x['confidence'] for x in b], [x['accuracy'] for x in b], marker='o', label='model', clip_on=False)
-    for x in b:
-        ax.annotate(str(x['n']), (x['confidence'], x['accuracy']), xytext=(3, -9), textcoords='offset points',
-                    fontsize=7)
-    ax.set(xlim=(0, 1.02), ylim=(0, 1.04), xlabel='confidence (top probability)', ylabel='accuracy')
-    ax.set_title(f"{title}: ECE {c['ece']:.3f}, n={result['n']} {result['level']}s", fontsize=10); ax.legend(fontsize=8)
-    fig.tight_layout()
+    conf, acc = [x['confidence'] for x in b], [x['accuracy'] for x in b]
+    ax.vlines(conf, conf, acc, color='tab:red', lw=2, alpha=0.5, label='gap (what ECE averages)')
+    ax.plot(conf, acc, marker='o', label='model: accuracy per bin', clip_on=False, zorder=3)
+    for x in b:  # the bin's item count, above its point: a point of 1 item says little
+        ax.annotate(f"n={x['n']}", (x['confidence'], x['accuracy']), xytext=(0, 6), textcoords='offset points',
+                    fontsize=7, ha='center')
+    ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.12), xlabel='confidence (top probability)', ylabel='accuracy')
+    ax.set_yticks(np.linspace(0, 1, 6)); ax.grid(alpha=0.3)  # headroom above 1.0: points at accuracy 1 clear the frame
+    ax.set_title(f"{title}: ECE {c['ece']:.3f}, n={result['n']} {result['level']}s", fontsize=10)
+    side = 'lower right' if sum(acc) >= sum(conf) else 'upper left'  # the half of the square the points leave empty
+    ax.legend(fontsize=7, loc=side); fig.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #c031
 def _fmt(x): return f'{x:.3f}' if isinstance(x, float) else str(x)
 
 # %% ../nbs/06_evaluation.ipynb #c031e0
+ECE_CAUTION = 0.1 # an expected calibration error from which the report says how to read the probabilities
+
+def _ece_caution(m:dict, conf:float) -> str:
+    "When accuracy and ECE disagree (an ECE of `ECE_CAUTION` or more): why, and how to read the probabilities."
+    if m['calibration']['ece'] < ECE_CAUTION: return ''
+    few = (f"with only {m['n']} {m['level']}s scored, one more right or wrong moves accuracy by {1 / m['n']:.2f}, and "
+           if m['n'] < SMALL_N else '')
+    side = 'are right more often than they claim' if conf < m['accuracy'] else 'claim more than they deliver'
+    return (f" Accuracy and ECE disagree: {few}the probabilities {side}, so read them as a ranking of the labels "
+            "(the first is the likeliest), not as chances.")
+
 def _ece_sentence(m:dict) -> str:
     "The expected calibration error in one sentence a reader can act on: what it measures and which way this model errs."
     c = m['calibration']; b = [x for x in c['bins'] if x['n']]
@@ -328,7 +345,7 @@ def _ece_sentence(m:dict) -> str:
     way = 'under-confident' if conf < m['accuracy'] else 'over-confident'
     return (f"Expected calibration error {c['ece']:.3f}: the average gap between the top probability and how often it is "
             f"right (10 bins; 0 means a probability of 0.8 is right 8 times in 10). Here the probabilities are {way}: "
-            f"mean top probability {conf:.2f} against accuracy {m['accuracy']:.2f}.")
+            f"mean top probability {conf:.2f} against accuracy {m['accuracy']:.2f}." + _ece_caution(m, conf))
 
 # %% ../nbs/06_evaluation.ipynb #c031a
 def _headline_md(m:dict) -> list[str]:
@@ -441,7 +458,8 @@ def _captions(main:dict, figures:dict, n_chunks:int, name:str='default predictor
         confusion_matrix=f'Confusion matrix of the {name} on {what} (rows: true label, columns: predicted).',
         f1_by_class=f'Per-class F1 of the {name} and of each baseline, all scored on the same {what}.',
         reliability=f'Reliability of the {name} on {what}: accuracy against top-label probability per bin '
-                    '(numbers: items in the bin); the dashed diagonal is perfect calibration, points below it over-confidence.',
+                    '(n: items in the bin); the dashed diagonal is perfect calibration, points below it over-confidence, '
+                    'above it under-confidence; the red bars are the gaps the ECE averages.',
         projection=f'PCA projection (2 components) of the embeddings of {n_chunks} held-out chunks, coloured by label.',
         training_curves='Classifier training loss per logged optimizer step (left) and validation accuracy and '
                         'macro-F1 per epoch (right).').items() if k in figures} | {

@@ -107,11 +107,11 @@ def chroma_server(tmp_path_factory):
     proc.terminate(); proc.wait(timeout=30); log.close()
 
 # One trained sample model per run -------------------------------------------------------------------------------------
-# `ai-standards demo` trains the sample corpus through all eight steps (classifier 4 epochs, embeddings 1 epoch) into
-# DIR/{sample_pdfs,run,models,chroma_db}. Every test and notebook that only needs *a* trained model uses this one run:
+# `ai-standards demo --classifier --fine-tune` trains the sample corpus through all eight steps with every part (the
+# classifier 4 epochs, embeddings 1 epoch; the plain demo trains neither) into DIR/{sample_pdfs,run,models,chroma_db}. Every test and notebook that only needs *a* trained model uses this one run:
 # notebooks 08, 09 and tutorials/01 read $AI_STANDARDS_SAMPLE_RUN (set by test_nbdev) and resume it instead of training.
 # Tests that kill and resume training keep their own run folders.
-DEMO_ARGS = ('--epochs', '4')
+DEMO_ARGS = ('--classifier', '--fine-tune')  # every part, so the tests see the classifier and the fine-tuned embeddings
 
 def sample_run_key() -> str:
     "Hash of what the trained sample run depends on: library code, sample corpus, demo settings, library versions."

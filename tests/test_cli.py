@@ -16,6 +16,28 @@ def test_demo(sample_run):
     assert len(labels) == 10 and s['classify']['label'] in labels  # one sentence: too little text for a stable label
     for step in ('step 1/8 prepare', 'step 4/8 classifier', 'step 8/8 report'): assert step in stderr
 
+def test_plain_demo_trains_what_train_trains():
+    "`demo` as the README runs it: the pool predictor only, as `train` by default; the transformers are opt-in."
+    from ai_standards.cli import build_parser, demo_config
+    cfg = lambda *a: demo_config(build_parser().parse_args(['demo', *a]))
+    plain, train = cfg(), build_parser().parse_args(['train', 'docs', '--out', 'm'])
+    assert (plain.train_classifier, plain.fine_tune_embeddings) == (False, False)
+    assert (train.classifier, train.fine_tune) == (False, False)  # the same default as train's
+    assert cfg('--epochs', '2').train_classifier and cfg('--epochs', '2').classifier.epochs == 2  # --epochs implies it
+    assert cfg('--classifier').train_classifier and cfg('--fine-tune').fine_tune_embeddings
+    assert 'what train trains by default' in cli('demo', '--help').stdout.replace('\n', ' ').replace('  ', ' ')
+
+def test_classify_text_never_prints_certainty():
+    "A document scored 0.99996 / 0.00004 reads >0.99 / <0.01, not 1.00 / 0.00 (the sample model's one-line text did)."
+    from ai_standards.cli import _classify_text
+    top = [dict(label='business_continuity', probability=0.99996), dict(label='software_lifecycle', probability=0.00004)]
+    chunk = dict(page=1, clause=None, label='business_continuity', probability=0.9988, normative_level='requirement', text='x')
+    doc = dict(label='business_continuity', probability=0.99996, top=top, title='Backups', source='<text>', n_chunks=1,
+               chunks=[chunk])
+    text = _classify_text([doc], 5)
+    assert 'business_continuity >0.99' in text and 'software_lifecycle <0.01' in text, text
+    assert '1.00' not in text and '0.00' not in text, text
+
 def test_chunk_jsonl_out(tmp_path, sample_pdfs):
     r = cli('chunk', sample_pdfs/'privacy', '--manifest', sample_pdfs/'manifest.csv', '--out', tmp_path/'c.jsonl', '--json')
     assert r.returncode == 0, r.stderr
@@ -61,6 +83,8 @@ def check_report(report_dir):
     assert table[1].startswith('| default predictor (pool) |'), table[:2]
     assert '## Per class (default predictor (pool))' in md
     assert 'Expected calibration error' in md and 'confident: mean top probability' in md  # the ECE in one sentence
+    ece = json.loads((report_dir/'metrics.json').read_text())['calibration']['ece']
+    assert ('read them as a ranking of the labels' in md) == (ece >= 0.1), ece  # why a high ECE sits beside the accuracy
     for words in ('Macro P, R and F1:', 'silhouette, -1 to 1:', 'MRR@10: mean of 1 / rank', 'nDCG@10:', 'same_label,'):
         assert words in md, words
     w, h = _png_size(report_dir/'f1_by_class.png')
