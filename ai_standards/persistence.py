@@ -95,7 +95,8 @@ def save_ensemble(ens:EnsembleClassifier, folder:Path):
     for name, h in ens.knn.items(): arrays |= _knn_arrays(name, h)
     np.savez(folder/'ensemble.npz', **arrays)
     meta = dict(classes=ens.classes_, pool='log-linear', weights=ens.weights, validation=ens.validation,
-                C=ens.C, embedding_source=ens.embedding_source, refit_rows=ens.refit_rows, doc_temperature=ens.doc_temperature)
+                C=ens.C, embedding_source=ens.embedding_source, refit_rows=ens.refit_rows, doc_temperature=ens.doc_temperature,
+                far_cosine=ens.far_cosine)
     vocabulary = tfidf.vectorizer.vocabulary_ if tfidf is not None else None
     _write_json(folder/'ensemble.json', meta | dict(tfidf_vocabulary=vocabulary))
 
@@ -289,7 +290,7 @@ def load_ensemble(folder:Path, classifier, tokenizer, embedding_model) -> Ensemb
     head = LinearHead(a['embedding_coef'], a['embedding_intercept']) if 'embedding_coef' in a else None
     tfidf = (TfidfHead(meta['tfidf_vocabulary'], a['tfidf_idf'], LinearHead(a['tfidf_coef'], a['tfidf_intercept']))
              if 'tfidf_coef' in a else None)
-    settings = {k: meta.get(k) for k in ('C', 'validation', 'doc_temperature', 'refit_rows', 'embedding_source')}  # absent in old folders: None
+    settings = {k: meta.get(k) for k in ('C', 'validation', 'doc_temperature', 'refit_rows', 'embedding_source', 'far_cosine')}  # absent in old folders: None
     return EnsembleClassifier(meta['classes'], meta['weights'], classifier, tokenizer, embedding_model, head, tfidf,
                               _knn_heads(a, len(meta['classes'])), **settings)
 

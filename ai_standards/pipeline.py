@@ -22,8 +22,8 @@ from .crosswalk import crosswalk as map_items, load_items
 # %% auto #0
 __all__ = ['STEPS', 'MIN_KNOWN', 'PipelineConfig', 'config_to_dict', 'config_from_dict', 'read_config', 'write_config',
            'needs_classifier', 'step_dir', 'step_title', 'PipelineError', 'data_fingerprint', 'RunState',
-           'TrainedModel', 'out_of_domain', 'crosswalk_model', 'AIStandardsTrainer', 'RunContext', 'Runner',
-           'results_markdown']
+           'TrainedModel', 'out_of_domain', 'far_from_training', 'crosswalk_model', 'AIStandardsTrainer', 'RunContext',
+           'Runner', 'results_markdown']
 
 # %% ../nbs/08_pipeline.ipynb #c007
 @dataclass
@@ -353,6 +353,21 @@ def out_of_domain(text:str, # a document's text (its chunks joined)
     if known is not None and known < MIN_KNOWN * len(words): return f'few words the model knows ({known} of {len(words)})'
     return None
 
+# %% ../nbs/08_pipeline.ipynb #x31o2
+def far_from_training(cosines, # a document's chunks' nearest training cosines (`NearestRecordHead.nearest_cosine`)
+                      threshold:float|None, # the model's `far_cosine`; None: the check is off
+                     ) -> str|None:
+    "Why a document is far from every training item (its chunks' median nearest cosine below `threshold`), else None."
+    if threshold is None or not len(cosines) or float(np.median(cosines)) >= threshold: return None
+    near, held = float(np.median(cosines)), 1 - training.FAR_QUANTILE
+    return f'far from every training item (nearest cosine {near:.2f}; {held:.0%} of held-out in-domain text is above {threshold:.2f})'
+
+def _nearest_cosines(pred, texts:list[str]) -> np.ndarray|None:
+    "Each text's nearest training cosine by the pool's nearest-record embedding head; None without it or a threshold."
+    near = (getattr(pred, 'knn', None) or {}).get('knn_embedding')
+    if near is None or getattr(pred, 'far_cosine', None) is None or not texts: return None
+    return near.nearest_cosine(pred.embed(texts))  # `embed` reads the disk cache `predict_proba` just filled
+
 # %% ../nbs/08_pipeline.ipynb #c038
 @patch
 def classify(self:TrainedModel, inputs:list, # file paths and/or texts
@@ -372,7 +387,11 @@ def classify(self:TrainedModel, inputs:list, # file paths and/or texts
         chunk_results = [_chunk_result(c, q, classes) for c, q in zip(d['chunks'], p)]
         out.append(_doc_result(d, mean.get(n), chunk_results, top_k, classes, getattr(pred, 'doc_temperature', None)))
     vocabulary = getattr(getattr(getattr(pred, 'tfidf', None), 'vectorizer', None), 'vocabulary', None)  # the pool's words
-    for r, d in zip(out, docs): r['out_of_domain'] = out_of_domain(' '.join(c['text'] for c in d['chunks']), vocabulary)
+    cos, i = _nearest_cosines(pred, [c['text'] for c in chunks]), 0
+    for r, d in zip(out, docs):
+        near = cos[i:i + len(d['chunks'])] if cos is not None else []; i += len(d['chunks'])
+        r['out_of_domain'] = (out_of_domain(' '.join(c['text'] for c in d['chunks']), vocabulary)
+                              or far_from_training(near, getattr(pred, 'far_cosine', None)))
     return out
 
 # %% ../nbs/08_pipeline.ipynb #c038a

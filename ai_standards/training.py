@@ -14,15 +14,15 @@ from .documents import RECORD_KINDS
 from .models import Embedder, load_classifier, pick_device, resolve_model, quiet_hf
 
 # %% auto #0
-__all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'KNN_SCALE', 'KNN_VIEWS', 'HEAD_C', 'DEFAULT_VIEWS', 'MIN_REWORDED',
-           'POOL_NAME', 'DOC_RULES', 'TrainingDataError', 'create_training_data', 'TrainingData', 'marked_test',
-           'split_training_data', 'splits_dict', 'splits_tuple', 'ClassifierConfig', 'train_classification_model',
-           'aggregate_by', 'predict_proba', 'similarity_gap', 'knn_scores', 'weights_version', 'encode',
-           'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig', 'fine_tune_embedding_model',
-           'LinearHead', 'TfidfHead', 'NearestRecordHead', 'pool_proba', 'fit_pool_weights', 'EnsembleClassifier',
-           'pool_figures', 'reworded_pairs', 'validation_documents', 'calibrate_shares', 'document_ece',
-           'fit_document_temperature', 'fit_ensemble', 'refit_ensemble', 'predictor_name', 'trained_on', 'cv_head_C',
-           'cv_document_rules']
+__all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'KNN_SCALE', 'KNN_VIEWS', 'FAR_QUANTILE', 'HEAD_C', 'DEFAULT_VIEWS',
+           'MIN_REWORDED', 'POOL_NAME', 'DOC_RULES', 'TrainingDataError', 'create_training_data', 'TrainingData',
+           'marked_test', 'split_training_data', 'splits_dict', 'splits_tuple', 'ClassifierConfig',
+           'train_classification_model', 'aggregate_by', 'predict_proba', 'similarity_gap', 'knn_scores',
+           'weights_version', 'encode', 'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig',
+           'fine_tune_embedding_model', 'LinearHead', 'TfidfHead', 'NearestRecordHead', 'far_threshold', 'pool_proba',
+           'fit_pool_weights', 'EnsembleClassifier', 'pool_figures', 'reworded_pairs', 'validation_documents',
+           'calibrate_shares', 'document_ece', 'fit_document_temperature', 'fit_ensemble', 'refit_ensemble',
+           'predictor_name', 'trained_on', 'cv_head_C', 'cv_document_rules']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -606,6 +606,19 @@ class NearestRecordHead:
         present, starts = np.unique(self.y, return_index=True)
         if S.shape[0] and len(present): best[:, present] = np.maximum.reduceat(S, starts, axis=1)
         return softmax(KNN_SCALE * best, axis=1)
+    def nearest_cosine(self, Z) -> np.ndarray:
+        "Each row's highest cosine to any training row: how near it is to anything the head learned."
+        from sklearn.preprocessing import normalize
+        S = normalize(Z) @ self.X.T; S = S.toarray() if hasattr(S, 'toarray') else np.asarray(S)
+        return S.max(1) if S.shape[0] else np.zeros(0)
+
+# %% ../nbs/05_training.ipynb #x31k3
+FAR_QUANTILE = 0.01 # share of held-out in-domain text (validation rows) allowed to be flagged "far from every training item"
+
+def far_threshold(cosines, # validation rows' nearest-training cosines (`NearestRecordHead.nearest_cosine`)
+                  q:float=FAR_QUANTILE) -> float|None:
+    "The nearest cosine below which a text counts as far from every training item; None without rows."
+    return round(float(np.quantile(np.asarray(cosines, float), q)), 4) if len(cosines) else None
 
 # %% ../nbs/05_training.ipynb #c067b
 def pool_proba(probs:dict, # view name -> (n, classes) probabilities
@@ -644,12 +657,13 @@ class EnsembleClassifier:
                  validation:dict|None=None, # the pool's validation figures (`fit_ensemble`)
                  doc_temperature:float|None=None, # document calibration: `fit_document_temperature`
                  refit_rows:int|None=None, # rows the heads were refit on after evaluation (`refit_ensemble`); None: not refit
-                 embedding_source:str|None=None): # which embedding model the pool was fitted with: 'base' or 'fine-tuned'
+                 embedding_source:str|None=None, # which embedding model the pool was fitted with: 'base' or 'fine-tuned'
+                 far_cosine:float|None=None): # nearest training cosine below which text is far from every training item; None: not checked
         self.classes_, self.weights = list(classes), {k: float(v) for k, v in weights.items() if v}
         self.classifier, self.tokenizer, self.embedding_model = classifier, tokenizer, embedding_model
         self.embedding_head, self.tfidf, self.knn = embedding_head, tfidf, dict(knn or {})
         self.C, self.validation, self.doc_temperature = C, validation, doc_temperature
-        self.refit_rows, self.embedding_source = refit_rows, embedding_source
+        self.refit_rows, self.embedding_source, self.far_cosine = refit_rows, embedding_source, far_cosine
         self.embedder = None # set to a `models.Embedder` of the same model to encode through its disk cache
     def component_proba(self, texts:list[str], names=None) -> dict:
         "Each view's probabilities for `texts`."
@@ -699,7 +713,7 @@ def _fit_heads(d:dict, rows:list[int], views, embedding_model=None, C:dict|None=
     heads = dict(tfidf=(tfidf or TfidfHead.fit(texts, y, n, C['tfidf'])) if need_tfidf else None, knn={})
     X = encode(embedding_model, texts) if {'embedding', 'knn_embedding'} & set(views) else None
     heads['embedding_head'] = LinearHead.fit(X, y, n, C['embedding']) if 'embedding' in views else None
-    if 'knn_embedding' in views: heads['knn']['knn_embedding'] = NearestRecordHead(X, y, n)
+    if X is not None: heads['knn']['knn_embedding'] = NearestRecordHead(X, y, n)  # kept unpooled too: the far-from-training check
     if 'knn_tfidf' in views: heads['knn']['knn_tfidf'] = NearestRecordHead(heads['tfidf'].vectorizer.transform(texts), y, n)
     return heads
 
@@ -815,6 +829,8 @@ def fit_ensemble(training_data:dict, # from `create_training_data`
     ens.validation['objective'] = dict(regimes=len(both), log_loss=_joint_log_loss(both, ens.weights))
     ens.doc_temperature, ens.validation['documents'] = fit_document_temperature(
         [(pool_proba(p, ens.weights), yy) for p, yy in both])
+    near = ens.knn.get('knn_embedding')  # held-out rows (never a test split) say how near in-domain text comes
+    ens.far_cosine = far_threshold(near.nearest_cosine(ens.embed(val.texts))) if near is not None and va else None
     return ens
 
 # %% ../nbs/05_training.ipynb #c070b
@@ -828,7 +844,7 @@ def refit_ensemble(ens:EnsembleClassifier, # a fitted ensemble: its views, weigh
     return EnsembleClassifier(ens.classes_, ens.weights, ens.classifier, ens.tokenizer, ens.embedding_model, **heads,
                               C=HEAD_C if ens.C is None else ens.C, validation=ens.validation, refit_rows=len(rows),
                               doc_temperature=ens.doc_temperature,  # fitted on validation documents; the refit keeps it
-                              embedding_source=ens.embedding_source)
+                              embedding_source=ens.embedding_source, far_cosine=ens.far_cosine)  # set on validation rows: kept
 
 # %% ../nbs/05_training.ipynb #x29a5
 POOL_NAME = 'default predictor (pool)' # the default predictor's row in every results table
