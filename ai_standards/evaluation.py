@@ -5,7 +5,7 @@
 # %% ../nbs/06_evaluation.ipynb #c001
 from __future__ import annotations
 import base64, html, io, json, time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np
 from loguru import logger
@@ -67,7 +67,7 @@ class EmbeddingBaseline:
 
 # %% ../nbs/06_evaluation.ipynb #c013
 def subset(data:dict, rows:list[int]) -> dict:
-    "The rows of training data as a dict: every per-row field picked (`TrainingData.rows`), the label map and counts kept."
+    "The rows of training data as a dict: every per-row field picked (the `rows` method of `TrainingData`), the label map and counts kept."
     return TrainingData.of(data).rows(rows)
 
 # %% ../nbs/06_evaluation.ipynb #c013a
@@ -83,7 +83,8 @@ def _scored(pred, test_data:dict, level:str) -> tuple[list, list, list, np.ndarr
     if proba is None: raise ValueError('document-level evaluation needs predict_proba')
     keys = [m['doc_id'] for m in test_data['metadata']]
     ids, proba = aggregate_by(keys, proba)  # the one home of document-level aggregation
-    proba = calibrate_shares(proba, getattr(pred, 'doc_temperature', None))  # what classify shows, so ECE is of that
+    n = Counter(keys)  # what classify shows, so ECE is of that
+    proba = calibrate_shares(proba, getattr(pred, 'doc_temperature', None), [n[k] for k in ids])
     first = dict(reversed(list(zip(keys, truth))))  # each document's first chunk's label
     return ids, [first[k] for k in ids], top(proba), proba
 

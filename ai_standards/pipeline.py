@@ -321,7 +321,7 @@ def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, clas
                 temperature:float|None=None) -> dict:
     "One document's label, its calibrated probability and chunk share (None without chunks), alternatives and chunks."
     meta, top = d.get('metadata') or {}, (np.argsort(-mean)[:top_k] if mean is not None else [])
-    cal = training.calibrate_shares(mean, temperature) if mean is not None else None  # share^t renormalised; same order
+    cal = training.calibrate_shares(mean, temperature, len(chunks)) if mean is not None else None  # share^t renormalised
     p, s = (lambda j: round(float(cal[j]), 4)), (lambda j: round(float(mean[j]), 4))
     return dict(id=meta.get('record_id', d['doc_id']), source=d['source'], title=d['title'], true_label=d.get('label'),
                 fields={k: v for k, v in meta.items() if k != 'record_id'}, n_chunks=len(chunks),

@@ -771,10 +771,12 @@ def validation_documents(y:list[int], # class id of each validation row
 # %% ../nbs/05_training.ipynb #c070d3
 def calibrate_shares(share:np.ndarray, # a document's (or documents') chunk shares per class
                      temperature:float|None, # from `fit_document_temperature`; None leaves the shares
+                     n_chunks=None, # chunks behind each row (int or array); one-chunk rows keep their shares
                     ) -> np.ndarray:
     "Document probabilities from chunk shares: share^t renormalised, softmax(t * log share); the order of the labels stays."
     s = np.atleast_2d(np.asarray(share, float))
     out = s if temperature is None else pool_proba(dict(share=s), dict(share=temperature))
+    if n_chunks is not None: out = np.where(np.atleast_1d(np.asarray(n_chunks))[:, None] < 2, s, out)
     return out if np.ndim(share) == 2 else out[0]
 
 # %% ../nbs/05_training.ipynb #c070d5
