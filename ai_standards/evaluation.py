@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 from .models import Embedder
-from .training import (SPLITS, TFIDF_SETTINGS, aggregate_by, calibrate_shares, encode, predict_proba,
+from .training import (calibration, SPLITS, TFIDF_SETTINGS, aggregate_by, calibrate_shares, encode, predict_proba,
                                    similarity_gap, label_retrieval, plain_retrieval, split_training_data, splits_tuple,
                                    TrainingData)
 
 # %% auto #0
 __all__ = ['SMALL_N', 'ECE_CAUTION', 'TransformerPredictor', 'as_predictor', 'tfidf_baseline', 'EmbeddingBaseline', 'subset',
-           'calibration', 'evaluate_model', 'paired_comparison', 'paired_cells', 'pair_with',
-           'compute_similarity_metrics', 'retrieval_metrics', 'plot_confusion', 'plot_f1_bars', 'plot_class_similarity',
-           'plot_projection', 'plot_training', 'plot_reliability', 'write_report', 'evaluation_report']
+           'evaluate_model', 'paired_comparison', 'paired_cells', 'pair_with', 'compute_similarity_metrics',
+           'retrieval_metrics', 'plot_confusion', 'plot_f1_bars', 'plot_class_similarity', 'plot_projection',
+           'plot_training', 'plot_reliability', 'write_report', 'evaluation_report']
 
 # %% ../nbs/06_evaluation.ipynb #c007
 class TransformerPredictor:
@@ -87,20 +87,6 @@ def _scored(pred, test_data:dict, level:str) -> tuple[list, list, list, np.ndarr
     proba = calibrate_shares(proba, getattr(pred, 'doc_temperature', None), [n[k] for k in ids])
     first = dict(reversed(list(zip(keys, truth))))  # each document's first chunk's label
     return ids, [first[k] for k in ids], top(proba), proba
-
-# %% ../nbs/06_evaluation.ipynb #c013c
-def calibration(truth:list, # true label of each item
-                predicted:list, # predicted label of each item
-                confidence:np.ndarray, # the predicted label's probability
-                bins:int=10):
-    "Expected calibration error and the reliability bins (mean confidence, accuracy, count) of top-label probabilities."
-    conf, right = np.asarray(confidence, float), np.asarray(truth) == np.asarray(predicted)
-    edges = np.linspace(0, 1, bins + 1); which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    rows = [dict(lo=float(edges[b]), hi=float(edges[b + 1]), n=int((which == b).sum()),
-                 confidence=float(conf[which == b].mean()) if (which == b).any() else None,
-                 accuracy=float(right[which == b].mean()) if (which == b).any() else None) for b in range(bins)]
-    ece = sum(r['n'] * abs(r['accuracy'] - r['confidence']) for r in rows if r['n']) / max(len(conf), 1)
-    return dict(ece=float(ece), bins=rows)
 
 # %% ../nbs/06_evaluation.ipynb #c014b
 SMALL_N = 30 # fewer scored items than this: a figure too uncertain to rank models on

@@ -21,8 +21,8 @@ __all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'KNN_SCALE', 'KNN_VIE
            'weights_version', 'encode', 'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig',
            'fine_tune_embedding_model', 'LinearHead', 'TfidfHead', 'NearestRecordHead', 'far_threshold', 'pool_proba',
            'fit_pool_weights', 'EnsembleClassifier', 'pool_figures', 'reworded_pairs', 'validation_documents',
-           'calibrate_shares', 'document_ece', 'fit_document_temperature', 'fit_ensemble', 'refit_ensemble',
-           'predictor_name', 'trained_on', 'cv_head_C', 'cv_document_rules']
+           'calibrate_shares', 'calibration', 'document_ece', 'fit_document_temperature', 'fit_ensemble',
+           'refit_ensemble', 'predictor_name', 'trained_on', 'cv_head_C', 'cv_document_rules']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -779,12 +779,25 @@ def calibrate_shares(share:np.ndarray, # a document's (or documents') chunk shar
     if n_chunks is not None: out = np.where(np.atleast_1d(np.asarray(n_chunks))[:, None] < 2, s, out)
     return out if np.ndim(share) == 2 else out[0]
 
+# %% ../nbs/05_training.ipynb #c070ca
+def calibration(truth:list, # true label of each item
+                predicted:list, # predicted label of each item
+                confidence:np.ndarray, # the predicted label's probability
+                bins:int=10):
+    "Expected calibration error and the reliability bins (mean confidence, accuracy, count) of top-label probabilities."
+    conf, right = np.asarray(confidence, float), np.asarray(truth) == np.asarray(predicted)
+    edges = np.linspace(0, 1, bins + 1); which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    rows = [dict(lo=float(edges[b]), hi=float(edges[b + 1]), n=int((which == b).sum()),
+                 confidence=float(conf[which == b].mean()) if (which == b).any() else None,
+                 accuracy=float(right[which == b].mean()) if (which == b).any() else None) for b in range(bins)]
+    ece = sum(r['n'] * abs(r['accuracy'] - r['confidence']) for r in rows if r['n']) / max(len(conf), 1)
+    return dict(ece=float(ece), bins=rows)
+
 # %% ../nbs/05_training.ipynb #c070d5
 def document_ece(shares:np.ndarray, # (documents, classes) chunk shares
                  truth:list[int], # each document's class id
                  temperature:float|None=None) -> float:
     "Expected calibration error (10 bins) of documents' top-label probabilities: the shares, or calibrated with `temperature`."
-    from ai_standards.evaluation import calibration
     p = calibrate_shares(np.asarray(shares), temperature)
     return calibration(list(truth), p.argmax(1).tolist(), p.max(1))['ece']
 

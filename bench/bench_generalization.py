@@ -203,7 +203,7 @@ def main():
         right = [g == y for g, y in zip(got, truth)]
         pdf_res[name] = dict(accuracy=float(np.mean(right)), right=int(sum(right)), n=len(truth), predicted=dict(zip([Path(d['source']).name for d in pdfs], got)))
         if name.startswith('default'):  # document probabilities: the chunk share, and calibrated (the saved temperature)
-            from ai_standards.evaluation import calibration
+            from ai_standards.training import calibration
             from ai_standards.training import calibrate_shares
             t = getattr(m, 'doc_temperature', None); S = np.stack(shares)
             for k, P in (('share', S), ('calibrated', calibrate_shares(S, t))):
