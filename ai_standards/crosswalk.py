@@ -54,9 +54,9 @@ def _record_item(doc, group_field:str|None='family') -> dict:
     "A JSONL record or catalog control as an item; its `group` is its `group_field` value (None without one)."
     m = doc.metadata
     rid = str(m['record_id'])
-    return item(rid, doc.text, str(m.get('label') or rid), doc.title if doc.title != rid else '', m.get('parent') or None,
-                Path(doc.source).name, None, m.get('label'), _group(m.get(group_field) if group_field else None),
-                _id_list(m.get('related')), m)
+    return item(rid, doc.text, label=str(m.get('label') or rid), title=doc.title if doc.title != rid else '',
+                parent=m.get('parent') or None, file=Path(doc.source).name, clause=m.get('label'),
+                group=_group(m.get(group_field) if group_field else None), related=_id_list(m.get('related')), meta=m)
 
 # %% ../nbs/07a_crosswalk.ipynb #x007
 def _chunk_items(doc, chunker:Chunker) -> list[dict]:

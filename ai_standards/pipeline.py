@@ -358,8 +358,9 @@ def far_from_training(cosines, # a document's chunks' nearest training cosines (
                       threshold:float|None, # the model's `far_cosine`; None: the check is off
                      ) -> str|None:
     "Why a document is far from every training item (its chunks' median nearest cosine below `threshold`), else None."
-    if threshold is None or not len(cosines) or float(np.median(cosines)) >= threshold: return None
-    near, held = float(np.median(cosines)), 1 - training.FAR_QUANTILE
+    near = float(np.median(cosines)) if len(cosines) else None
+    if threshold is None or near is None or near >= threshold: return None
+    held = 1 - training.FAR_QUANTILE
     return f'far from every training item (nearest cosine {near:.2f}; {held:.0%} of held-out in-domain text is above {threshold:.2f})'
 
 def _nearest_cosines(pred, texts:list[str]) -> np.ndarray|None:

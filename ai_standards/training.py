@@ -598,18 +598,21 @@ class NearestRecordHead:
         from sklearn.preprocessing import normalize
         y = np.asarray(y, int); order = np.argsort(y, kind='stable')  # rows grouped by class: one reduceat per query batch
         self.X, self.y, self.n = normalize(X[order]), y[order], int(n_classes)
+    def cosines(self, Z) -> np.ndarray:
+        "(rows of `Z`, training rows) cosines, dense."
+        from sklearn.preprocessing import normalize
+        S = normalize(Z) @ self.X.T
+        return S.toarray() if hasattr(S, 'toarray') else np.asarray(S)
     def predict_proba(self, Z) -> np.ndarray:
         from scipy.special import softmax
-        from sklearn.preprocessing import normalize
-        S = normalize(Z) @ self.X.T; S = S.toarray() if hasattr(S, 'toarray') else np.asarray(S)
+        S = self.cosines(Z)
         best = np.full((S.shape[0], self.n), -1.0)  # a class without training rows: cosine -1
         present, starts = np.unique(self.y, return_index=True)
         if S.shape[0] and len(present): best[:, present] = np.maximum.reduceat(S, starts, axis=1)
         return softmax(KNN_SCALE * best, axis=1)
     def nearest_cosine(self, Z) -> np.ndarray:
         "Each row's highest cosine to any training row: how near it is to anything the head learned."
-        from sklearn.preprocessing import normalize
-        S = normalize(Z) @ self.X.T; S = S.toarray() if hasattr(S, 'toarray') else np.asarray(S)
+        S = self.cosines(Z)
         return S.max(1) if S.shape[0] else np.zeros(0)
 
 # %% ../nbs/05_training.ipynb #x31k3
