@@ -643,10 +643,12 @@ def _step_embedding(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     if not t.config.fine_tune_embeddings: return dict(summary=dict(skipped=True))
     out, (_, em) = ctx.dir('embedding'), t._component_configs()
     r = training.fine_tune_embedding_model(ctx.data, out, em, ctx.splits)
-    _save_json(out/'figures.json', dict(before=r['before'], after=r['after'], guard=r['guard'], metrics=r['metrics']))
+    figures = dict(before=r['before'], after=r['after'], guard=r['guard'], metrics=r['metrics'])
+    _save_json(out/'figures.json', figures)
     for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
     return dict(summary=dict(knn_macro_f1_before=r['before']['knn']['macro_f1'], knn_macro_f1_after=r['after']['knn']['macro_f1'],
-                             guard_alpha=r['guard']['alpha'], seconds=r['metrics']['seconds']), embedding_model=r['model'])
+                             guard_alpha=r['guard']['alpha'], seconds=r['metrics']['seconds']), embedding_model=r['model'],
+                embedding_figures=figures)  # a fresh run saves them with the model, as a resumed run does
 
 def _load_embedding(t:AIStandardsTrainer, ctx:RunContext) -> dict:
     if not t.config.fine_tune_embeddings: return dict(embedding_model=None)

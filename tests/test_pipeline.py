@@ -22,6 +22,8 @@ def test_train_outputs(trained):
     assert set(json.loads((run/'state.json').read_text())['steps']) == {'prepare', 'embed', 'store', 'classifier', 'embedding', 'evaluate', 'persist', 'report'}
     assert 'step 8/8 report' in (run/'run.log').read_text()
     assert not list((run/'04_classifier').glob('checkpoint-*'))  # checkpoints dropped once final/ is written
+    figures = json.loads((out/'metrics.json').read_text())['embedding']  # the fine-tune's figures, saved by a fresh run too
+    assert figures and {'before', 'after', 'guard'} <= set(figures)
 
 def test_info_classify_evaluate_search(trained, sample_pdfs, tmp_path):
     "Known answers on the sample corpus: PRIV-201 is privacy, the breach-notification query finds PRIV-203 clause 2.2."
