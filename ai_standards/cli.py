@@ -679,7 +679,8 @@ def cmd_crosswalk(args):
                        + ''.join(f'; {Path(p).name}: {r}' for p, r in report.failures[:3]))
     add_related(targets, related)
     embedder = Embedder(_embedding_model(args.model), device=args.device)
-    res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field)
+    res = crosswalk(sources, targets, k=args.k, embedder=embedder, truth_field=args.truth_field,
+                    context_field=None if args.context_field == 'none' else args.context_field)
     truth = {s['id']: truth_links(s, args.truth_field) for s in sources} if args.truth_field else None
     _write_outputs(args, res, sources, truth)
     res['failures'] = _failures(report)
@@ -711,6 +712,9 @@ def add_crosswalk(sub):
     x.add_argument('--group-field', default='family', metavar='FIELD',
                    help="target record field that groups targets (default: %(default)s; an ingested collection's "
                         "groups are its labels; none: no groups)")
+    x.add_argument('--context-field', default='category', metavar='FIELD',
+                   help="source record field whose shared values make sources siblings that lend each other their "
+                        "scores (default: %(default)s, as in CSF 2.0; none: each source alone)")
     x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
     x.add_argument('--model', metavar='MODEL_DIR',
                    help='embedding model: a folder written by train, or a sentence-transformers folder')

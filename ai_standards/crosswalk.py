@@ -17,12 +17,13 @@ from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize, word_tokens
 
 # %% auto #0
-__all__ = ['DEFAULT_METHOD', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS', 'item',
-           'catalog_items', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean', 'Embedded',
-           'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix', 'evidence',
-           'truth_links', 'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
-           'decision_metrics', 'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource',
-           'mapping_collection', 'oscal_mapping_collection', 'validate_oscal']
+__all__ = ['DEFAULT_METHOD', 'CONTEXT_WEIGHT', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS',
+           'OSCAL_ENUMS', 'item', 'catalog_items', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean',
+           'Embedded', 'oscal_related', 'add_related', 'base_scores', 'adjust_scores', 'group_scores', 'score_matrix',
+           'context_keys', 'source_context', 'evidence', 'truth_links', 'ranking_metrics', 'Calibration',
+           'best_threshold', 'fit_calibration', 'binary_calibration', 'decision_metrics', 'link_features', 'unique_ids',
+           'crosswalk', 'write_csv', 'oscal_resource', 'mapping_collection', 'oscal_mapping_collection',
+           'validate_oscal']
 
 # %% ../nbs/07a_crosswalk.ipynb #x005i
 def item(id:str, # unique within its side of the mapping
@@ -130,7 +131,8 @@ DEFAULT_METHOD = dict(top_sentences=2, # a target's dense score: mean cosine of 
                       related_top=3, # how many of its related targets that mean takes
                       group_weight=0.3, # weight of how likely the source is to belong to the target's group
                       verbatim_weight=32.0, # gain per unit of TF-IDF cosine above the floor (near-verbatim text)
-                      verbatim_floor=0.15) # TF-IDF cosine below which wording counts as paraphrase
+                      verbatim_floor=0.15, # TF-IDF cosine below which wording counts as paraphrase
+                      context_weight=1.0) # `crosswalk` only: weight of a source's group (`source_context`)
 
 # %% ../nbs/07a_crosswalk.ipynb #x019
 def _z(x:np.ndarray) -> np.ndarray:
@@ -301,6 +303,29 @@ def score_matrix(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[di
     g = group_scores(src, tgt, targets) if m['group_weight'] else None
     return s if g is None else s + m['group_weight'] * g
 
+# %% ../nbs/07a_crosswalk.ipynb #x33c2
+CONTEXT_WEIGHT = DEFAULT_METHOD['context_weight'] # a source's scores gain this times its group's mean (itself included)
+
+def context_keys(sources:list[dict], # source items
+                 field:str|None='category', # record field that groups sources (CSF 2.0: the category); None: no groups
+                ) -> list:
+    "Each source's group: its record's `field` value, or None (the source stands alone)."
+    return [_group((s.get('meta') or {}).get(field)) if field else None for s in sources]
+
+# %% ../nbs/07a_crosswalk.ipynb #x33c4
+def source_context(scores:np.ndarray, # (n_sources, n_targets) from `score_matrix`
+                   keys:list, # each source's group (`context_keys`); None: alone
+                   weight:float=CONTEXT_WEIGHT) -> np.ndarray:
+    "Each grouped source's z-scores plus `weight` × its group's mean, z-scored again and put back in its own scale."
+    s = np.asarray(scores, np.float32); z, out = _z(s), s.copy()
+    groups = {}
+    for i, k in enumerate(keys):
+        if k is not None: groups.setdefault(k, []).append(i)
+    for rows in groups.values():
+        mix = _z(z[rows] + weight * z[rows].mean(0))
+        out[rows] = s[rows].mean(1, keepdims=True) + mix * s[rows].std(1, keepdims=True)
+    return out
+
 # %% ../nbs/07a_crosswalk.ipynb #x031
 def _shared_words(sents:list[str], other:str) -> int:
     "Index of the sentence that shares the most distinct words with `other`."
@@ -425,7 +450,7 @@ def _link_feature_table(scores:np.ndarray, js:np.ndarray, enhancement:np.ndarray
 LINK_FEATURE_SETS = [['score', 'log_rank', 'behind_best'], ['score', 'log_rank', 'behind_best', 'enhancement'],
                      ['z_score', 'log_rank', 'enhancement'], ['z_score', 'behind_best', 'enhancement'],
                      ['z_score', 'log_rank', 'behind_best', 'enhancement']]
-LINK_FEATURES = ['z_score', 'behind_best', 'enhancement']
+LINK_FEATURES = ['z_score', 'log_rank', 'enhancement'] # the shipped calibration's
 
 # %% ../nbs/07a_crosswalk.ipynb #k014c
 def link_features(scores:np.ndarray, # one source's scores over all targets
@@ -437,9 +462,9 @@ def link_features(scores:np.ndarray, # one source's scores over all targets
     return np.stack([table[n] for n in names], 1)
 
 # %% ../nbs/07a_crosswalk.ipynb #k016
-LINK_CALIBRATION = Calibration(features=['z_score', 'behind_best', 'enhancement'], mean=[3.018231, -1.981106, 0.109677],
-    scale=[0.59698, 1.197448, 0.312487], coef=[0.476337, 0.301581, -0.47424], intercept=-1.464599, threshold=0.1902,
-    fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5')
+LINK_CALIBRATION = Calibration(features=['z_score', 'log_rank', 'enhancement'], mean=[2.992077, 2.116781, 0.101613],
+    scale=[0.537648, 0.792134, 0.302139], coef=[0.408132, -0.289647, -0.635691], intercept=-1.429293, threshold=0.1623,
+    fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5 (context step on)')
 
 # %% ../nbs/07a_crosswalk.ipynb #x038
 def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets, enhancement:np.ndarray,
@@ -472,6 +497,7 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
               truth_field:str|None=None, # source field with the known target ids: adds metrics
               method:dict|None=None, # overrides of `DEFAULT_METHOD`
               calibration:Calibration=LINK_CALIBRATION, # the link decision (`probability`, `linked`)
+              context_field:str|None='category', # source field whose shared values make sources siblings (`source_context`)
              ) -> dict:
     "`{'mappings': [{source_id, source_title, matches: [...]}], 'metrics': {...}, 'warnings': [...]}`, best first."
     if k < 1: raise ValueError(f'k must be at least 1, not {k}')
@@ -483,7 +509,8 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
         'matches will be linked: read the ranking')
     embedder = embedder or Embedder()
     src, tgt = Embedded(sources, embedder), Embedded(targets, embedder, 'target')
-    scores = score_matrix(src, tgt, sources, targets, method)
+    weight = (DEFAULT_METHOD | (method or {}))['context_weight']
+    scores = source_context(score_matrix(src, tgt, sources, targets, method), context_keys(sources, context_field), weight)
     orders = np.argsort(-scores, axis=1, kind='stable')
     src.prepare(range(len(sources)))
     enhancement = np.array([bool(t.get('parent')) for t in targets])

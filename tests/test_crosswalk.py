@@ -173,7 +173,7 @@ def test_csf_to_rev5_reaches_the_measured_figures(nist_data, request):
     if not request.config.getoption('--run-slow'): pytest.skip('slow (embeds the Rev 5 sentences): run pytest with --run-slow')
     args = ('crosswalk', nist_data/'crosswalks'/'csf2_to_sp800_53r5.jsonl', '--to', nist_data/'nist_sp800_53r5_controls.jsonl',
             '--truth-field', 'sp800_53r5', '--json')
-    for extra, r10, mrr in (([], 0.530, 0.757), (['--related', nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json'], 0.565, 0.769)):
+    for extra, r10, mrr in (([], 0.560, 0.768), (['--related', nist_data/'raw'/'NIST_SP-800-53_rev5_catalog.json'], 0.586, 0.769)):
         m = json.loads(cli(*args, *extra, timeout=3600).stdout)['metrics']
         assert (m['n_sources'], m['n_links']) == (52, 442)
         assert m['recall@10'] == pytest.approx(r10, abs=0.01) and m['mrr'] == pytest.approx(mrr, abs=0.01)
@@ -217,3 +217,17 @@ def test_output_paths_checked_before_work(files):
     assert r.returncode == 1 and 'is a folder' in r.stderr
     r = cli('crosswalk', files/'src.jsonl', '--to', files/'tgt.jsonl', '--csv', files/'x.csv', '--oscal', files/'missing'/'x.json')
     assert r.returncode == 1 and 'does not exist' in r.stderr and not (files/'x.csv').exists()
+
+def test_context_field(files):
+    "Sources that share a category lend each other their scores; a source without one, or `--context-field none`, keeps its own."
+    rows = [r | dict(category='PR.X') if r['id'] != 'S2' else r for r in SOURCES]
+    (files/'ctx.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    got = {}
+    for extra in ([], ['--context-field', 'none'], ['--context-field', 'nope']):
+        r = cli('crosswalk', files/'ctx.jsonl', '--to', files/'tgt.jsonl', '--k', '4', '--json', *extra)
+        assert r.returncode == 0, r.stderr
+        got[' '.join(extra)] = {m['source_id']: {x['target_id']: x['score'] for x in m['matches']} for m in json.loads(r.stdout)['mappings']}
+    plain, ctx = got['--context-field none'], got['']
+    assert got['--context-field nope'] == plain and ctx['S2'] == plain['S2']  # no such field / no category: unchanged
+    assert ctx['S1'] != plain['S1'] and ctx['S3'] != plain['S3']
+    assert next(iter(ctx['S1'])) == 'ac-2' and next(iter(ctx['S3'])) == 'pe-3'  # siblings on other topics keep their best
