@@ -318,10 +318,11 @@ def _chunk_result(c:dict, q:np.ndarray, classes:list) -> dict:
                 probability=round(float(q.max()), 4), text=c['text'][:200])
 
 def _doc_result(d:dict, mean:np.ndarray|None, chunks:list[dict], top_k:int, classes:list,
-                temperature:float|None=None) -> dict:
+                temperature:float|list|None=None, # the model's `doc_temperature`: t, or [a, b] (t = a + b ln n)
+               ) -> dict:
     "One document's label, its calibrated probability and chunk share (None without chunks), alternatives and chunks."
     meta, top = d.get('metadata') or {}, (np.argsort(-mean)[:top_k] if mean is not None else [])
-    cal = training.calibrate_shares(mean, temperature, len(chunks)) if mean is not None else None  # share^t renormalised
+    cal = training.calibrate_shares(mean, temperature, len(chunks)) if mean is not None else None  # share^t renormalised, t by length
     p, s = (lambda j: round(float(cal[j]), 4)), (lambda j: round(float(mean[j]), 4))
     return dict(id=meta.get('record_id', d['doc_id']), source=d['source'], title=d['title'], true_label=d.get('label'),
                 fields={k: v for k, v in meta.items() if k != 'record_id'}, n_chunks=len(chunks),

@@ -21,8 +21,9 @@ __all__ = ['SPLITS', 'ENCODE_CACHE_MAX', 'TFIDF_SETTINGS', 'KNN_SCALE', 'KNN_VIE
            'weights_version', 'encode', 'label_retrieval', 'plain_retrieval', 'embedding_figures', 'EmbeddingConfig',
            'fine_tune_embedding_model', 'LinearHead', 'TfidfHead', 'NearestRecordHead', 'far_threshold', 'pool_proba',
            'fit_pool_weights', 'EnsembleClassifier', 'pool_figures', 'reworded_pairs', 'validation_documents',
-           'calibrate_shares', 'calibration', 'document_ece', 'fit_document_temperature', 'fit_ensemble',
-           'refit_ensemble', 'predictor_name', 'trained_on', 'cv_head_C', 'cv_document_rules']
+           'temperature_at', 'calibrate_shares', 'calibration', 'document_ece', 'fit_length_temperature',
+           'fit_document_temperature', 'fit_ensemble', 'refit_ensemble', 'predictor_name', 'trained_on', 'cv_head_C',
+           'cv_document_rules']
 
 # %% ../nbs/05_training.ipynb #c007
 class TrainingDataError(ValueError):
@@ -658,7 +659,7 @@ class EnsembleClassifier:
                  knn:dict|None=None, # view name -> NearestRecordHead ('knn_tfidf' uses the TF-IDF head's features)
                  C:dict|None=None, # the heads' regularization (HEAD_C with overrides); None: HEAD_C
                  validation:dict|None=None, # the pool's validation figures (`fit_ensemble`)
-                 doc_temperature:float|None=None, # document calibration: `fit_document_temperature`
+                 doc_temperature:float|list|None=None, # document calibration, t or [a, b] (t = a + b ln n): `fit_document_temperature`
                  refit_rows:int|None=None, # rows the heads were refit on after evaluation (`refit_ensemble`); None: not refit
                  embedding_source:str|None=None, # which embedding model the pool was fitted with: 'base' or 'fine-tuned'
                  far_cosine:float|None=None): # nearest training cosine below which text is far from every training item; None: not checked
@@ -759,27 +760,37 @@ def _joint_log_loss(regimes:list, weights:dict) -> float:
 
 # %% ../nbs/05_training.ipynb #c070d1
 def validation_documents(y:list[int], # class id of each validation row
-                         n_docs:int=300, max_rows:int=12, # documents drawn; rows per document, 2 to max_rows
+                         n_docs:int=300, max_rows:int=400, # documents drawn; rows per document, 2 to max_rows, log-uniform
                          off_topic:float=0.5, # largest share of a document's rows drawn from other classes
                          seed:int=0) -> list[tuple[np.ndarray, int]]:
-    "Pseudo-documents over validation rows: (row positions, label), mostly rows of the label, some of other classes."
+    "Pseudo-documents over validation rows (drawn with replacement): (row positions, label), mostly rows of the label."
     rng, y = np.random.default_rng(seed), np.asarray(y); classes, docs = np.unique(y), []
     for _ in range(n_docs if len(classes) > 1 else 0):
-        c = rng.choice(classes); size = int(rng.integers(2, max_rows + 1))
+        c = rng.choice(classes); size = max(2, int(np.exp(rng.uniform(np.log(2), np.log(max_rows + 1)))))
         m = min(int(size * rng.uniform(0, off_topic)), size - 1)
         rows = np.r_[rng.choice(np.flatnonzero(y == c), size - m), rng.choice(np.flatnonzero(y != c), m)]
         docs.append((rows.astype(int), int(c)))
     return docs
 
 # %% ../nbs/05_training.ipynb #c070d3
+def temperature_at(temperature, # a number t, or (a, b): t = a + b · ln n (`fit_document_temperature`)
+                   n_chunks) -> np.ndarray: # chunks behind each document (int or array)
+    "The document temperature for documents of `n_chunks` chunks: t itself, or a + b · ln n."
+    n = np.atleast_1d(np.asarray(n_chunks, float))
+    if np.ndim(temperature) == 0: return np.full(len(n), float(temperature))
+    a, b = map(float, temperature); return np.maximum(a + b * np.log(np.maximum(n, 1)), 0.0)
+
+# %% ../nbs/05_training.ipynb #c070d3b
 def calibrate_shares(share:np.ndarray, # a document's (or documents') chunk shares per class
-                     temperature:float|None, # from `fit_document_temperature`; None leaves the shares
+                     temperature, # t or (a, b) from `fit_document_temperature`; None leaves the shares
                      n_chunks=None, # chunks behind each row (int or array); one-chunk rows keep their shares
                     ) -> np.ndarray:
     "Document probabilities from chunk shares: share^t renormalised, softmax(t * log share); the order of the labels stays."
-    s = np.atleast_2d(np.asarray(share, float))
-    out = s if temperature is None else pool_proba(dict(share=s), dict(share=temperature))
-    if n_chunks is not None: out = np.where(np.atleast_1d(np.asarray(n_chunks))[:, None] < 2, s, out)
+    from scipy.special import softmax
+    s = np.atleast_2d(np.asarray(share, float)); n = np.full(len(s), 2) if n_chunks is None else n_chunks
+    if temperature is not None and np.ndim(temperature) and n_chunks is None: raise ValueError('(a, b) needs n_chunks')
+    out = s if temperature is None else softmax(temperature_at(temperature, n)[:, None] * np.log(np.clip(s, 1e-12, 1)), axis=1)
+    out = np.where(np.broadcast_to(np.atleast_1d(n), (len(s),))[:, None] < 2, s, out)
     return out if np.ndim(share) == 2 else out[0]
 
 # %% ../nbs/05_training.ipynb #c070ca
@@ -799,24 +810,38 @@ def calibration(truth:list, # true label of each item
 # %% ../nbs/05_training.ipynb #c070d5
 def document_ece(shares:np.ndarray, # (documents, classes) chunk shares
                  truth:list[int], # each document's class id
-                 temperature:float|None=None) -> float:
+                 temperature=None, # t or (a, b); None: the shares themselves
+                 n_chunks=None) -> float: # chunks behind each document (needed with (a, b))
     "Expected calibration error (10 bins) of documents' top-label probabilities: the shares, or calibrated with `temperature`."
-    p = calibrate_shares(np.asarray(shares), temperature)
+    p = calibrate_shares(np.asarray(shares), temperature, n_chunks)
     return calibration(list(truth), p.argmax(1).tolist(), p.max(1))['ece']
 
 # %% ../nbs/05_training.ipynb #c070d6
+def fit_length_temperature(shares:np.ndarray, # (documents, classes) chunk shares
+                           n_chunks, # chunks (rows) behind each document
+                           y:list[int], # each document's class id
+                           length:bool=True) -> tuple[float, float]: # False: one t for every length (b = 0)
+    "(a, b) of t = a + b · ln n maximising the likelihood of the documents' labels under softmax(t · log share)."
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+    ls, ln, y = np.log(np.clip(shares, 1e-12, 1)), np.log(np.asarray(n_chunks, float)), np.asarray(y)
+    nll = lambda w: -log_softmax((w[0] + w[1] * ln)[:, None] * ls, axis=1)[np.arange(len(y)), y].mean()
+    r = minimize(nll, [1.0, 0.0], bounds=[(0.0, 50.0), (0.0, 10.0 if length else 0.0)], method='L-BFGS-B')
+    return round(float(r.x[0]), 4), round(float(r.x[1]), 4)
+
+# %% ../nbs/05_training.ipynb #c070d6b
 def fit_document_temperature(regimes:list, # [(pooled validation probabilities, truths)], e.g. one per validation regime
-                             n_docs:int=300, seed:int=0) -> tuple[float|None, dict]:
-    "The document temperature t by maximum likelihood on pseudo-documents of each regime, and its figures on a second draw."
+                             n_docs:int=2400, seed:int=0) -> tuple[list|None, dict]:
+    "The document temperature [a, b] (t = a + b · ln n) by maximum likelihood on pseudo-documents, its figures on a second draw."
     def shares(s):
-        docs = [(p[r].mean(0), c) for p, y in regimes for r, c in validation_documents(y, n_docs // len(regimes), seed=s)]
-        return np.array([d for d, _ in docs]), [c for _, c in docs]
-    S, y = shares(seed)
+        docs = [(p[r].mean(0), len(r), c) for p, y in regimes for r, c in validation_documents(y, n_docs // len(regimes), seed=s)]
+        return np.array([d[0] for d in docs]), np.array([d[1] for d in docs]), [d[2] for d in docs]
+    S, n, y = shares(seed)
     if not len(y): return None, dict(n=0)
-    t = fit_pool_weights(dict(share=S), y, max_weight=50.0)['share']
-    S2, y2 = shares(seed + 1)
-    return t, dict(n=len(y2), temperature=t, ece_share=document_ece(S2, y2), ece=document_ece(S2, y2, t),
-                   accuracy=float((S2.argmax(1) == np.array(y2)).mean()))
+    ab, t1 = list(fit_length_temperature(S, n, y)), fit_length_temperature(S, n, y, length=False)[0]
+    S2, n2, y2 = shares(seed + 1)
+    return ab, dict(n=len(y2), temperature=ab, ece_share=document_ece(S2, y2), ece_one_t=document_ece(S2, y2, t1),
+                    one_t=t1, ece=document_ece(S2, y2, ab, n2), accuracy=float((S2.argmax(1) == np.array(y2)).mean()))
 
 # %% ../nbs/05_training.ipynb #c070f
 def fit_ensemble(training_data:dict, # from `create_training_data`

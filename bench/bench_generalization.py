@@ -17,8 +17,9 @@ trained on the same rows in the same run, after a check of the recipe itself on 
    one of the subcategory's linked controls; same models as 2.
 
 Baselines: TF-IDF (word 1-2 grams) + LR, class-balanced (C=1 and C=10) and plain (C=10); frozen base embeddings + LR,
-class-balanced (C=1) and plain (C=10). Check 2 also gives the document ECE of the saved model's chunk share and of its
-calibrated document probability (n = 17).
+class-balanced (C=1) and plain (C=10). Check 2 also gives the document ECE of the saved model's chunk share, of one
+temperature for every length and of its calibrated document probability (t = a + b ln n), and the leave-one-PDF-out ECE
+of the choice between the two designs (n = 17).
 In checks 1-3 each baseline is also paired with the default item by item (`evaluation.paired_comparison`): the items
 only one of the two gets right, and the exact McNemar p-value of the difference.
 Time and process peak memory per pipeline step come from the run's state.json.
@@ -52,6 +53,23 @@ def doc_labels(model, docs, shares=None):
         out.append(str(model.classes_[int(m.argmax())]) if n else None)
         if shares is not None: shares.append(m)
     return out
+
+def document_calibration(m, S, n, truth, got):
+    """Check 2's document probabilities: ECE of the chunk share, of one temperature for every length (fitted on validation
+    pseudo-documents beside the saved one), of the saved length-dependent temperature, and leave-one-PDF-out: for each
+    PDF, the design (one t or t by length) with the lower log-loss on the other 16 PDFs, scored on the held-out one."""
+    from ai_standards.training import calibration, calibrate_shares
+    t, docs = getattr(m, 'doc_temperature', None), (getattr(m, 'validation', None) or {}).get('documents', {})
+    cands = {'share': None, 'one t': docs.get('one_t'), 'by length': t}
+    P = {k: calibrate_shares(S, v, n) for k, v in cands.items() if v is not None or k == 'share'}
+    y = np.array([list(m.classes_).index(l) for l in truth]); nll = lambda Q, i: -np.log(np.clip(Q[i, y[i]], 1e-12, 1)).mean()
+    oof = []
+    for i in range(len(y)):
+        rest = np.arange(len(y)) != i; best = min((k for k in P if k != 'share'), key=lambda k: nll(P[k], rest))
+        oof.append(P[best][i].max())
+    out = {f'ece_{k}': calibration(truth, got, Q.max(1))['ece'] for k, Q in P.items()} | {f'top_{k}': [round(float(x), 3) for x in Q.max(1)] for k, Q in P.items()}
+    return out | dict(doc_temperature=t, one_t=cands['one t'], ece_loo=calibration(truth, got, np.array(oof))['ece'], n_chunks=n,
+                      validation_documents={k: v for k, v in docs.items() if k != 'temperature'})
 
 def full(a, data_dir):
     "The whole pipeline with default settings; the saved (refit) model and baselines on all records."
@@ -171,6 +189,18 @@ def reworded_check(data_dir):
             pred.setdefault(n, []).extend(str(m.classes_[j]) for j in np.asarray(m.predict_proba(gui)).argmax(1))
     return pred, truth
 
+def document_lines(d):
+    "The report's paragraph on check 2's document probabilities."
+    rng = lambda k: f"{min(d['top_' + k]):.2f}-{max(d['top_' + k]):.2f}"
+    v, n = d['validation_documents'], len(d['top_share'])
+    return [f"Document probabilities on the {n} PDFs ({min(d['n_chunks'])}-{max(d['n_chunks'])} chunks; n = {n}, too few for a calibration "
+            f"figure to be more than a sign): ECE of the chunk share {d['ece_share']:.3f} (top shares {rng('share')}); one temperature for "
+            f"every length (t = {d['one_t']}, the design before issue 28 item 3): ECE {d.get('ece_one t', float('nan')):.3f} (top {rng('one t') if 'top_one t' in d else '?'}); "
+            f"calibrated with the saved temperature t = a + b ln n, [a, b] = {d['doc_temperature']}: ECE {d['ece_by length']:.3f} "
+            f"(top probabilities {rng('by length')}). Leave-one-PDF-out, the design (one t or t by length) chosen by log-loss on the "
+            f"other {n - 1} PDFs: ECE {d['ece_loo']:.3f}. On the validation pseudo-documents (n = {v.get('n')}, a second draw): ECE of the "
+            f"share {v.get('ece_share', float('nan')):.3f}, one t {v.get('ece_one_t', float('nan')):.3f}, t by length {v.get('ece', float('nan')):.3f}.", '']
+
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--out', default=str(Path(__file__).parent/'_work'/'generalization'))
     ap.add_argument('--keep', action='store_true', help='resume the run folder instead of starting over')
@@ -202,14 +232,7 @@ def main():
         t1 = time.time(); shares = []; got = doc_labels(m, pdfs, shares)
         right = [g == y for g, y in zip(got, truth)]
         pdf_res[name] = dict(accuracy=float(np.mean(right)), right=int(sum(right)), n=len(truth), predicted=dict(zip([Path(d['source']).name for d in pdfs], got)))
-        if name.startswith('default'):  # document probabilities: the chunk share, and calibrated (the saved temperature)
-            from ai_standards.training import calibration
-            from ai_standards.training import calibrate_shares
-            t = getattr(m, 'doc_temperature', None); S = np.stack(shares)
-            for k, P in (('share', S), ('calibrated', calibrate_shares(S, t))):
-                pdf_res[name][f'ece_{k}'] = calibration(truth, got, P.max(1))['ece']
-                pdf_res[name][f'top_{k}'] = [round(float(x), 3) for x in P.max(1)]
-            pdf_res[name]['doc_temperature'] = t
+        if name.startswith('default'): pdf_res[name] |= document_calibration(m, np.stack(shares), [len(d['chunks']) for d in pdfs], truth, got)
         pred = [str(m.classes_[j]) for j in np.asarray(m.predict_proba([r['text'] for r in csf])).argmax(1)]
         csf_right = [p in f for p, f in zip(pred, fams)]
         csf_res[name] = dict(accuracy=float(np.mean(csf_right)), n=len(csf))
@@ -225,10 +248,7 @@ def main():
           '', f"Default predictor: pool weights {res.get('weights')} ({res.get('embedding_source')} embeddings), fitted on validation; "
           f"test ECE {res.get('ece') if res.get('ece') is None else round(res['ece'], 3)}; saved model learned from {res.get('trained_on')}.", '']
     pdf_default = next(v for k, v in pdf_res.items() if k.startswith('default'))
-    if 'ece_share' in pdf_default: md += [f"Document probabilities on the 17 PDFs (n = 17, too few for a calibration figure to be more than a sign): "
-        f"ECE of the chunk share {pdf_default['ece_share']:.3f} (top shares {min(pdf_default['top_share']):.2f}-{max(pdf_default['top_share']):.2f}); "
-        f"calibrated with the saved document temperature t = {pdf_default['doc_temperature']}: ECE {pdf_default['ece_calibrated']:.3f} "
-        f"(top probabilities {min(pdf_default['top_calibrated']):.2f}-{max(pdf_default['top_calibrated']):.2f}).", '']
+    if 'ece_share' in pdf_default: md += document_lines(pdf_default)
     for check, rows in checks.items():
         n, cv = next(iter(rows.values()))['n'], 'folds' in next(iter(rows.values()))
         md += [f'## {check} (n = {n})', '']
