@@ -225,6 +225,56 @@ QUALITY_TEXTS = [
     'Personal data breaches shall be notified to the supervisory authority within 72 hours.',
 ]
 
+# %% ../nbs/03_models.ipynb #t32k
+class _FusedBert:
+    "A bf16 BERT encoder's forward on packed oneDNN weights with fused bias, GELU and residual add."
+    def __init__(self, model, # a HF BertModel in eval mode
+                 rows:int=4096, # typical tokens a call: the size oneDNN packs the weights for
+                ):
+        import torch
+        c, self.m = model.config, model
+        self.h, self.nh = c.hidden_size, c.num_attention_heads
+        pack = lambda lin: (torch.ops.mkldnn._reorder_linear_weight(lin.weight.detach(), rows), lin.bias.detach())
+        self.layers = [dict(qkv=self._qkv(l.attention.self, rows), o=pack(l.attention.output.dense),
+                            ln1=l.attention.output.LayerNorm, i=pack(l.intermediate.dense), o2=pack(l.output.dense),
+                            ln2=l.output.LayerNorm) for l in model.encoder.layer]
+
+    @staticmethod
+    def _qkv(s, rows):
+        "Query, key and value projections as one packed weight and bias."
+        import torch
+        w = torch.cat([s.query.weight, s.key.weight, s.value.weight]).detach()
+        return torch.ops.mkldnn._reorder_linear_weight(w, rows), torch.cat([s.query.bias, s.key.bias, s.value.bias]).detach()
+
+    @classmethod
+    def of(cls, model):
+        "The fused forward of a bf16 BERT model; None where the model or this torch build does not fit it."
+        import torch
+        if model.config.model_type != 'bert' or model.config.hidden_act != 'gelu': return None
+        try: return cls(model) if torch.backends.mkldnn.is_available() else None
+        except (RuntimeError, AttributeError): return None
+
+# %% ../nbs/03_models.ipynb #t32l
+@patch
+def __call__(self:_FusedBert, ids, # (batch, length) token ids
+             mask=None, # (batch, length) 1 for tokens, 0 for padding; None: no padding
+             types=None, # token type ids, for models that take them
+            ):
+    "Token vectors (batch, length, hidden) in bf16."
+    import torch
+    F, lin = torch.nn.functional, torch.ops.mkldnn._linear_pointwise
+    (B, L), h, nh = ids.shape, self.h, self.nh
+    x = self.m.embeddings(input_ids=ids, token_type_ids=types).reshape(B*L, h)
+    am = None if mask is None else mask.bool()[:, None, None, :]
+    for p in self.layers:
+        qkv = lin(x, *p['qkv'], 'none', [], '').view(B, L, 3, nh, h//nh)
+        q, k, v = (qkv[:, :, j].transpose(1, 2) for j in range(3))
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=am).transpose(1, 2).reshape(B*L, h)
+        x = F.layer_norm(lin.binary(ctx, x, *p['o'], 'add'), (h,), p['ln1'].weight, p['ln1'].bias, p['ln1'].eps)
+        t = lin(x, *p['i'], 'gelu', [], 'none')  # exact (erf) GELU, as BERT's config asks
+        x = F.layer_norm(lin.binary(t, x, *p['o2'], 'add'), (h,), p['ln2'].weight, p['ln2'].bias, p['ln2'].eps)
+    return x.view(B, L, h)
+
 # %% ../nbs/03_models.ipynb #t32b
 class TorchEncoder:
     "Mean-pooled, normalized embeddings from a SentenceTransformer's transformer with weights cast once to `dtype`."
@@ -236,6 +286,7 @@ class TorchEncoder:
         self.dtype = dtype or torch.bfloat16
         self.model = copy.deepcopy(st[0].auto_model).to(device='cpu', dtype=self.dtype).eval()
         if hasattr(self.model, 'set_attn_implementation'): self.model.set_attn_implementation('sdpa')
+        self.fused = _FusedBert.of(self.model) if self.dtype == torch.bfloat16 else None
         self.tok = Tokenizer.from_str(st.tokenizer.backend_tokenizer.to_str())
         self.tok.no_padding(); self.tok.enable_truncation(st.max_seq_length)
         self.types = 'token_type_ids' in st.tokenizer.model_input_names
@@ -249,8 +300,9 @@ def _forward(self:TorchEncoder, encs:list) -> np.ndarray:
     ids, mask = np.zeros((len(encs), n), np.int64), np.zeros((len(encs), n), np.int64)
     for r, e in enumerate(encs): ids[r, :lens[r]] = e.ids; mask[r, :lens[r]] = 1
     ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
-    kw = dict(token_type_ids=torch.zeros_like(ids)) if self.types else {}
-    h = self.model(input_ids=ids, attention_mask=None if min(lens) == n else mask, **kw).last_hidden_state
+    types, pad = torch.zeros_like(ids) if self.types else None, None if min(lens) == n else mask
+    if self.fused: h = self.fused(ids, pad, types)
+    else: h = self.model(input_ids=ids, attention_mask=pad, **dict(token_type_ids=types) if self.types else {}).last_hidden_state
     m = mask.unsqueeze(-1).float()
     v = (h.float() * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(v, dim=1).numpy()
@@ -335,7 +387,7 @@ def _probe_bf16(self:Embedder) -> dict:
     "Time fp32 encode and the bf16 path on the quality sentences in alternating turns (best of 3); cached per model and CPU."
     import platform, torch
     cpu = hashlib.sha256(f'{platform.processor()}{os.cpu_count()}{torch.get_num_threads()}'.encode()).hexdigest()[:8]
-    f = default_cache_dir()/'probes'/f'bf16-sdpa-{self.fingerprint}-{cpu}.json'
+    f = default_cache_dir()/'probes'/f'bf16-fused-{self.fingerprint}-{cpu}.json'  # renamed when the bf16 path changes
     if f.exists(): return json.loads(f.read_text())
     texts, best = QUALITY_TEXTS * 4, {False: float('inf'), True: float('inf')}
     for turn in range(3):  # alternating turns: a noisy neighbour slows both, not one
