@@ -184,10 +184,12 @@ def export_onnx_int8(model_path:str, # local sentence-transformers folder (Trans
 # %% ../nbs/03_models.ipynb #c024
 class OnnxEncoder:
     "Mean-pooled, normalized sentence embeddings from an ONNX file with ONNX Runtime."
-    def __init__(self, onnx_path:Path, model_path:str, max_seq_length:int, threads:int|None=None):
+    def __init__(self, onnx_path:Path, model_path:str, max_seq_length:int, threads:int|None=None,
+                 optimized:bool=False): # the file is already graph-optimized: load it without running the optimizer again
         import onnxruntime as ort
         from ai_standards.chunking import load_tokenizer
         so = ort.SessionOptions(); so.intra_op_num_threads = threads or os.cpu_count() or 1; so.inter_op_num_threads = 1
+        if optimized: so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         so.add_session_config_entry('session.intra_op.allow_spinning', '0')  # idle threads sleep: no core burnt spinning
         self.session = ort.InferenceSession(str(onnx_path), so, providers=['CPUExecutionProvider'])
         self.inputs = [i.name for i in self.session.get_inputs()]
@@ -227,7 +229,7 @@ QUALITY_TEXTS = [
 
 # %% ../nbs/03_models.ipynb #t32k
 class _FusedBert:
-    "A bf16 BERT encoder's forward on packed oneDNN weights with fused bias, GELU and residual add."
+    "A BERT encoder's forward (fp32 or bf16) on packed oneDNN weights with fused bias, GELU and residual add."
     def __init__(self, model, # a HF BertModel in eval mode
                  rows:int=4096, # typical tokens a call: the size oneDNN packs the weights for
                 ):
@@ -248,9 +250,10 @@ class _FusedBert:
 
     @classmethod
     def of(cls, model):
-        "The fused forward of a bf16 BERT model; None where the model or this torch build does not fit it."
+        "The fused forward of an fp32 or bf16 BERT model; None where the model or this torch build does not fit it."
         import torch
         if model.config.model_type != 'bert' or model.config.hidden_act != 'gelu': return None
+        if model.dtype not in (torch.float32, torch.bfloat16): return None
         try: return cls(model) if torch.backends.mkldnn.is_available() else None
         except (RuntimeError, AttributeError): return None
 
@@ -260,7 +263,7 @@ def __call__(self:_FusedBert, ids, # (batch, length) token ids
              mask=None, # (batch, length) 1 for tokens, 0 for padding; None: no padding
              types=None, # token type ids, for models that take them
             ):
-    "Token vectors (batch, length, hidden) in bf16."
+    "Token vectors (batch, length, hidden) in the model's dtype."
     import torch
     F, lin = torch.nn.functional, torch.ops.mkldnn._linear_pointwise
     (B, L), h, nh = ids.shape, self.h, self.nh
@@ -286,7 +289,7 @@ class TorchEncoder:
         self.dtype = dtype or torch.bfloat16
         self.model = copy.deepcopy(st[0].auto_model).to(device='cpu', dtype=self.dtype).eval()
         if hasattr(self.model, 'set_attn_implementation'): self.model.set_attn_implementation('sdpa')
-        self.fused = _FusedBert.of(self.model) if self.dtype == torch.bfloat16 else None
+        self.fused = _FusedBert.of(self.model)
         self.tok = Tokenizer.from_str(st.tokenizer.backend_tokenizer.to_str())
         self.tok.no_padding(); self.tok.enable_truncation(st.max_seq_length)
         self.types = 'token_type_ids' in st.tokenizer.model_input_names
@@ -340,7 +343,7 @@ class Embedder:
         self.fingerprint = model_fingerprint(self.model_path)
         cache_file = default_cache_dir()/'embeddings.sqlite' if cache is True else cache
         self.cache = None if cache is False else EmbeddingCache(cache_file)
-        self._st, self._onnx, self._fast = sentence_model, None, None
+        self._st, self._onnx, self._fast = sentence_model, None, {}
         self.backend = None
         self.backend = self._choose_backend()
         self.stats = dict(texts=0, unique=0, cached=0, embedded=0, seconds=0.0)
@@ -384,10 +387,10 @@ def _onnx_encoder(self:Embedder) -> OnnxEncoder:
 # %% ../nbs/03_models.ipynb #c030b
 @patch
 def _probe_bf16(self:Embedder) -> dict:
-    "Time fp32 encode and the bf16 path on the quality sentences in alternating turns (best of 3); cached per model and CPU."
+    "Time the fp32 and bf16 paths on the quality sentences in alternating turns (best of 3); cached per model and CPU."
     import platform, torch
     cpu = hashlib.sha256(f'{platform.processor()}{os.cpu_count()}{torch.get_num_threads()}'.encode()).hexdigest()[:8]
-    f = default_cache_dir()/'probes'/f'bf16-fused-{self.fingerprint}-{cpu}.json'  # renamed when the bf16 path changes
+    f = default_cache_dir()/'probes'/f'fused-{self.fingerprint}-{cpu}.json'  # renamed when either path changes
     if f.exists(): return json.loads(f.read_text())
     texts, best = QUALITY_TEXTS * 4, {False: float('inf'), True: float('inf')}
     for turn in range(3):  # alternating turns: a noisy neighbour slows both, not one
@@ -413,20 +416,22 @@ def _choose_backend(self:Embedder) -> str:
 
 # %% ../nbs/03_models.ipynb #t32g
 @patch
-def _fast_encoder(self:Embedder) -> TorchEncoder|None:
-    "The bf16 `TorchEncoder` on CPU for a mean-pooling model (built once); None where autocast stays."
-    if self._fast is None and self.device.startswith('cpu') and _mean_pooling(self.model_path):
-        self._fast = TorchEncoder(self.sentence_transformer)
-    return self._fast
+def _fast_encoder(self:Embedder, bf16:bool=True) -> TorchEncoder|None:
+    "The fp32 or bf16 `TorchEncoder` on CPU for a mean-pooling model (built once each); None where sentence-transformers runs."
+    import torch
+    if bf16 not in self._fast:
+        fits = self.device.startswith('cpu') and _mean_pooling(self.model_path)
+        self._fast[bf16] = TorchEncoder(self.sentence_transformer, torch.bfloat16 if bf16 else torch.float32) if fits else None
+    return self._fast[bf16]
 
 # %% ../nbs/03_models.ipynb #c031
 @patch
 def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=None) -> np.ndarray:
-    "sentence-transformers encode (bf16 on CPU: `TorchEncoder`); fp16 on CUDA by default; CUDA errors fall back to CPU."
+    "`TorchEncoder` on CPU (fp32 or bf16); else sentence-transformers encode, fp16 on CUDA by default; CUDA errors fall back to CPU."
     import torch
     st = self.sentence_transformer
     bf16 = self.backend == 'torch-bf16' if bf16 is None else bf16
-    if bf16 and self._fast_encoder(): return self._fast.encode(texts, self.batch_size, progress)
+    if fast := self._fast_encoder(bf16): return fast.encode(texts, self.batch_size, progress)
     def run():
         cuda = self.device.startswith('cuda')
         want = 'fp16' if self.precision == 'auto' and cuda else self.precision

@@ -6,6 +6,8 @@ in alternating turns (round-robin, the order rotated each round; best turn kept)
 slows all of them alike and the ratios to plain encode come from the same minutes. The machine's matmul ceiling (2048^2
 matrices, torch, fp32 and bf16) is measured in the same run, before and after the turns (best kept), and each variant's
 tokens/s is set against it: MiniLM's useful FLOPs per token (linear layers plus attention over each text's own length).
+Beside the 2048^2 ceilings: MiniLM's own linear shapes in bf16, and its attention alone (SDPA on the texts' own length-sorted
+batches), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable).
 Run: python bench/bench_embeddings.py [--rounds 3]   -> bench/results/embeddings.{md,json}
 """
 import argparse, json, os, time
@@ -64,11 +66,30 @@ def minilm_gflops(tokens=4096, reps=10):
         t = time.perf_counter(); run(); best = min(best, time.perf_counter() - t)
     return 2 * tokens * sum(k * o for k, o in shapes) / best / 1e9
 
-def flops(lengths, cfg):
-    "Useful FLOPs of the encoder over texts of these token lengths: linear layers plus attention, no padding."
+def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
+    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16) over the texts' own length-sorted batches, padding masks on, for every layer."
+    import torch
+    order = sorted(lengths, reverse=True)
+    batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+    args = []
+    for b in batches:
+        q, k, v = (torch.randn(len(b), b[0], heads, width).bfloat16().transpose(1, 2) for _ in range(3))
+        mask = (torch.arange(b[0])[None, :] < torch.tensor(b)[:, None])[:, None, None, :]
+        args.append((q, k, v, None if min(b) == b[0] else mask))
+    best = float('inf')
+    with torch.inference_mode():
+        for _ in range(reps):
+            t = time.perf_counter()
+            for q, k, v, m in args: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+            best = min(best, time.perf_counter() - t)
+    return best * layers
+
+def flops(lengths, cfg, part='all'):
+    "Useful FLOPs of the encoder over texts of these token lengths: linear layers, attention, or 'all' (no padding)."
     h, i, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
     lengths = np.asarray(lengths, np.float64)
-    return float(layers * (2 * (4 * h * h + 2 * h * i) * lengths.sum() + 4 * h * (lengths ** 2).sum()))
+    linear, attention = layers * 2 * (4 * h * h + 2 * h * i) * lengths.sum(), layers * 4 * h * (lengths ** 2).sum()
+    return float(dict(all=linear + attention, linear=linear, attention=attention)[part])
 
 def ndcg10(q, e):
     from sklearn.metrics import ndcg_score
@@ -84,7 +105,9 @@ def main(rounds):
     lengths = [len(x.ids) for x in tok.encode_batch(texts)]
     st = SentenceTransformer(default_model_path(), device='cpu')
     work = flops(lengths, st[0].auto_model.config)
+    cfg = st[0].auto_model.config
     ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16), 'bf16_minilm_shapes': minilm_gflops()}
+    attn_s = attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads, width=cfg.hidden_size // cfg.num_attention_heads)
     load = [os.getloadavg()[0]]
     encs, quality = {}, {}
     for name in VARIANTS:  # load, warm up, and embed once for quality (texts, then titles as queries)
@@ -98,6 +121,10 @@ def main(rounds):
         print(f'round {r + 1}:', {n[:30]: round(times[n][-1], 2) for n in names}, flush=True)
     for k, dt in (('fp32', torch.float32), ('bf16', torch.bfloat16)): ceiling[k] = max(ceiling[k], matmul_gflops(dt))
     ceiling['bf16_minilm_shapes'] = max(ceiling['bf16_minilm_shapes'], minilm_gflops())
+    attn_s = min(attn_s, attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads, width=cfg.hidden_size // cfg.num_attention_heads))
+    ceiling['bf16_attention'] = flops(lengths, cfg, 'attention') / attn_s / 1e9
+    attainable_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9 + attn_s  # linears at their shapes' rate
+    ceiling['bf16_attainable'] = work / attainable_s / 1e9
     load.append(os.getloadavg()[0])
     ref_e, ref_q = quality[names[0]]
     rows = []
@@ -108,13 +135,14 @@ def main(rounds):
                          tokens_per_s=round(sum(lengths) / s), gflops=round(gflops, 1),
                          pct_fp32_ceiling=round(100 * gflops / ceiling['fp32']), pct_bf16_ceiling=round(100 * gflops / ceiling['bf16']),
                          pct_bf16_minilm_shapes=round(100 * gflops / ceiling['bf16_minilm_shapes']),
+                         pct_bf16_attainable=round(100 * gflops / ceiling['bf16_attainable']),
                          cos_min=round(float(cos.min()), 4), cos_mean=round(float(cos.mean()), 4), ndcg10=round(ndcg10(q, e), 4)))
     base = rows[0]
     for r in rows:
         r['x_plain'] = round(base['seconds'] / r['seconds'], 2)
         r['ndcg10_vs_ref_pct'] = round(100 * (r['ndcg10'] - base['ndcg10']) / base['ndcg10'], 2)
     cols = ['variant', 'backend', 'seconds', 'tokens_per_s', 'x_plain', 'pct_fp32_ceiling', 'pct_bf16_ceiling', 'pct_bf16_minilm_shapes',
-            'cos_min', 'cos_mean', 'ndcg10', 'ndcg10_vs_ref_pct']
+            'pct_bf16_attainable', 'cos_min', 'cos_mean', 'ndcg10', 'ndcg10_vs_ref_pct']
     table = '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
     tps = {k: round(v * 1e9 / (work / sum(lengths))) for k, v in ceiling.items()}
     note = (f'\n\n{len(texts)} SP 800-53 Rev 5 control texts, {sum(lengths)} tokens after truncation to 256 '
@@ -122,7 +150,13 @@ def main(rounds):
             f'load average {load[0]:.1f} before the turns and {load[1]:.1f} after (other processes share the cores). '
             f"Matmul ceiling measured in this run (2048², torch): {ceiling['fp32']:.0f} GFLOP/s fp32, {ceiling['bf16']:.0f} bf16, "
             f"i.e. {tps['fp32']} and {tps['bf16']} tokens/s. MiniLM's own linear shapes (4096 tokens x 384/1152/1536, bf16) reach "
-            f"{ceiling['bf16_minilm_shapes']:.0f} GFLOP/s here ({tps['bf16_minilm_shapes']} tokens/s): the most its matmuls can give on this machine. Each variant timed {rounds} times in alternating turns; best turn shown "
+            f"{ceiling['bf16_minilm_shapes']:.0f} GFLOP/s here ({tps['bf16_minilm_shapes']} tokens/s): the most its matmuls can give on this machine. "
+            f"Attention is {100 * flops(lengths, cfg, 'attention') / work:.0f}% of the FLOPs, and PyTorch's fused attention alone (SDPA, bf16, "
+            f"{cfg.num_attention_heads} heads {cfg.hidden_size // cfg.num_attention_heads} wide, {cfg.num_hidden_layers} layers, on the texts' own length-sorted batches of 32 with their padding masks) takes {attn_s:.2f} s, "
+            f"{ceiling['bf16_attention']:.0f} GFLOP/s: "
+            f"with the linear layers at their shapes' rate and attention at SDPA's, the encoder can reach {ceiling['bf16_attainable']:.0f} "
+            f"GFLOP/s ({tps['bf16_attainable']} tokens/s, {100 * ceiling['bf16_attainable'] / ceiling['bf16']:.0f}% of the 2048² bf16 ceiling; "
+            f"column pct_bf16_attainable). Each variant timed {rounds} times in alternating turns; best turn shown "
             '(all turns in embeddings.json). One warm-up call before timing; embedding cache off. '
             'nDCG@10: the control title as query, its own text as the one relevant passage.\n')
     out = Path(__file__).parent/'results'
