@@ -13,10 +13,11 @@ from .models import default_cache_dir, write_atomic
 from . import vectordb
 
 # %% auto #0
-__all__ = ['FUSIONS', 'DEFAULT_FUSION', 'ID_BOOST', 'ROW_FIELDS', 'MODES', 'normalize_identifier', 'find_identifiers',
-           'word_tokens', 'tokenize', 'query_tokens', 'bm25_index', 'bm25_scores', 'rrf', 'score_fusion', 'fuse',
-           'index_dir', 'chunk_row', 'chunk_tokens', 'SearchIndex', 'read_state', 'db_signature', 'ids_digest',
-           'sync_index', 'open_index', 'after_ingest', 'prepare_query_encoder', 'encode_query', 'search_collection']
+__all__ = ['FUSIONS', 'DEFAULT_FUSION', 'ID_BOOST', 'ROW_FIELDS', 'QUERY_REPORT', 'MODES', 'normalize_identifier',
+           'find_identifiers', 'word_tokens', 'tokenize', 'query_tokens', 'bm25_index', 'bm25_scores', 'rrf',
+           'score_fusion', 'fuse', 'index_dir', 'chunk_row', 'chunk_tokens', 'SearchIndex', 'read_state',
+           'db_signature', 'ids_digest', 'sync_index', 'open_index', 'after_ingest', 'prepare_query_encoder',
+           'encode_query', 'search_collection']
 
 # %% ../nbs/04a_lexical.ipynb #l006
 _PREFIX = re.compile(r'^(?:clause|section|sect?\.|control|annex|appendix|§)\s*', re.I)
@@ -290,31 +291,44 @@ def after_ingest(store, embedder=None):
 def _onnx_folder(fingerprint:str) -> Path: return default_cache_dir()/'onnx'/fingerprint
 
 # %% ../nbs/04a_lexical.ipynb #l070
+QUERY_REPORT = 'query_fp32_optimized.json' # the query encoder's check, beside its graph-optimized ONNX file
+
+def _save_optimized(src:Path, dst:Path) -> Path:
+    "Run ONNX Runtime's graph optimizer on `src` once and keep the result at `dst`, so a cold process loads it as is."
+    import onnxruntime as ort
+    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}')
+    so = ort.SessionOptions(); so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp)
+    ort.InferenceSession(str(src), so, providers=['CPUExecutionProvider'])
+    os.replace(tmp, dst); return dst
+
 def prepare_query_encoder(embedder) -> dict|None:
-    "Export the embedder's model to fp32 ONNX once and check it against sentence-transformers; the check's result."
+    "Export the embedder's model to fp32 ONNX once, optimize its graph, and check it against sentence-transformers; the check's result."
     from ai_standards import models
-    folder = _onnx_folder(embedder.fingerprint); report = folder/'query_fp32.json'
+    folder = _onnx_folder(embedder.fingerprint); report = folder/QUERY_REPORT
     if report.exists(): return json.loads(report.read_text())
     if not models._mean_pooling(embedder.model_path): return None
     st = embedder.sentence_transformer
     if not (folder/'model.onnx').exists():
         with models.quiet_hf(): models.export_onnx_int8(embedder.model_path, folder)
     onnx = folder/'model_fused.onnx' if (folder/'model_fused.onnx').exists() else folder/'model.onnx'
-    enc = models.OnnxEncoder(onnx, embedder.model_path, st.max_seq_length)
+    onnx = _save_optimized(onnx, folder/'query_fp32_optimized.onnx')
+    enc = models.OnnxEncoder(onnx, embedder.model_path, st.max_seq_length, optimized=True)
     ref = st.encode(models.QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     cos = (enc.encode(models.QUALITY_TEXTS) * ref).sum(1)
-    res = dict(onnx=onnx.name, max_seq_length=st.max_seq_length, min_cosine=float(cos.min()))
+    res = dict(onnx=onnx.name, optimized=True, max_seq_length=st.max_seq_length, min_cosine=float(cos.min()))
     write_atomic(report, json.dumps(res)); return res
 
 # %% ../nbs/04a_lexical.ipynb #l071
 def encode_query(query:str, model:dict) -> np.ndarray:
     "The query's normalized vector from the collection's `model` (as `VectorStore.model_info` records it)."
     from ai_standards import models
-    q = _onnx_folder(model.get('fingerprint') or '-')/'query_fp32.json'
+    q = _onnx_folder(model.get('fingerprint') or '-')/QUERY_REPORT
     info = json.loads(q.read_text()) if q.exists() else {}
     if info.get('min_cosine', 0) >= 0.9999 and model.get('path'):
         threads = min(4, os.cpu_count() or 1)
-        enc = models.OnnxEncoder(q.parent/info['onnx'], model['path'], info['max_seq_length'], threads=threads)
+        enc = models.OnnxEncoder(q.parent/info['onnx'], model['path'], info['max_seq_length'], threads=threads,
+                                 optimized=info.get('optimized', False))
         return enc.encode([query])[0]
     backend = model['backend'] if model.get('backend') in models.BACKENDS else 'auto'
     return models.Embedder(model.get('path'), backend=backend).generate_embeddings([query])[0]

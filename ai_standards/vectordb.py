@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlparse
 import numpy as np
-import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from loguru import logger
 from fastcore.basics import patch
@@ -64,6 +63,7 @@ class VectorStore:
 # %% ../nbs/04_vectordb.ipynb #c013t
 def _transient(e:BaseException) -> bool:
     "Whether `e`, or an error it was raised from, is a network failure or a gateway's 502/503/504 answer."
+    import httpx  # here, not at the top: a cold `search` never pays for it
     for _ in range(10):  # chromadb re-raises httpx.ConnectError as a ValueError: walk the chain
         if e is None: return False
         if isinstance(e, (httpx.TransportError, ConnectionError, TimeoutError)): return True
