@@ -310,7 +310,7 @@ def prepare_query_encoder(embedder) -> dict|None:
     if not models._mean_pooling(embedder.model_path): return None
     st = embedder.sentence_transformer
     if not (folder/'model.onnx').exists():
-        with models.quiet_hf(): models.export_onnx_int8(embedder.model_path, folder)
+        with models.quiet_hf(): models.export_onnx(embedder.model_path, folder)  # fp32: no int8 file needed here
     onnx = folder/'model_fused.onnx' if (folder/'model_fused.onnx').exists() else folder/'model.onnx'
     onnx = _save_optimized(onnx, folder/'query_fp32_optimized.onnx')
     enc = models.OnnxEncoder(onnx, embedder.model_path, st.max_seq_length, optimized=True)

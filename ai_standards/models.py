@@ -15,8 +15,8 @@ from .chunking import default_model_path
 
 # %% auto #0
 __all__ = ['INT8_ONNX', 'QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint',
-           'default_cache_dir', 'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx_int8', 'OnnxEncoder',
-           'TorchEncoder', 'Embedder', 'load_classifier']
+           'default_cache_dir', 'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx', 'export_onnx_int8',
+           'OnnxEncoder', 'TorchEncoder', 'Embedder', 'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c005p
 os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
@@ -151,13 +151,12 @@ def _ffn_output_matmuls(onnx_path:Path, intermediate:int) -> list[str]:
     return [n.name for n in m.graph.node if n.op_type == 'MatMul' and rows.get(n.input[1]) == intermediate]
 
 # %% ../nbs/03_models.ipynb #c022
-def export_onnx_int8(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
-                     out_dir:Path, # where to write model.onnx and model_int8.onnx
-                    ) -> Path:
-    "Export the transformer to ONNX, fuse it, quantize MatMul weights to int8 per channel (FFN outputs stay fp32); the int8 file."
+def export_onnx(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
+                out_dir:Path, # where to write model.onnx (and model_fused.onnx for a BERT)
+               ) -> Path:
+    "Export the transformer to fp32 ONNX and, for a BERT, fuse its attention and LayerNorm (ONNX Runtime's optimizer); the file to run."
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     names = AutoTokenizer.from_pretrained(model_path).model_input_names
     hf = AutoModel.from_pretrained(model_path, attn_implementation='eager').eval()
@@ -171,15 +170,24 @@ def export_onnx_int8(model_path:str, # local sentence-transformers folder (Trans
         torch.onnx.export(_Wrap(hf), dummy, str(out_dir/'model.onnx'), input_names=names, output_names=['last_hidden_state'],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     src, cfg = out_dir/'model.onnx', AutoConfig.from_pretrained(model_path)
-    if cfg.model_type == 'bert':
-        from onnxruntime.transformers import optimizer
-        optimizer.optimize_model(str(src), model_type='bert', num_heads=cfg.num_attention_heads,
-                                 hidden_size=cfg.hidden_size).save_model_to_file(str(out_dir/'model_fused.onnx'))
-        src = out_dir/'model_fused.onnx'
-    quantize_dynamic(str(src), str(out_dir/INT8_ONNX), weight_type=QuantType.QInt8, per_channel=True,
+    if cfg.model_type != 'bert': return src
+    from onnxruntime.transformers import optimizer
+    optimizer.optimize_model(str(src), model_type='bert', num_heads=cfg.num_attention_heads,
+                             hidden_size=cfg.hidden_size).save_model_to_file(str(out_dir/'model_fused.onnx'))
+    return out_dir/'model_fused.onnx'
+
+# %% ../nbs/03_models.ipynb #c022i
+def export_onnx_int8(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
+                     out_dir:Path, # where to write model.onnx and model_int8.onnx
+                    ) -> Path:
+    "Export the transformer to ONNX, fuse it, quantize MatMul weights to int8 per channel (FFN outputs stay fp32); the int8 file."
+    from transformers import AutoConfig
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    src, cfg = export_onnx(model_path, out_dir), AutoConfig.from_pretrained(model_path)
+    quantize_dynamic(str(src), str(Path(out_dir)/INT8_ONNX), weight_type=QuantType.QInt8, per_channel=True,
                      op_types_to_quantize=['MatMul'], nodes_to_exclude=_ffn_output_matmuls(src, cfg.intermediate_size),
                      extra_options={'DefaultTensorType': 1})
-    return out_dir/INT8_ONNX
+    return Path(out_dir)/INT8_ONNX
 
 # %% ../nbs/03_models.ipynb #c024
 class OnnxEncoder:
@@ -400,6 +408,7 @@ def _probe_bf16(self:Embedder) -> dict:
             if bf16: v16 = v
             else: v32 = v
         if best[True] > 2 * best[False]: break  # twice as slow as fp32: no rerun makes it the faster one
+        if turn and not 0.7 < best[True] / best[False] < 1.0: break  # two turns, far from the 0.85 line: a third changes nothing
     res = dict(fp32_seconds=round(best[False], 3), bf16_seconds=round(best[True], 3), min_cosine=float((v32 * v16).sum(1).min()))
     write_atomic(f, json.dumps(res))  # two processes may probe at once on a fresh machine
     return res
