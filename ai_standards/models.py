@@ -421,7 +421,9 @@ def _choose_backend(self:Embedder) -> str:
     if self.backend_request != 'auto': return self.backend_request
     if not self.device.startswith('cpu'): return 'torch'
     p = self._probe_bf16()
-    return 'torch-bf16' if p['bf16_seconds'] < 0.85 * p['fp32_seconds'] and p['min_cosine'] >= 0.99 else 'torch'
+    pick = 'torch-bf16' if p['bf16_seconds'] < 0.85 * p['fp32_seconds'] and p['min_cosine'] >= 0.99 else 'torch'
+    self._fast.pop(pick == 'torch', None)  # the probe's other encoder: its copy of the weights is not kept
+    return pick
 
 # %% ../nbs/03_models.ipynb #t32g
 @patch

@@ -104,10 +104,12 @@ def main(rounds):
     tok = load_tokenizer(); tok.enable_truncation(256)
     lengths = [len(x.ids) for x in tok.encode_batch(texts)]
     st = SentenceTransformer(default_model_path(), device='cpu')
-    work = flops(lengths, st[0].auto_model.config)
     cfg = st[0].auto_model.config
+    work = flops(lengths, cfg)
+    attention = lambda: attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads,
+                                          width=cfg.hidden_size // cfg.num_attention_heads)
     ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16), 'bf16_minilm_shapes': minilm_gflops()}
-    attn_s = attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads, width=cfg.hidden_size // cfg.num_attention_heads)
+    attn_s = attention()
     load = [os.getloadavg()[0]]
     encs, quality = {}, {}
     for name in VARIANTS:  # load, warm up, and embed once for quality (texts, then titles as queries)
@@ -121,7 +123,7 @@ def main(rounds):
         print(f'round {r + 1}:', {n[:30]: round(times[n][-1], 2) for n in names}, flush=True)
     for k, dt in (('fp32', torch.float32), ('bf16', torch.bfloat16)): ceiling[k] = max(ceiling[k], matmul_gflops(dt))
     ceiling['bf16_minilm_shapes'] = max(ceiling['bf16_minilm_shapes'], minilm_gflops())
-    attn_s = min(attn_s, attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads, width=cfg.hidden_size // cfg.num_attention_heads))
+    attn_s = min(attn_s, attention())
     ceiling['bf16_attention'] = flops(lengths, cfg, 'attention') / attn_s / 1e9
     attainable_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9 + attn_s  # linears at their shapes' rate
     ceiling['bf16_attainable'] = work / attainable_s / 1e9
