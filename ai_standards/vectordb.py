@@ -362,11 +362,13 @@ def _sync_source(store:VectorStore, embedder:Embedder, source:str, docs:list[dic
     # a record's (JSONL line, catalog control) sha256 is the record's
     file_hash = docs[0]['sha256'] if docs[0]['kind'] not in RECORD_KINDS else file_sha256(source)
     new = [i for i in chunks if i not in have]
+    # one embedding call per file pads least (length-sorted); the disk cache keeps an interrupted file's vectors
+    vectors = embedder.generate_embeddings([chunks[i][1]['text'] for i in new])
     for i in range(0, len(new), batch):  # each batch is complete only when file_hashes counts all of them
         part = [chunks[j] for j in new[i:i+batch]]
         texts = [c['text'] for _, c in part]
         metas = [_chunk_meta(d, c, source, file_hash, len(chunks), file_meta) for d, c in part]
-        store.store_embeddings_in_db(embedder.generate_embeddings(texts), texts, metas, embedder)
+        store.store_embeddings_in_db(vectors[i:i+batch], texts, metas, embedder)
     # chunks kept: the same vectors, their file's hash and label source now, and the label and title it gives them
     kept = {i: dict(file_sha256=file_hash, file_chunks=len(chunks), file_meta=file_meta, label=c['label'], title=c['title'])
             for i, (d, c) in chunks.items() if i in have}
@@ -486,7 +488,7 @@ def ingest(paths:Iterable, # PDF, text, JSONL files and folders of them
            prune:bool=False, # delete chunks of files gone from the ingested folders (refused if a path is missing)
            force:bool=False, # with `prune`: also when a folder would be left with no chunks at all
            progress:bool=True, # progress bars
-           batch:int=256, # chunks embedded and written at a time
+           batch:int=256, # chunks written at a time (a file's new chunks are embedded in one call)
            after=None, # hook(store, embedder), or a list of them, run at the end (e.g. `lexical.after_ingest`)
            **kwargs, # passed to `read_documents` (manifest, label_field, workers)
           ) -> dict:

@@ -114,19 +114,19 @@ def test_kill9_while_adding_a_large_pdf_then_rerun_gives_a_clean_ingest(tmp_path
 
 class _Killed(Exception): pass
 
-class _DiesAfter:
-    "An embedder that dies after `n` batches, as a process killed in the middle of a file would."
-    def __init__(self, embedder, n): self.embedder, self.n = embedder, n
-    def __getattr__(self, k): return getattr(self.embedder, k)
-    def generate_embeddings(self, texts):
+class _DiesAfter(VectorStore):
+    "A store whose writes die after `n` batches, as a process killed in the middle of a file would."
+    def __init__(self, path, n): super().__init__(path); self.n = n
+    def store_embeddings_in_db(self, *args, **kwargs):
         if self.n == 0: raise _Killed()
-        self.n -= 1; return self.embedder.generate_embeddings(texts)
+        self.n -= 1; return super().store_embeddings_in_db(*args, **kwargs)
 
 @pytest.mark.parametrize('batches', [1, 2, 3])
 def test_interrupted_after_any_batch_is_completed_by_the_next_ingest(tmp_path, privacy, embedder, batches):
     "PRIV-202 (9 chunks) in batches of 2, cut short after 1, 2 or 3 batches: the next ingest adds what is missing."
-    store, doc = VectorStore(tmp_path/'db'), privacy/'PRIV-202.pdf'
-    with pytest.raises(_Killed): ingest([doc], store, _DiesAfter(embedder, batches), batch=2, progress=False)
+    doc = privacy/'PRIV-202.pdf'
+    with pytest.raises(_Killed): ingest([doc], _DiesAfter(tmp_path/'db', batches), embedder, batch=2, progress=False)
+    store = VectorStore(tmp_path/'db')
     assert store.count() == 2 * batches and store.file_hashes()[str(doc.resolve())] == (None, 2 * batches)
     r = ingest([doc], store, embedder, batch=2, progress=False)
     assert (r['files_unchanged'], r['chunks_unchanged'], r['chunks_added']) == (0, 2 * batches, 9 - 2 * batches)
