@@ -728,7 +728,8 @@ def _coverage_text(res:dict, shown:int=5) -> str:
     "The summary, the family table, the first gaps of each family with their reason, and the metrics."
     s = res['summary']
     out = [f"{s['controls']} controls in scope, {s['documents']} document passages: {s['addressed']} addressed, "
-           f"{s['partial']} partial, {s['gap']} gaps (threshold {s['threshold']:.2f})", '',
+           f"{s['partial']} partial, {s['gap']} gaps (threshold {s['threshold']:.2f}, {s['regime']} decision: "
+           f"{s['verbatim_share']:.0%} of passages repeat a control's wording)", '',
            f"  {'family':<8} {'addressed':>9} {'partial':>8} {'gap':>5}"]
     out += [f"  {f:<8} {c['addressed']:>9} {c['partial']:>8} {c['gap']:>5}" for f, c in s['by_family'].items()]
     gaps = [c for c in res['controls'] if c['status'] == 'gap']
@@ -788,7 +789,7 @@ def cmd_coverage(args):
         raise CLIError('no document passages to assess' + why)
     embedder = Embedder(_embedding_model(args.model), device=args.device)
     res = coverage(docs, controls, embedder=embedder, vectors=vectors, truth_field=args.truth_field,
-                   evidence_k=args.evidence)
+                   evidence_k=args.evidence, regime=args.regime)
     res['warnings'] = res.get('warnings', []) + (rp.warnings() if rp else [])  # coverage's own (scale) come first
     res['scope'] = dict(catalog=Path(args.catalog).name, profile=rp.title if rp else None, controls=len(controls))
     _write_coverage(args, res)
@@ -820,6 +821,9 @@ def add_coverage(sub):
                    help='document field listing the control ids it addresses: metrics')
     c.add_argument('--evidence', type=_positive_int, default=3,
                    help='evidence passages per control (default: %(default)s)')
+    c.add_argument('--regime', choices=('auto', 'paraphrase', 'verbatim'), default='auto',
+                   help="the documents' wording: paraphrase the catalog, or repeat its sentences; auto: decided by the "
+                        'share of passages that repeat a control (default: %(default)s)')
     c.add_argument('--csv', type=Path, metavar='FILE', help='write one row per control (statement of applicability)')
     c.add_argument('--html', type=Path, metavar='FILE', help='write a self-contained HTML report')
     c.add_argument('--oscal', type=Path, metavar='FILE', help='write an OSCAL 1.2 mapping-collection (validated)')

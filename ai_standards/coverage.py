@@ -12,12 +12,13 @@ from .documents import DocumentError, ResolvedProfile, _oscal_root, resolve_prof
 from .models import Embedder
 from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibration, catalog_items,
                                     decision_metrics, evidence, item, mapping_collection, oscal_related, score_matrix,
-                                    top_sentence_mean, truth_links, validate_oscal, DEFAULT_METHOD)
+                                    top_sentence_mean, truth_links, validate_oscal, DEFAULT_METHOD, _verbatim)
 
 # %% auto #0
-__all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls',
-           'chance_best_z', 'coverage_features', 'coverage_status', 'coverage', 'coverage_summary', 'store_passages',
-           'write_coverage_csv', 'coverage_html', 'coverage_oscal']
+__all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'VERBATIM_COVERAGE_CALIBRATION',
+           'VERBATIM_COSINE', 'VERBATIM_SHARE', 'REGIMES', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls',
+           'chance_best_z', 'coverage_features', 'coverage_status', 'verbatim_share', 'decision_for', 'coverage',
+           'coverage_summary', 'store_passages', 'write_coverage_csv', 'coverage_html', 'coverage_oscal']
 
 # %% ../nbs/07b_coverage.ipynb #v006
 def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read as its controls)
@@ -70,6 +71,33 @@ def coverage_status(p:float, cal:Calibration) -> str:
     "'addressed' (p ≥ max(0.5, threshold)), 'partial' (threshold ≤ p below that) or 'gap'."
     return 'addressed' if p >= max(0.5, cal.threshold) else 'partial' if p >= cal.threshold else 'gap'
 
+# %% ../nbs/07b_coverage.ipynb #v013b
+VERBATIM_COVERAGE_CALIBRATION = Calibration(features=['best_z_over_chance', 'best_behind'], mean=[0.296728, -1.097139],
+    scale=[2.521896, 1.227779], coef=[1.628855, 0.554446], intercept=-2.516077, threshold=0.2246,
+    fitted_on='a derived standard (dev): 150 requirements built from SP 800-53 Rev 5 training-split statements, '
+              'MODERATE (287 controls, 48 addressed)')
+VERBATIM_COSINE = 0.3 # a passage is near-verbatim when its TF-IDF cosine to some control reaches this
+VERBATIM_SHARE = 0.1 # documents with at least this share of near-verbatim passages get the verbatim decision
+
+# %% ../nbs/07b_coverage.ipynb #v013c
+def verbatim_share(documents:list[dict], # the organization's passages (`item`s)
+                   controls:list[dict], # the controls in scope
+                   cosine:float=VERBATIM_COSINE) -> float:
+    "Share of passages whose TF-IDF (1-2 gram) cosine to some control reaches `cosine`."
+    near = _verbatim(documents, controls, cosine - 1e-9)  # (passage, control) pairs above the floor
+    return float((near.getnnz(axis=1) > 0).mean()) if documents else 0.0
+
+# %% ../nbs/07b_coverage.ipynb #v013e
+REGIMES = ('auto', 'paraphrase', 'verbatim')
+
+def decision_for(share:float, # the documents' `verbatim_share`
+                 regime:str='auto', # 'auto' (the share decides), 'paraphrase' or 'verbatim'
+                ) -> tuple[Calibration, str]:
+    "The coverage decision for the documents' wording, and the regime's name."
+    if regime not in REGIMES: raise ValueError(f"regime must be one of {', '.join(REGIMES)}, not {regime!r}")
+    if regime == 'auto': regime = 'verbatim' if share >= VERBATIM_SHARE else 'paraphrase'
+    return (VERBATIM_COVERAGE_CALIBRATION if regime == 'verbatim' else COVERAGE_CALIBRATION), regime
+
 # %% ../nbs/07b_coverage.ipynb #v015
 def _evidence_rows(j:int, best:np.ndarray, src:Embedded, tgt:Embedded, docs:list[dict]) -> list[dict]:
     "The evidence passages of control `j` (sources `best`), each with the sentence pair's cosine as its score."
@@ -115,14 +143,17 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
              embedder:Embedder|None=None, # default: all-MiniLM-L6-v2
              vectors:np.ndarray|None=None, # the documents' embeddings when already known (an ingested store's)
              truth_field:str|None=None, # document field listing the control ids it addresses: adds metrics
-             calibration:Calibration|None=None, # the decision; default `COVERAGE_CALIBRATION`
+             calibration:Calibration|None=None, # the decision; default: the one `regime` picks
+             regime:str='auto', # wording: 'auto' (`verbatim_share` decides), 'paraphrase' or 'verbatim'
              evidence_k:int=3, # evidence passages listed per control
              method:dict|None=None, # overrides of the crosswalk's `DEFAULT_METHOD`
             ) -> dict:
     "`{'controls', 'summary', 'warnings'[, 'metrics']}`: each control's status, probability, evidence, reason."
     if not documents or not controls:
         raise ValueError(f'nothing to assess: {len(documents)} document item(s) and {len(controls)} control(s)')
-    cal, embedder = calibration or COVERAGE_CALIBRATION, embedder or Embedder()
+    share = verbatim_share(documents, controls); picked = decision_for(share, regime)  # an unknown regime fails here
+    cal, regime = (calibration, 'given') if calibration else picked
+    embedder = embedder or Embedder()
     src, tgt = Embedded(documents, embedder, vectors=vectors), Embedded(controls, embedder, 'target')
     cos = _cosines(src, tgt, (DEFAULT_METHOD | (method or {}))['top_sentences'])
     scores = score_matrix(src, tgt, documents, controls, method, dense=cos)  # the cosines are its dense term
@@ -135,8 +166,9 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
         rows.append(dict(control_id=c['id'], label=c['label'], title=c['title'], family=c.get('group'), status=st,
                          probability=pj, evidence=_evidence_rows(j, best[j], src, tgt, documents),
                          reason=_reason(j, int(best[j][0]), scores, controls, pj, cal) if st == 'gap' else None))
-    res = dict(controls=rows, summary=coverage_summary(rows) | dict(documents=len(documents), threshold=cal.threshold),
-               warnings=_scale_warning(len(documents)))
+    res = dict(controls=rows, summary=coverage_summary(rows) | dict(documents=len(documents), threshold=cal.threshold,
+                                                          regime=regime, verbatim_share=round(share, 3)),
+               warnings=_scale_warning(len(documents), 150 if regime == 'verbatim' else 31))
     if truth_field:
         y = _truth(documents, controls, truth_field)
         res['metrics'] = decision_metrics(p >= cal.threshold, y, p) | dict(truth_field=truth_field,
@@ -240,7 +272,8 @@ def coverage_html(res:dict, title:str='Coverage') -> str:
                        for f, cs in by.items()) or '<p>No gaps.</p>'
     intro = (f"<p>{s['controls']} controls in scope, {s['documents']} document passages: <b>{s['addressed']}</b> "
              f"addressed, <b>{s['partial']}</b> partial, <b>{s['gap']}</b> gaps. A probability is the calibrated chance "
-             f"that the documents address the control; the threshold is {s['threshold']:.2f}; evidence is scored by "
+             f"that the documents address the control; the threshold is {s['threshold']:.2f} (the {s['regime']} decision: "
+             f"{s['verbatim_share']:.0%} of the passages repeat a control's wording); evidence is scored by "
              "cosine similarity (−1 to 1) of the passage's sentence and the control's.</p>")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title><style>{_CSS}</style>"
             f"</head><body><h1>{html.escape(title)}</h1>{intro}{_metrics_html(res.get('metrics'))}"

@@ -5,6 +5,8 @@ baseline (OSCAL profile, 287 controls) as the scope; a control is addressed when
 The decision (`coverage.COVERAGE_CALIBRATION`) is fitted on the Govern (GV) subcategories and checked on Identify (ID); every
 baseline's threshold is chosen on GV too (best F1 there). Baselines: best MiniLM cosine between a document and the control
 (`label title. text`), best BM25 score, best TF-IDF (1-2 gram) cosine.
+Decision by wording (the default): each split's verbatim share picks the paraphrase decision (fitted on GV) or the verbatim one
+(fitted on DER, the derived standard below, and scored on DER out of fold).
 Crosswalk decisions: CSF GV/ID onto the 1,007 Rev 5 records; pair precision / recall / F1 of the linked pairs on ID, against
 MiniLM top-k and the crosswalk's own ranking cut at a fixed k (each k chosen on GV). The link decision
 (`crosswalk.LINK_CALIBRATION`) is refitted here on GV and printed beside the shipped one.
@@ -82,6 +84,7 @@ def coverage_tables(scope, csf, emb):
     for name, cal in (('ai_standards coverage (shipped calibration)', COVERAGE_CALIBRATION), ('the same, refitted in this run on GV', refit)):
         p = {fn: cal.probability(X(fn, cal.features)) for fn in SPLITS}
         rows.append(dict(method=name, threshold=cal.threshold, **{fn: decision_metrics(p[fn] >= cal.threshold, y[fn], p[fn]) for fn in SPLITS}))
+    rows.append(wording_row(docs, scope, sig, y, X))
     for b, label in (('minilm', 'best MiniLM cosine per control'), ('bm25', 'best BM25 per control'), ('tfidf', 'best TF-IDF cosine per control')):
         t = best_threshold(sig['GV'][1][b], y['GV'])[0]
         rows.append(dict(method=label, threshold=round(float(t), 4), **{fn: decision_metrics(sig[fn][1][b] >= t, y[fn], sig[fn][1][b], calibrated=False) for fn in SPLITS}))
@@ -137,6 +140,27 @@ def link_tables(csf, rev5, emb):
         k = max(range(1, 21), key=lambda k: topk(order, 'GV', k)['f1'])
         out.append(dict(method=name, k=k, GV=topk(order, 'GV', k), ID=topk(order, 'ID', k)))
     return out, refit, selection, context
+
+WORDING = {}  # each split's verbatim share and the regime it picks; the verbatim decision refitted in this run on DER
+
+def wording_row(docs, scope, sig, y, X) -> dict:
+    """The default decision: the regime each split's verbatim share picks. Where that is the verbatim decision (fitted on DER),
+    DER is scored out of fold: 5 stratified folds over its controls, the decision refitted on the other four each time."""
+    from ai_standards.coverage import COVERAGE_CALIBRATION, VERBATIM_COVERAGE_CALIBRATION, decision_for, verbatim_share
+    from ai_standards.crosswalk import decision_metrics, fit_calibration
+    from sklearn.model_selection import StratifiedKFold
+    names, r = VERBATIM_COVERAGE_CALIBRATION.features, {}
+    for fn in SPLITS:
+        share = verbatim_share(docs[fn], scope); cal, regime = decision_for(share)
+        WORDING[fn] = dict(verbatim_share=round(share, 3), regime=regime, documents=len(docs[fn]))
+        x = X(fn, cal.features); p = cal.probability(x); called = p >= cal.threshold
+        if regime == 'verbatim' and fn == 'DER':
+            for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y[fn]):
+                c = fit_calibration(x[tr], y[fn][tr], names); p[te] = c.probability(x[te]); called[te] = p[te] >= c.threshold
+        r[fn] = decision_metrics(called, y[fn], p)
+    WORDING['verbatim_refit'] = fit_calibration(X('DER', names), y['DER'], names, 'refit in this run on DER').__dict__
+    return dict(method='ai_standards coverage, decision by wording (the default; DER out of fold)',
+                threshold=COVERAGE_CALIBRATION.threshold, **r)
 
 CONTEXT_WEIGHTS = (0, 0.25, 0.5, 0.75, 1.0, 1.5)
 
@@ -246,7 +270,7 @@ def main():
     links, link_refit, link_selection, context = link_tables(csf, rev5, emb)
     verbatim = verbatim_table(rev5, emb)
     times = timing() if '--timing' in sys.argv else None
-    res = dict(verbatim=verbatim, coverage=cov, coverage_refit=cov_refit.__dict__, coverage_selection=cov_selection, truth=n, id_status=status, links=links, link_refit=link_refit.__dict__, link_selection=link_selection, context=context,
+    res = dict(verbatim=verbatim, coverage=cov, coverage_refit=cov_refit.__dict__, coverage_selection=cov_selection, wording=WORDING, truth=n, id_status=status, links=links, link_refit=link_refit.__dict__, link_selection=link_selection, context=context,
                timing=times, seconds=round(time.time() - t0, 1))
     out = HERE/'results'; out.mkdir(exist_ok=True)
     (out/'coverage.json').write_text(json.dumps(res, indent=1, default=float))
@@ -260,13 +284,18 @@ def main():
           '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     md += [f"| {r['method']} | {r['threshold']:.3f} | {fmt(r['GV'])} | {fmt(r['ID'])} |" for r in cov]
     md += ['', f"DER (dev): the derived standard of the near-verbatim check below ({n['DER']} MODERATE controls among its links), "
-           "as the organization's documents; thresholds still from GV.", '',
+           "as the organization's documents; thresholds from GV, except in the decision-by-wording row, where DER's verbatim share "
+           "picks the verbatim decision, fitted on DER and scored here out of fold.", '',
            '| method | DER P | DER R | DER F1 | DER AP | DER AUC | DER ECE |', '|---|---|---|---|---|---|---|']
     md += [f"| {r['method']} | {fmt(r['DER'])} |" for r in cov]
     md += ['', 'Feature sets for the coverage decision (`COVERAGE_FEATURE_SETS`), both measures on dev data: AP of 5-fold '
            'out-of-fold probabilities on GV, and AP on DER of the model fitted on GV. The best mean is refitted above and shipped as '
            '`COVERAGE_CALIBRATION`:', '', '| features | GV CV AP | DER AP | mean |', '|---|---|---|---|']
     md += [f"| {' + '.join(r['features'])} | {r['gv_cv_ap']:.3f} | {r['der_ap']:.3f} | {r['mean']:.3f} |" for r in cov_selection]
+    md += ['', 'Verbatim share (passages whose TF-IDF cosine to a MODERATE control reaches `VERBATIM_COSINE`) and the regime it '
+           f"picks at `VERBATIM_SHARE`: " + '; '.join(f"{fn} {w['verbatim_share']:.3f} ({w['documents']} documents): {w['regime']}"
+                                                    for fn, w in WORDING.items() if fn in SPLITS) + '.', '',
+           f"Verbatim decision refitted in this run on DER: {WORDING['verbatim_refit']}"]
     md += ['', f"ID statuses with the shipped calibration: {status}.", '', f"Refitted coverage calibration: {cov_refit.__dict__}", '',
            '## Crosswalk decisions: CSF 2.0 -> 1,007 SP 800-53 Rev 5 records', '',
            'Pair precision / recall / F1 of the pairs called links (recall over all of NIST\'s links, 238 on GV, 204 on ID); AP, AUC and '

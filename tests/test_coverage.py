@@ -55,6 +55,17 @@ def test_json_and_files(files):
     gaps = [x['control_id'] for x in res['controls'] if x['status'] == 'gap']
     assert mapping['target-gap-summary']['unmapped-controls'][0]['with-ids'] == gaps
 
+def test_regime(files):
+    "The decision follows the documents' wording; --regime overrides it; an unknown regime is a usage error."
+    from ai_standards.coverage import COVERAGE_CALIBRATION, VERBATIM_COVERAGE_CALIBRATION, VERBATIM_SHARE
+    auto = json.loads(run(files, '--json').stdout)['summary']
+    assert auto['regime'] == ('verbatim' if auto['verbatim_share'] >= VERBATIM_SHARE else 'paraphrase')
+    for regime, cal in (('verbatim', VERBATIM_COVERAGE_CALIBRATION), ('paraphrase', COVERAGE_CALIBRATION)):
+        s = json.loads(run(files, '--json', '--regime', regime).stdout)['summary']
+        assert (s['regime'], s['threshold'], s['verbatim_share']) == (regime, cal.threshold, auto['verbatim_share'])
+    r = run(files, '--regime', 'copied')
+    assert r.returncode == 2 and "invalid choice: 'copied'" in r.stderr
+
 def test_text_output(files):
     r = run(files)
     assert r.returncode == 0, r.stderr
