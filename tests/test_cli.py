@@ -105,7 +105,7 @@ def test_coverage_keeps_its_own_warnings(sample_pdfs, tmp_path, monkeypatch, cap
     prof = {'profile': {'uuid': 'p', 'metadata': {'title': 'Mini'},
                         'imports': [{'href': 'cat.json', 'include-controls': [{'with-ids': ['mp-6', 'zz-9']}]}]}}
     (tmp_path/'cat.json').write_text(json.dumps(cat)); (tmp_path/'prof.json').write_text(json.dumps(prof))
-    monkeypatch.setattr(coverage_module, '_scale_warning', lambda n: ['scale warning'])
+    monkeypatch.setattr(coverage_module, '_scale_warning', lambda n, fitted_on=31: ['scale warning'])
     code = main(['coverage', str(sample_pdfs/'privacy'), '--catalog', str(tmp_path/'cat.json'),
                  '--profile', str(tmp_path/'prof.json'), '--json'])
     warnings = json.loads(capsys.readouterr().out)['warnings']
