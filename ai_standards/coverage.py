@@ -12,7 +12,7 @@ from .documents import DocumentError, ResolvedProfile, _oscal_root, resolve_prof
 from .models import Embedder
 from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibration, catalog_items,
                                     decision_metrics, evidence, item, mapping_collection, oscal_related, score_matrix,
-                                    top_sentence_mean, truth_links, validate_oscal, DEFAULT_METHOD, _verbatim)
+                                    top_sentence_mean, truth_links, validate_oscal, tfidf_cosine, DEFAULT_METHOD, _verbatim)
 
 # %% auto #0
 __all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'VERBATIM_COVERAGE_CALIBRATION',
@@ -82,9 +82,10 @@ VERBATIM_SHARE = 0.1 # documents with at least this share of near-verbatim passa
 # %% ../nbs/07b_coverage.ipynb #v013c
 def verbatim_share(documents:list[dict], # the organization's passages (`item`s)
                    controls:list[dict], # the controls in scope
-                   cosine:float=VERBATIM_COSINE) -> float:
+                   cosine:float=VERBATIM_COSINE,
+                   tfidf=None) -> float: # `tfidf_cosine(documents, controls)`, if known
     "Share of passages whose TF-IDF (1-2 gram) cosine to some control reaches `cosine`."
-    near = _verbatim(documents, controls, cosine - 1e-9)  # (passage, control) pairs above the floor
+    near = _verbatim(documents, controls, cosine - 1e-9, tfidf)  # (passage, control) pairs above the floor
     return float((near.getnnz(axis=1) > 0).mean()) if documents else 0.0
 
 # %% ../nbs/07b_coverage.ipynb #v013e
@@ -151,12 +152,13 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
     "`{'controls', 'summary', 'warnings'[, 'metrics']}`: each control's status, probability, evidence, reason."
     if not documents or not controls:
         raise ValueError(f'nothing to assess: {len(documents)} document item(s) and {len(controls)} control(s)')
-    share = verbatim_share(documents, controls); picked = decision_for(share, regime)  # an unknown regime fails here
+    tfidf = tfidf_cosine(documents, controls)  # computed once: for the share and for the scores
+    share = verbatim_share(documents, controls, tfidf=tfidf); picked = decision_for(share, regime)  # an unknown regime fails here
     cal, regime = (calibration, 'given') if calibration else picked
     embedder = embedder or Embedder()
     src, tgt = Embedded(documents, embedder, vectors=vectors), Embedded(controls, embedder, 'target')
     cos = _cosines(src, tgt, (DEFAULT_METHOD | (method or {}))['top_sentences'])
-    scores = score_matrix(src, tgt, documents, controls, method, dense=cos)  # the cosines are its dense term
+    scores = score_matrix(src, tgt, documents, controls, method, dense=cos, tfidf=tfidf)  # the cosines are its dense term
     p = cal.probability(coverage_features(scores, cos, cal.features))
     best = np.argsort(-scores, axis=0, kind='stable')[:max(1, evidence_k)].T
     src.prepare(np.unique(best[:, 0]))  # sentence vectors for each control's best passage only: they cost a re-embedding
