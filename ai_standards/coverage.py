@@ -12,7 +12,7 @@ from .documents import DocumentError, ResolvedProfile, _oscal_root, resolve_prof
 from .models import Embedder
 from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibration, catalog_items,
                                     decision_metrics, evidence, item, mapping_collection, oscal_related, score_matrix,
-                                    top_sentence_mean, truth_links, validate_oscal, tfidf_cosine, DEFAULT_METHOD, _verbatim)
+                                    top_sentence_mean, truth_links, validate_oscal, tfidf_cosine, DEFAULT_METHOD)
 
 # %% auto #0
 __all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'VERBATIM_COVERAGE_CALIBRATION',
@@ -85,8 +85,9 @@ def verbatim_share(documents:list[dict], # the organization's passages (`item`s)
                    cosine:float=VERBATIM_COSINE,
                    tfidf=None) -> float: # `tfidf_cosine(documents, controls)`, if known
     "Share of passages whose TF-IDF (1-2 gram) cosine to some control reaches `cosine`."
-    near = _verbatim(documents, controls, cosine - 1e-9, tfidf)  # (passage, control) pairs above the floor
-    return float((near.getnnz(axis=1) > 0).mean()) if documents else 0.0
+    if not documents: return 0.0
+    cos = tfidf_cosine(documents, controls) if tfidf is None else tfidf
+    return float((cos.max(axis=1).toarray().ravel() > cosine - 1e-9).mean())  # a passage's best control reaches `cosine`
 
 # %% ../nbs/07b_coverage.ipynb #v013e
 REGIMES = ('auto', 'paraphrase', 'verbatim')

@@ -258,7 +258,7 @@ def tfidf_cosine(sources:list[dict], # items whose `text` is compared
 # %% ../nbs/07a_crosswalk.ipynb #x029u
 def _verbatim(sources:list[dict], targets:list[dict], floor:float, tfidf=None) -> np.ndarray: # `tfidf`: `tfidf_cosine`, if known
     "(n_sources, n_targets): how far each pair's TF-IDF (1-2 gram) cosine rises above `floor` (0 below it)."
-    cos = (tfidf_cosine(sources, targets) if tfidf is None else tfidf).copy()
+    cos = tfidf_cosine(sources, targets) if tfidf is None else tfidf.copy()  # the caller's matrix is left as it was
     cos.data = np.maximum(cos.data - floor, 0); cos.eliminate_zeros()
     return cos
 
