@@ -8,6 +8,7 @@ matrices, torch, fp32 and bf16) is measured in the same run, before and after th
 tokens/s is set against it: MiniLM's useful FLOPs per token (linear layers plus attention over each text's own length).
 Beside the 2048^2 ceilings: MiniLM's own linear shapes in bf16, and its attention alone (SDPA on the texts' own length-sorted
 batches), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable).
+Where the time goes: one profiled pass (torch profiler) of the reference and of the default path, by part of the encoder.
 Run: python bench/bench_embeddings.py [--rounds 3]   -> bench/results/embeddings.{md,json}
 """
 import argparse, json, os, time
@@ -91,6 +92,33 @@ def flops(lengths, cfg, part='all'):
     linear, attention = layers * 2 * (4 * h * h + 2 * h * i) * lengths.sum(), layers * 4 * h * (lengths ** 2).sum()
     return float(dict(all=linear + attention, linear=linear, attention=attention)[part])
 
+OP_GROUPS = [('linear layers', ('linear', 'addmm', 'aten::mm', 'matmul')),
+             ('attention', ('scaled_dot_product', 'flash_attention', 'bmm', 'softmax')),
+             ('layer norm', ('layer_norm',)), ('GELU', ('gelu',)), ('embedding lookup', ('embedding', 'index_select')),
+             ('casts and copies', ('copy_', '_to_copy', 'aten::to', 'clone', 'contiguous'))]
+
+def op_group(op:str) -> str:
+    "The part of the encoder a profiled torch op belongs to."
+    return next((g for g, keys in OP_GROUPS if any(k in op for k in keys)), 'other tensor ops (adds, masks, pooling)')
+
+def where_time_goes(fn, texts) -> dict:
+    "Seconds of one pass of `fn` over `texts` by part of the encoder (torch profiler, self CPU time), and the rest outside torch ops."
+    from torch.profiler import profile, ProfilerActivity
+    t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as p: fn(texts)
+    wall, parts = time.perf_counter() - t, {}
+    for e in p.key_averages(): parts[op_group(e.key)] = parts.get(op_group(e.key), 0) + e.self_cpu_time_total / 1e6
+    parts['outside torch ops (tokenization, Python, batching)'] = max(wall - sum(parts.values()), 0)
+    return dict(wall=wall, parts=parts)
+
+def breakdown_table(profiles:dict) -> str:
+    "Markdown: seconds and share of each part, one column pair per profiled variant."
+    names = list(profiles); parts = [g for g, _ in OP_GROUPS] + ['other tensor ops (adds, masks, pooling)', 'outside torch ops (tokenization, Python, batching)']
+    head = '| part | ' + ' | '.join(f'{n}: s | %' for n in names) + ' |'
+    rows = [f"| {g} | " + ' | '.join(f"{profiles[n]['parts'].get(g, 0):.2f} | {100 * profiles[n]['parts'].get(g, 0) / profiles[n]['wall']:.0f}" for n in names) + ' |' for g in parts]
+    total = '| whole pass (profiler on) | ' + ' | '.join(f"{profiles[n]['wall']:.2f} | 100" for n in names) + ' |'
+    return '\n'.join([head, '|---|' + '---|---|' * len(names)] + rows + [total])
+
 def ndcg10(q, e):
     from sklearn.metrics import ndcg_score
     return float(ndcg_score(np.eye(len(q)), q @ e.T, k=10))
@@ -127,6 +155,8 @@ def main(rounds):
     ceiling['bf16_attention'] = flops(lengths, cfg, 'attention') / attn_s / 1e9
     attainable_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9 + attn_s  # linears at their shapes' rate
     ceiling['bf16_attainable'] = work / attainable_s / 1e9
+    profiled = [names[0], next(n for n in names if 'default' in n)]  # before (plain encode) and after (the default path)
+    profiles = {n: where_time_goes(encs[n][0], texts) for n in profiled}
     load.append(os.getloadavg()[0])
     ref_e, ref_q = quality[names[0]]
     rows = []
@@ -161,11 +191,15 @@ def main(rounds):
             f"column pct_bf16_attainable). Each variant timed {rounds} times in alternating turns; best turn shown "
             '(all turns in embeddings.json). One warm-up call before timing; embedding cache off. '
             'nDCG@10: the control title as query, its own text as the one relevant passage.\n')
+    note += ('\n## Where the time goes\n\nOne more pass of the reference and of the default path under the torch profiler (self CPU time '
+             'of its ops, grouped by the part of the encoder they serve; the rest of the wall time is outside torch ops: tokenization, '
+             'Python, batching). The profiler adds some overhead, so read the shares rather than the seconds.\n\n'
+             + breakdown_table({n.split(' (')[0].split(',')[0]: profiles[n] for n in profiled}) + '\n')
     out = Path(__file__).parent/'results'
     (out/'embeddings.md').write_text('# Embedding benchmark\n\n' + table + note)
     (out/'embeddings.json').write_text(json.dumps(dict(rows=rows, ceiling_gflops={k: round(v, 1) for k, v in ceiling.items()},
                                                       ceiling_tokens_per_s=tps, tokens=sum(lengths), rounds=rounds,
-                                                      load_average=load), indent=1))
+                                                      load_average=load, where_time_goes={n: dict(wall=round(v['wall'], 3), parts={k: round(x, 3) for k, x in v['parts'].items()}) for n, v in profiles.items()}), indent=1))
     print(table + note)
 
 if __name__ == '__main__':
