@@ -16,9 +16,9 @@ from .crosswalk import (Calibration, Embedded, NS, add_related, binary_calibrati
 
 # %% auto #0
 __all__ = ['COVERAGE_FEATURE_SETS', 'COVERAGE_FEATURES', 'COVERAGE_CALIBRATION', 'VERBATIM_COVERAGE_CALIBRATION',
-           'VERBATIM_COSINE', 'VERBATIM_SHARE', 'REGIMES', 'STATUSES', 'COVERAGE_COLUMNS', 'scope_controls',
-           'chance_best_z', 'coverage_features', 'coverage_status', 'verbatim_share', 'decision_for', 'coverage',
-           'coverage_summary', 'store_passages', 'write_coverage_csv', 'coverage_html', 'coverage_oscal']
+           'VERBATIM_COSINE', 'VERBATIM_SHARE', 'COVERAGE_METHOD', 'REGIMES', 'STATUSES', 'COVERAGE_COLUMNS',
+           'scope_controls', 'chance_best_z', 'coverage_features', 'coverage_status', 'verbatim_share', 'decision_for',
+           'coverage', 'coverage_summary', 'store_passages', 'write_coverage_csv', 'coverage_html', 'coverage_oscal']
 
 # %% ../nbs/07b_coverage.ipynb #v006
 def scope_controls(catalog:str|Path, # an OSCAL catalog JSON (or a profile, read as its controls)
@@ -78,6 +78,9 @@ VERBATIM_COVERAGE_CALIBRATION = Calibration(features=['best_z_over_chance', 'bes
               'MODERATE (287 controls, 48 addressed)')
 VERBATIM_COSINE = 0.3 # a passage is near-verbatim when its TF-IDF cosine to some control reaches this
 VERBATIM_SHARE = 0.1 # documents with at least this share of near-verbatim passages get the verbatim decision
+
+# %% ../nbs/07b_coverage.ipynb #v013n
+COVERAGE_METHOD = dict(verbatim_sentences=False) # coverage's settings over the crosswalk's `DEFAULT_METHOD`
 
 # %% ../nbs/07b_coverage.ipynb #v013c
 def verbatim_share(documents:list[dict], # the organization's passages (`item`s)
@@ -148,18 +151,19 @@ def coverage(documents:list[dict], # the organization's passages or records (fro
              calibration:Calibration|None=None, # the decision; default: the one `regime` picks
              regime:str='auto', # wording: 'auto' (`verbatim_share` decides), 'paraphrase' or 'verbatim'
              evidence_k:int=3, # evidence passages listed per control
-             method:dict|None=None, # overrides of the crosswalk's `DEFAULT_METHOD`
+             method:dict|None=None, # overrides of the crosswalk's `DEFAULT_METHOD` (after `COVERAGE_METHOD`)
             ) -> dict:
     "`{'controls', 'summary', 'warnings'[, 'metrics']}`: each control's status, probability, evidence, reason."
     if not documents or not controls:
         raise ValueError(f'nothing to assess: {len(documents)} document item(s) and {len(controls)} control(s)')
-    tfidf = tfidf_cosine(documents, controls)  # computed once: for the share and for the scores
+    m = DEFAULT_METHOD | COVERAGE_METHOD | (method or {})
+    tfidf = tfidf_cosine(documents, controls, m['verbatim_sentences'])  # computed once: for the share and for the scores
     share = verbatim_share(documents, controls, tfidf=tfidf); picked = decision_for(share, regime)  # an unknown regime fails here
     cal, regime = (calibration, 'given') if calibration else picked
     embedder = embedder or Embedder()
     src, tgt = Embedded(documents, embedder, vectors=vectors), Embedded(controls, embedder, 'target')
-    cos = _cosines(src, tgt, (DEFAULT_METHOD | (method or {}))['top_sentences'])
-    scores = score_matrix(src, tgt, documents, controls, method, dense=cos, tfidf=tfidf)  # the cosines are its dense term
+    cos = _cosines(src, tgt, m['top_sentences'])
+    scores = score_matrix(src, tgt, documents, controls, m, dense=cos, tfidf=tfidf)  # the cosines are its dense term
     p = cal.probability(coverage_features(scores, cos, cal.features))
     best = np.argsort(-scores, axis=0, kind='stable')[:max(1, evidence_k)].T
     src.prepare(np.unique(best[:, 0]))  # sentence vectors for each control's best passage only: they cost a re-embedding

@@ -132,6 +132,7 @@ DEFAULT_METHOD = dict(top_sentences=2, # a target's dense score: mean cosine of 
                       group_weight=0.3, # weight of how likely the source is to belong to the target's group
                       verbatim_weight=32.0, # gain per unit of TF-IDF cosine above the floor (near-verbatim text)
                       verbatim_floor=0.15, # TF-IDF cosine below which wording counts as paraphrase
+                      verbatim_sentences=True, # that cosine is a source's best over its whole text and its sentences
                       context_weight=1.0) # `crosswalk` only: weight of a source's group (`source_context`)
 
 # %% ../nbs/07a_crosswalk.ipynb #x019
@@ -248,28 +249,39 @@ def _related(s:np.ndarray, grid:np.ndarray, weight:float, top:int) -> np.ndarray
 # %% ../nbs/07a_crosswalk.ipynb #x029
 def tfidf_cosine(sources:list[dict], # items whose `text` is compared
                  targets:list[dict], # items whose title and text are compared (the vocabulary is theirs)
-                ):
+                 by_sentence:bool=False, # each source's best over its whole text and each of its `sentences`
+                 block:int=256): # sources per step (bounds the memory of the sentences' cosines)
     "Sparse (n_sources, n_targets) TF-IDF (1-2 gram, sublinear) cosines, fitted on the targets."
+    import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
     v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    t = v.fit_transform([f"{x['title']}\n{x['text']}" for x in targets])
-    return (v.transform([s['text'] for s in sources]) @ t.T).tocsr()
+    t = v.fit_transform([f"{x['title']}\n{x['text']}" for x in targets]).T.tocsc()
+    cos = (v.transform([s['text'] for s in sources]) @ t).tocsr()
+    if not by_sentence: return cos
+    out = []
+    for a in range(0, len(sources), block):
+        parts = [sentences(s['text']) for s in sources[a:a+block]]  # at least one each
+        starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        best = np.maximum.reduceat((v.transform([x for p in parts for x in p]) @ t).toarray(), starts, axis=0)
+        out.append(sp.csr_matrix(np.maximum(best, cos[a:a+block].toarray())))
+    return sp.vstack(out, format='csr') if out else cos
 
 # %% ../nbs/07a_crosswalk.ipynb #x029u
-def _verbatim(sources:list[dict], targets:list[dict], floor:float, tfidf=None) -> np.ndarray: # `tfidf`: `tfidf_cosine`, if known
+def _verbatim(sources:list[dict], targets:list[dict], floor:float, tfidf=None, # `tfidf`: `tfidf_cosine`, if known
+              by_sentence:bool=False) -> np.ndarray: # when computed here: see `tfidf_cosine`
     "(n_sources, n_targets): how far each pair's TF-IDF (1-2 gram) cosine rises above `floor` (0 below it)."
-    cos = tfidf_cosine(sources, targets) if tfidf is None else tfidf.copy()  # the caller's matrix is left as it was
+    cos = tfidf_cosine(sources, targets, by_sentence) if tfidf is None else tfidf.copy()  # the caller's matrix is left as it was
     cos.data = np.maximum(cos.data - floor, 0); cos.eliminate_zeros()
     return cos
 
 # %% ../nbs/07a_crosswalk.ipynb #x029v
 def base_scores(src:Embedded, tgt:Embedded, sources:list[dict], targets:list[dict], method:dict|None=None,
                 block:int=256, dense:np.ndarray|None=None, # the top-sentence cosines, if known
-                tfidf=None) -> np.ndarray: # `tfidf_cosine(sources, targets)`, if known
+                tfidf=None) -> np.ndarray: # `tfidf_cosine(sources, targets, method's verbatim_sentences)`, if known
     "(n_sources, n_targets): the dense, title and BM25 scores, z-scored per source and weighted, plus the verbatim term."
     m = DEFAULT_METHOD | (method or {})
     bm = bm25_index([tokenize(f"{t['title']}\n{t['text']}") for t in targets]) if m['lexical_weight'] else None
-    verb = _verbatim(sources, targets, m['verbatim_floor'], tfidf) if m['verbatim_weight'] else None
+    verb = _verbatim(sources, targets, m['verbatim_floor'], tfidf, m['verbatim_sentences']) if m['verbatim_weight'] else None
     out = np.zeros((len(sources), len(targets)), np.float32)
     for a in range(0, len(sources), block):
         q = src.text[a:a+block]

@@ -38,13 +38,13 @@ def setup():
 
 def coverage_signals(docs, scope, emb):
     "Every named control-level feature of the shipped method, and the baselines' scores, each (n_controls,)."
-    from ai_standards.coverage import _cosines, _coverage_feature_table
+    from ai_standards.coverage import _cosines, _coverage_feature_table, COVERAGE_METHOD
     from ai_standards.crosswalk import Embedded, score_matrix, DEFAULT_METHOD
     from ai_standards.lexical import bm25_index, bm25_scores, query_tokens, tokenize
     from sklearn.feature_extraction.text import TfidfVectorizer
     src, tgt = Embedded(docs, emb), Embedded(scope, emb, 'target')
     cos = _cosines(src, tgt, DEFAULT_METHOD['top_sentences'])
-    feats = _coverage_feature_table(score_matrix(src, tgt, docs, scope, dense=cos), cos)
+    feats = _coverage_feature_table(score_matrix(src, tgt, docs, scope, COVERAGE_METHOD, dense=cos), cos)  # as coverage() scores
     ctext = [f"{c['label']} {c['title']}. {c['text']}" for c in scope]; dtext = [d['text'] for d in docs]
     minilm = (emb.generate_embeddings(dtext) @ emb.generate_embeddings(ctext).T).max(0)
     bm = bm25_index([tokenize(t) for t in ctext]); bm25 = np.stack([bm25_scores(bm, query_tokens(t), len(scope)) for t in dtext]).max(0)

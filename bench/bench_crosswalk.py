@@ -151,7 +151,7 @@ def selection_check(grid, X, sources, targets) -> list[dict]:
     folds = [(gv[cat[gv] != c], gv[cat[gv] == c]) for c in sorted(set(cat[gv]))]
     R10, RR = (np.array([r['per_source'][k] for r in grid]) for k in (0, 1))
     out = []
-    prev = {k: v for k, v in DEFAULT_METHOD.items() if k not in ('group_weight', 'verbatim_weight', 'verbatim_floor')}  # the grid's keys
+    prev = {k: DEFAULT_METHOD[k] for k in grid[0]['method'] if k != 'group_weight'}  # the grid's other keys at the default
     for name, keep in (('tuning grid without the related and group knobs', lambda r: not r['method']['related_weight'] + r['method']['group_weight']),
                        ('tuning grid with the related knob, without the group knob (the previous procedure)', lambda r: r['method']['group_weight'] == 0),
                        ('tuning grid with both knobs (this default)', lambda r: True),
@@ -271,7 +271,7 @@ def report(results, grid, best, default, check):
     md += ['', f"Tuning grid ({len(grid)} settings, targets with their related links; best on GV by recall@10 + MRR: {chosen}, hierarchy {best['hierarchy']}; "
            f"the shipped default is {'the same' if chosen == {k: default[k] for k in chosen} else 'DIFFERENT: ' + str(default)}; "
            f"every grid row keeps the default's verbatim term, verbatim_weight {default['verbatim_weight']}, floor "
-           f"{default['verbatim_floor']}, chosen in bench_coverage.py). Top 10 on GV:", '', head + ' |', '|---' * 16 + '|']
+           f"{default['verbatim_floor']}{', by sentence' if default.get('verbatim_sentences') else ''}, chosen in bench_coverage.py). Top 10 on GV:", '', head + ' |', '|---' * 16 + '|']
     top = sorted(grid, key=lambda r: -(r['GV (tuning)']['recall@10'] + r['GV (tuning)']['mrr']))[:10]
     md += [_row(_label(r), r) for r in top]
     md += ['', 'Selection check, GV only: leave one of the 6 GV categories out, choose on the other 5 (grid: best recall@10 + MRR; '
