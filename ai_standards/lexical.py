@@ -310,9 +310,8 @@ def prepare_query_encoder(embedder) -> dict|None:
     if not models._mean_pooling(embedder.model_path): return None
     st = embedder.sentence_transformer
     if not (folder/'model.onnx').exists():
-        with models.quiet_hf(): models.export_onnx(embedder.model_path, folder)  # fp32: no int8 file needed here
-    onnx = folder/'model_fused.onnx' if (folder/'model_fused.onnx').exists() else folder/'model.onnx'
-    onnx = _save_optimized(onnx, folder/'query_fp32_optimized.onnx')
+        with models.quiet_hf(): models.export_onnx(embedder.model_path, folder, fuse=False)  # fp32: no int8 file needed here
+    onnx = _save_optimized(folder/'model.onnx', folder/'query_fp32_optimized.onnx')  # not the fused file: see above
     enc = models.OnnxEncoder(onnx, embedder.model_path, st.max_seq_length, optimized=True)
     ref = st.encode(models.QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     cos = (enc.encode(models.QUALITY_TEXTS) * ref).sum(1)

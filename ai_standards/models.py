@@ -153,6 +153,7 @@ def _ffn_output_matmuls(onnx_path:Path, intermediate:int) -> list[str]:
 # %% ../nbs/03_models.ipynb #c022
 def export_onnx(model_path:str, # local sentence-transformers folder (Transformer + mean pooling)
                 out_dir:Path, # where to write model.onnx (and model_fused.onnx for a BERT)
+                fuse:bool=True, # for a BERT, also write model_fused.onnx
                ) -> Path:
     "Export the transformer to fp32 ONNX and, for a BERT, fuse its attention and LayerNorm (ONNX Runtime's optimizer); the file to run."
     import torch
@@ -170,7 +171,7 @@ def export_onnx(model_path:str, # local sentence-transformers folder (Transforme
         torch.onnx.export(_Wrap(hf), dummy, str(out_dir/'model.onnx'), input_names=names, output_names=['last_hidden_state'],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     src, cfg = out_dir/'model.onnx', AutoConfig.from_pretrained(model_path)
-    if cfg.model_type != 'bert': return src
+    if cfg.model_type != 'bert' or not fuse: return src
     from onnxruntime.transformers import optimizer
     optimizer.optimize_model(str(src), model_type='bert', num_heads=cfg.num_attention_heads,
                              hidden_size=cfg.hidden_size).save_model_to_file(str(out_dir/'model_fused.onnx'))
