@@ -100,7 +100,9 @@ def test_kill9_while_adding_a_large_pdf_then_rerun_gives_a_clean_ingest(tmp_path
             assert _stored(db) == len(expected), f'an ingest ended with {_stored(db)} of {len(expected)} chunks stored'
             pytest.skip('the ingest finished before the kill could land between two batches')
         os.killpg(proc.pid, signal.SIGKILL); proc.wait()
-        at_kill = _stored(db)
+        # what the kill left durable: a client replays Chroma's write log, which the sqlite table polled above can trail
+        at_kill = VectorStore(db, create=False).collection.count()
+        if at_kill == len(expected): pytest.skip('the kill landed after the last batch was stored')
         assert threshold <= at_kill < len(expected)  # the kill left big.pdf incomplete
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
