@@ -96,10 +96,12 @@ OP_GROUPS = [('linear layers', ('linear', 'addmm', 'aten::mm', 'matmul')),
              ('attention', ('scaled_dot_product', 'flash_attention', 'bmm', 'softmax')),
              ('layer norm', ('layer_norm',)), ('GELU', ('gelu',)), ('embedding lookup', ('embedding', 'index_select')),
              ('casts and copies', ('copy_', '_to_copy', 'aten::to', 'clone', 'contiguous'))]
+OTHER_OPS, OUTSIDE_OPS = 'other tensor ops (adds, masks, pooling)', 'outside torch ops (tokenization, Python, batching)'
+PARTS = [g for g, _ in OP_GROUPS] + [OTHER_OPS, OUTSIDE_OPS]  # the rows of the breakdown, in order
 
 def op_group(op:str) -> str:
     "The part of the encoder a profiled torch op belongs to."
-    return next((g for g, keys in OP_GROUPS if any(k in op for k in keys)), 'other tensor ops (adds, masks, pooling)')
+    return next((g for g, keys in OP_GROUPS if any(k in op for k in keys)), OTHER_OPS)
 
 def where_time_goes(fn, texts) -> dict:
     "Seconds of one pass of `fn` over `texts` by part of the encoder (torch profiler, self CPU time), and the rest outside torch ops."
@@ -108,14 +110,14 @@ def where_time_goes(fn, texts) -> dict:
     with profile(activities=[ProfilerActivity.CPU]) as p: fn(texts)
     wall, parts = time.perf_counter() - t, {}
     for e in p.key_averages(): parts[op_group(e.key)] = parts.get(op_group(e.key), 0) + e.self_cpu_time_total / 1e6
-    parts['outside torch ops (tokenization, Python, batching)'] = max(wall - sum(parts.values()), 0)
+    parts[OUTSIDE_OPS] = max(wall - sum(parts.values()), 0)
     return dict(wall=wall, parts=parts)
 
 def breakdown_table(profiles:dict) -> str:
     "Markdown: seconds and share of each part, one column pair per profiled variant."
-    names = list(profiles); parts = [g for g, _ in OP_GROUPS] + ['other tensor ops (adds, masks, pooling)', 'outside torch ops (tokenization, Python, batching)']
+    names = list(profiles)
     head = '| part | ' + ' | '.join(f'{n}: s | %' for n in names) + ' |'
-    rows = [f"| {g} | " + ' | '.join(f"{profiles[n]['parts'].get(g, 0):.2f} | {100 * profiles[n]['parts'].get(g, 0) / profiles[n]['wall']:.0f}" for n in names) + ' |' for g in parts]
+    rows = [f"| {g} | " + ' | '.join(f"{profiles[n]['parts'].get(g, 0):.2f} | {100 * profiles[n]['parts'].get(g, 0) / profiles[n]['wall']:.0f}" for n in names) + ' |' for g in PARTS]
     total = '| whole pass (profiler on) | ' + ' | '.join(f"{profiles[n]['wall']:.2f} | 100" for n in names) + ' |'
     return '\n'.join([head, '|---|' + '---|---|' * len(names)] + rows + [total])
 
