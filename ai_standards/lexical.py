@@ -303,19 +303,22 @@ def _save_optimized(src:Path, dst:Path) -> Path:
     os.replace(tmp, dst); return dst
 
 def prepare_query_encoder(embedder) -> dict|None:
-    "Export the embedder's model to fp32 ONNX once, optimize its graph, and check it against sentence-transformers; the check's result."
+    "Export the embedder's model to fp32 ONNX once, optimize its graph, and check it against the fp32 model; the check's result."
     from ai_standards import models
     folder = _onnx_folder(embedder.fingerprint); report = folder/QUERY_REPORT
     if report.exists(): return json.loads(report.read_text())
     if not models._mean_pooling(embedder.model_path): return None
-    st = embedder.sentence_transformer
+    fp32 = embedder._fast_encoder(bf16=False)  # on CPU: the model's fp32 forward without importing sentence-transformers
+    st = None if fp32 else embedder.sentence_transformer
+    limit = fp32.max_seq_length if fp32 else st.max_seq_length
     if not (folder/'model.onnx').exists():
         with models.quiet_hf(): models.export_onnx(embedder.model_path, folder, fuse=False)  # fp32: no int8 file needed here
     onnx = _save_optimized(folder/'model.onnx', folder/'query_fp32_optimized.onnx')  # not the fused file: see above
-    enc = models.OnnxEncoder(onnx, embedder.model_path, st.max_seq_length, optimized=True)
-    ref = st.encode(models.QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    enc = models.OnnxEncoder(onnx, embedder.model_path, limit, optimized=True)
+    ref = fp32.encode(models.QUALITY_TEXTS) if fp32 else st.encode(models.QUALITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    if embedder.backend != 'torch': embedder._fast.pop(False, None)  # the reference's copy of the weights is not kept
     cos = (enc.encode(models.QUALITY_TEXTS) * ref).sum(1)
-    res = dict(onnx=onnx.name, optimized=True, max_seq_length=st.max_seq_length, min_cosine=float(cos.min()))
+    res = dict(onnx=onnx.name, optimized=True, max_seq_length=limit, min_cosine=float(cos.min()))
     write_atomic(report, json.dumps(res)); return res
 
 # %% ../nbs/04a_lexical.ipynb #l071

@@ -293,15 +293,21 @@ class TorchEncoder:
     def __init__(self, st, # a loaded SentenceTransformer: Transformer + mean Pooling (+ Normalize)
                  dtype=None, # torch dtype of the weights; default bfloat16
                 ):
-        import copy, torch
+        import copy
+        self._setup(copy.deepcopy(st[0].auto_model), st.tokenizer.backend_tokenizer.to_str(), st.max_seq_length,
+                    'token_type_ids' in st.tokenizer.model_input_names, dtype)
+
+    def _setup(self, model, tokenizer_json:str, max_seq_length:int, types:bool, dtype):
+        "Cast `model` to `dtype` on CPU once, fuse its forward, and set up the Rust tokenizer."
+        import torch
         from tokenizers import Tokenizer
         self.dtype = dtype or torch.bfloat16
-        self.model = copy.deepcopy(st[0].auto_model).to(device='cpu', dtype=self.dtype).eval()
+        self.model = model.to(device='cpu', dtype=self.dtype).eval()
         if hasattr(self.model, 'set_attn_implementation'): self.model.set_attn_implementation('sdpa')
         self.fused = _FusedBert.of(self.model)
-        self.tok = Tokenizer.from_str(st.tokenizer.backend_tokenizer.to_str())
-        self.tok.no_padding(); self.tok.enable_truncation(st.max_seq_length)
-        self.types = 'token_type_ids' in st.tokenizer.model_input_names
+        self.tok = Tokenizer.from_str(tokenizer_json)
+        self.tok.no_padding(); self.tok.enable_truncation(max_seq_length)
+        self.types, self.max_seq_length = types, max_seq_length
 
 # %% ../nbs/03_models.ipynb #t32d
 @patch
@@ -331,6 +337,44 @@ def encode(self:TorchEncoder, texts:list[str], batch_size:int=32, progress:bool=
         for i in tqdm(range(0, len(texts), batch_size), desc='embedding', unit='batch', disable=not progress):
             idx = order[i:i+batch_size]; out[idx] = self._forward([encs[j] for j in idx])
     return out
+
+# %% ../nbs/03_models.ipynb #t32s
+_PLAIN_ST_KEYS = {'max_seq_length', 'do_lower_case', 'transformer_task', 'modality_config', 'module_output_name'}
+
+def _plain_st_config(cfg:dict) -> bool:
+    "True when a Transformer module's sentence_bert_config.json asks for nothing beyond the model's last hidden state."
+    out = cfg.get('modality_config', {}).get('text', {}).get('method_output_name', 'last_hidden_state')
+    return (set(cfg) <= _PLAIN_ST_KEYS and not cfg.get('do_lower_case') and out == 'last_hidden_state'
+            and cfg.get('transformer_task', 'feature-extraction') == 'feature-extraction'
+            and cfg.get('module_output_name', 'token_embeddings') == 'token_embeddings')
+
+# %% ../nbs/03_models.ipynb #t32t
+def _max_seq_length(path:str|Path, # the Transformer module's folder
+                    cfg:dict, # its sentence_bert_config.json
+                   ) -> int|None:
+    "sentence-transformers' length limit: its config's, else the tokenizer's capped at the model's positions."
+    if cfg.get('max_seq_length'): return int(cfg['max_seq_length'])
+    read = lambda f: json.loads((Path(path)/f).read_text()) if (Path(path)/f).exists() else {}
+    limits = [read('tokenizer_config.json').get('model_max_length'), read('config.json').get('max_position_embeddings')]
+    return int(min(ok)) if (ok := [x for x in limits if isinstance(x, (int, float)) and x > 0]) else None
+
+# %% ../nbs/03_models.ipynb #t32p
+@patch(cls_method=True)
+def from_folder(cls:TorchEncoder, model_path:str|Path, # local sentence-transformers folder
+                dtype=None, # torch dtype of the weights; default bfloat16
+               ) -> TorchEncoder|None:
+    "The encoder of a plain Transformer + mean Pooling (+ Normalize) folder, loaded without sentence-transformers; else None."
+    import inspect
+    from transformers import AutoModel
+    path, mods = Path(model_path), _st_modules(str(model_path))
+    sub, read = path/mods[0][1] if mods else path, lambda f: json.loads(f.read_text()) if f.exists() else {}
+    cfg, limit = read(sub/'sentence_bert_config.json'), _max_seq_length(sub, read(sub/'sentence_bert_config.json'))
+    if read(path/'config_sentence_transformers.json').get('default_prompt_name'): return None  # a prompt prepended
+    if not (_mean_pooling(str(path)) and _plain_st_config(cfg) and limit and (sub/'tokenizer.json').exists()): return None
+    with quiet_hf(): model = AutoModel.from_pretrained(sub)
+    self = cls.__new__(cls)  # the same set-up as from a SentenceTransformer, from the folder's own files
+    types = 'token_type_ids' in inspect.signature(model.forward).parameters  # zeros, as a BERT tokenizer gives
+    self._setup(model, (sub/'tokenizer.json').read_text(), limit, types, dtype); return self
 
 # %% ../nbs/03_models.ipynb #c028
 BACKENDS = ('auto', 'torch', 'torch-bf16', 'onnx-int8')
@@ -432,8 +476,9 @@ def _fast_encoder(self:Embedder, bf16:bool=True) -> TorchEncoder|None:
     "The fp32 or bf16 `TorchEncoder` on CPU for a mean-pooling model (built once each); None where sentence-transformers runs."
     import torch
     if bf16 not in self._fast:
-        fits = self.device.startswith('cpu') and _mean_pooling(self.model_path)
-        self._fast[bf16] = TorchEncoder(self.sentence_transformer, torch.bfloat16 if bf16 else torch.float32) if fits else None
+        fits, dtype = self.device.startswith('cpu') and _mean_pooling(self.model_path), torch.bfloat16 if bf16 else torch.float32
+        fast = TorchEncoder.from_folder(self.model_path, dtype) if fits and self._st is None else None  # no sentence-transformers import
+        self._fast[bf16] = fast or (TorchEncoder(self.sentence_transformer, dtype) if fits else None)
     return self._fast[bf16]
 
 # %% ../nbs/03_models.ipynb #c031
@@ -441,9 +486,9 @@ def _fast_encoder(self:Embedder, bf16:bool=True) -> TorchEncoder|None:
 def _encode_torch(self:Embedder, texts:list[str], progress:bool, bf16:bool|None=None) -> np.ndarray:
     "`TorchEncoder` on CPU (fp32 or bf16); else sentence-transformers encode, fp16 on CUDA by default; CUDA errors fall back to CPU."
     import torch
-    st = self.sentence_transformer
     bf16 = self.backend == 'torch-bf16' if bf16 is None else bf16
     if fast := self._fast_encoder(bf16): return fast.encode(texts, self.batch_size, progress)
+    st = self.sentence_transformer
     def run():
         cuda = self.device.startswith('cuda')
         want = 'fp16' if self.precision == 'auto' and cuda else self.precision
