@@ -21,7 +21,7 @@ __all__ = ['DEFAULT_METHOD', 'CONTEXT_WEIGHT', 'LINK_FEATURE_SETS', 'LINK_FEATUR
            'OSCAL_ENUMS', 'item', 'catalog_items', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean',
            'Embedded', 'oscal_related', 'add_related', 'tfidf_cosine', 'base_scores', 'adjust_scores', 'group_scores',
            'score_matrix', 'context_keys', 'source_context', 'evidence', 'truth_links', 'ranking_metrics',
-           'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration', 'decision_metrics',
+           'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration', 'decision_metrics', 'title_sets',
            'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource', 'mapping_collection',
            'oscal_mapping_collection', 'validate_oscal']
 
@@ -461,37 +461,51 @@ def decision_metrics(called:np.ndarray, y:np.ndarray, p:np.ndarray|None=None, # 
         if calibrated: out['ece'] = binary_calibration(p, y)['ece']
     return out
 
+# %% ../nbs/07a_crosswalk.ipynb #k013u
+def title_sets(targets:list[dict], # target items
+               min_size:int=3) -> list[np.ndarray]: # fewest targets that make a set
+    "Index arrays of the targets that share one title, for each title held by at least `min_size` targets."
+    by = {}
+    for j, t in enumerate(targets):
+        if t.get('title'): by.setdefault(' '.join(t['title'].lower().split()), []).append(j)
+    return [np.array(v) for v in by.values() if len(v) >= min_size]
+
 # %% ../nbs/07a_crosswalk.ipynb #k014
-def _link_feature_table(scores:np.ndarray, js:np.ndarray, enhancement:np.ndarray) -> dict:
+def _link_feature_table(scores:np.ndarray, js:np.ndarray, enhancement:np.ndarray, sets:list|None=None) -> dict:
     "Every named link feature of targets `js`, each (len(js),)."
     order = np.argsort(-scores, kind='stable'); rank = np.empty(len(order), np.int64); rank[order] = np.arange(len(order))
+    z = (scores - scores.mean()) / (scores.std() + 1e-9); set_z = np.zeros(len(scores))
+    for m in sets or (): set_z[m] = z[m].mean()
     return dict(score=scores[js], log_rank=np.log1p(rank[js]), behind_best=scores[js] - scores[order[0]],
-                z_score=(scores[js] - scores.mean()) / (scores.std() + 1e-9), enhancement=enhancement[js].astype(float))
+                z_score=z[js], enhancement=enhancement[js].astype(float), title_set_z=set_z[js])
 
 LINK_FEATURE_SETS = [['score', 'log_rank', 'behind_best'], ['score', 'log_rank', 'behind_best', 'enhancement'],
                      ['z_score', 'log_rank', 'enhancement'], ['z_score', 'behind_best', 'enhancement'],
                      ['z_score', 'log_rank', 'behind_best', 'enhancement']]
-LINK_FEATURES = ['z_score', 'log_rank', 'enhancement'] # the shipped calibration's
+LINK_FEATURE_SETS += [s + ['title_set_z'] for s in LINK_FEATURE_SETS]
+LINK_FEATURES = ['z_score', 'log_rank', 'enhancement', 'title_set_z'] # the shipped calibration's
 
 # %% ../nbs/07a_crosswalk.ipynb #k014c
 def link_features(scores:np.ndarray, # one source's scores over all targets
                   js:np.ndarray, # the targets to describe
                   enhancement:np.ndarray, # (n_targets,) bool: the target is an enhancement of another
-                  names:list=LINK_FEATURES) -> np.ndarray: # which features, in order
+                  names:list=LINK_FEATURES, # which features, in order
+                  sets:list|None=None) -> np.ndarray: # `title_sets` of the targets (for `title_set_z`)
     "(len(js), len(names)): the named features of each target in `js` for this source."
-    table = _link_feature_table(scores, js, enhancement)
+    table = _link_feature_table(scores, js, enhancement, sets)
     return np.stack([table[n] for n in names], 1)
 
 # %% ../nbs/07a_crosswalk.ipynb #k016
-LINK_CALIBRATION = Calibration(features=['z_score', 'log_rank', 'enhancement'], mean=[2.992077, 2.116781, 0.101613],
-    scale=[0.537648, 0.792134, 0.302139], coef=[0.408132, -0.289647, -0.635691], intercept=-1.429293, threshold=0.1623,
+LINK_CALIBRATION = Calibration(features=['z_score', 'log_rank', 'enhancement', 'title_set_z'],
+    mean=[2.992364, 2.116781, 0.101613, 0.671332], scale=[0.536761, 0.792134, 0.302139, 1.129166],
+    coef=[0.460115, -0.381456, -0.563505, 0.46407], intercept=-1.504027, threshold=0.1537,
     fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5 (context step on)')
 
 # %% ../nbs/07a_crosswalk.ipynb #x038
 def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets, enhancement:np.ndarray,
-            calibration:Calibration=LINK_CALIBRATION) -> list[dict]:
+            calibration:Calibration=LINK_CALIBRATION, sets:list|None=None) -> list[dict]:
     "The top `k` matches of source `i` with evidence, each with the probability that the link holds and the decision."
-    js = order[:k]; p = calibration.probability(link_features(scores, js, enhancement, calibration.features))
+    js = order[:k]; p = calibration.probability(link_features(scores, js, enhancement, calibration.features, sets))
     return [dict(target_id=targets[j]['id'], target_label=targets[j]['label'], target_title=targets[j]['title'],
                  score=round(float(scores[j]), 3), probability=round(float(q), 3), linked=bool(q >= calibration.threshold),
                  evidence=evidence(i, j, src, tgt)) | (
@@ -534,9 +548,9 @@ def crosswalk(sources:list[dict], # items to map (from `load_items`)
     scores = source_context(score_matrix(src, tgt, sources, targets, method), context_keys(sources, context_field), weight)
     orders = np.argsort(-scores, axis=1, kind='stable')
     src.prepare(range(len(sources)))
-    enhancement = np.array([bool(t.get('parent')) for t in targets])
+    enhancement, sets = np.array([bool(t.get('parent')) for t in targets]), title_sets(targets)
     maps = [dict(source_id=s['id'], source_title=s['title'] or ' '.join(s['text'].split())[:200],
-                 matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets, enhancement, calibration))
+                 matches=_ranked(i, orders[i], scores[i], k, src, tgt, targets, enhancement, calibration, sets))
             for i, s in enumerate(sources)]
     metrics = _metrics(sources, targets, orders, truth_field) | _link_metrics(maps, sources, targets, truth_field) if truth_field else {}
     return dict(mappings=maps, metrics=metrics, warnings=warnings)
