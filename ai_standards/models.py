@@ -368,7 +368,7 @@ def from_folder(cls:TorchEncoder, model_path:str|Path, # local sentence-transfor
     from transformers import AutoModel
     path, mods = Path(model_path), _st_modules(str(model_path))
     sub, read = path/mods[0][1] if mods else path, lambda f: json.loads(f.read_text()) if f.exists() else {}
-    cfg, limit = read(sub/'sentence_bert_config.json'), _max_seq_length(sub, read(sub/'sentence_bert_config.json'))
+    cfg = read(sub/'sentence_bert_config.json'); limit = _max_seq_length(sub, cfg)
     if read(path/'config_sentence_transformers.json').get('default_prompt_name'): return None  # a prompt prepended
     if not (_mean_pooling(str(path)) and _plain_st_config(cfg) and limit and (sub/'tokenizer.json').exists()): return None
     with quiet_hf(): model = AutoModel.from_pretrained(sub)
