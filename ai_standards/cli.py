@@ -605,10 +605,10 @@ def _crosswalk_text(res:dict, shown:int=3, truth:dict|None=None) -> str:
     for m in res['mappings']:
         out.append(f"{m['source_id']}  {m['source_title'][:100]}")
         known = set((truth or {}).get(m['source_id'], ()))
-        for r, x in enumerate(m['matches'][:shown], 1):
+        for x in m['matches'][:shown]:
             mark = ('LINK' if x['linked'] else '    ') + (' known' if x['target_id'] in known else '')
             name = f"{x['target_label'] or x['target_id']} {x['target_title'][:60]}"
-            out.append(f"  {r}. {mark} p={x['probability']:.2f}  {name}")
+            out.append(f"  {x['rank']}. {mark} p={x['probability']:.2f}  {name}")
             out.append(f"     \"{x['evidence']['target'][:150]}\"")
     mt, keys = res.get('metrics') or {}, ('recall@1', 'recall@5', 'recall@10', 'mrr', 'ndcg@10')
     if mt:
@@ -715,7 +715,7 @@ def add_crosswalk(sub):
     x.add_argument('--context-field', default='category', metavar='FIELD',
                    help="source record field whose shared values make sources siblings that lend each other their "
                         "scores (default: %(default)s, as in CSF 2.0; none: each source alone)")
-    x.add_argument('--k', type=_positive_int, default=10, help='candidates per source (default: %(default)s)')
+    x.add_argument('--k', type=_positive_int, default=10, help='candidates listed per source, and past them any linked one among its first 20 (default: %(default)s)')
     x.add_argument('--model', metavar='MODEL_DIR',
                    help='embedding model: a folder written by train, or a sentence-transformers folder')
     x.add_argument('--truth-field', metavar='FIELD', help='source field with known target ids: recall@k, MRR, nDCG@10')

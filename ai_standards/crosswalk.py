@@ -17,13 +17,13 @@ from .models import Embedder
 from .lexical import bm25_index, bm25_scores, query_tokens, tokenize, word_tokens
 
 # %% auto #0
-__all__ = ['DEFAULT_METHOD', 'CONTEXT_WEIGHT', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'CSV_COLUMNS', 'NS',
-           'OSCAL_ENUMS', 'item', 'catalog_items', 'load_items', 'collection_items', 'sentences', 'top_sentence_mean',
-           'Embedded', 'oscal_related', 'add_related', 'tfidf_cosine', 'base_scores', 'adjust_scores', 'group_scores',
-           'score_matrix', 'context_keys', 'source_context', 'evidence', 'truth_links', 'ranking_metrics',
-           'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration', 'decision_metrics', 'title_sets',
-           'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource', 'mapping_collection',
-           'oscal_mapping_collection', 'validate_oscal']
+__all__ = ['DEFAULT_METHOD', 'CONTEXT_WEIGHT', 'LINK_FEATURE_SETS', 'LINK_FEATURES', 'LINK_CALIBRATION', 'LINK_DEPTH',
+           'CSV_COLUMNS', 'NS', 'OSCAL_ENUMS', 'item', 'catalog_items', 'load_items', 'collection_items', 'sentences',
+           'top_sentence_mean', 'Embedded', 'oscal_related', 'add_related', 'tfidf_cosine', 'base_scores',
+           'adjust_scores', 'group_scores', 'score_matrix', 'context_keys', 'source_context', 'evidence', 'truth_links',
+           'ranking_metrics', 'Calibration', 'best_threshold', 'fit_calibration', 'binary_calibration',
+           'decision_metrics', 'title_sets', 'link_features', 'unique_ids', 'crosswalk', 'write_csv', 'oscal_resource',
+           'mapping_collection', 'oscal_mapping_collection', 'validate_oscal']
 
 # %% ../nbs/07a_crosswalk.ipynb #x005i
 def item(id:str, # unique within its side of the mapping
@@ -502,15 +502,17 @@ LINK_CALIBRATION = Calibration(features=['z_score', 'log_rank', 'enhancement', '
     fitted_on='CSF 2.0 Govern: 31 subcategories, 20 candidates each, 238 links to SP 800-53 Rev 5 (context step on)')
 
 # %% ../nbs/07a_crosswalk.ipynb #x038
+LINK_DEPTH = 20 # candidates per source the link decision was fitted on: linked ones among them are listed past `k`
+
 def _ranked(i:int, order:np.ndarray, scores:np.ndarray, k:int, src, tgt, targets, enhancement:np.ndarray,
             calibration:Calibration=LINK_CALIBRATION, sets:list|None=None) -> list[dict]:
-    "The top `k` matches of source `i` with evidence, each with the probability that the link holds and the decision."
-    js = order[:k]; p = calibration.probability(link_features(scores, js, enhancement, calibration.features, sets))
-    return [dict(target_id=targets[j]['id'], target_label=targets[j]['label'], target_title=targets[j]['title'],
+    "Source `i`'s top `k` matches and any further linked ones in its top `LINK_DEPTH`, each with its rank, probability and decision."
+    js = order[:max(k, LINK_DEPTH)]; p = calibration.probability(link_features(scores, js, enhancement, calibration.features, sets))
+    return [dict(rank=r, target_id=targets[j]['id'], target_label=targets[j]['label'], target_title=targets[j]['title'],
                  score=round(float(scores[j]), 3), probability=round(float(q), 3), linked=bool(q >= calibration.threshold),
                  evidence=evidence(i, j, src, tgt)) | (
                  dict(file=targets[j]['file'], page=targets[j]['page']) if targets[j]['page'] else {})
-            for j, q in zip(js, p)]
+            for r, (j, q) in enumerate(zip(js, p), 1) if r <= k or q >= calibration.threshold]
 
 # %% ../nbs/07a_crosswalk.ipynb #x038d
 def unique_ids(items:list[dict]) -> list[str]:
@@ -527,7 +529,7 @@ def unique_ids(items:list[dict]) -> list[str]:
 # %% ../nbs/07a_crosswalk.ipynb #x039
 def crosswalk(sources:list[dict], # items to map (from `load_items`)
               targets:list[dict], # items to map onto (from `load_items` or `collection_items`)
-              k:int=10, # candidates listed per source
+              k:int=10, # candidates listed per source (and any further linked ones among its first `LINK_DEPTH`)
               embedder:Embedder|None=None, # default: all-MiniLM-L6-v2
               truth_field:str|None=None, # source field with the known target ids: adds metrics
               method:dict|None=None, # overrides of `DEFAULT_METHOD`
@@ -590,9 +592,9 @@ def write_csv(result:dict, path:str|Path, truth:dict|None=None):
     with open(path, 'w', newline='', encoding='utf-8') as f:
         w = csv.writer(f, quoting=csv.QUOTE_ALL); w.writerow(CSV_COLUMNS)
         for m in result['mappings']:
-            for r, x in enumerate(m['matches'], 1):
+            for x in m['matches']:
                 known = '' if truth is None else 'yes' if x['target_id'] in truth.get(m['source_id'], ()) else 'no'
-                row = (m['source_id'], m['source_title'], r, x['target_id'], x['target_label'], x['target_title'],
+                row = (m['source_id'], m['source_title'], x['rank'], x['target_id'], x['target_label'], x['target_title'],
                        x['score'], x['probability'], 'yes' if x['linked'] else 'no', x['evidence']['source'],
                        x['evidence']['target'], known)
                 w.writerow([flat(v) for v in row])
@@ -635,7 +637,7 @@ def mapping_collection(maps:list[dict], source:dict, target:dict, # OSCAL maps; 
 def oscal_mapping_collection(result:dict, source:dict, target:dict, # `oscal_resource` of the source and target
                              title:str|None=None, source_type:str='control') -> dict:
     "The crosswalk's linked matches as an OSCAL 1.2 mapping-collection document."
-    maps = [_map(m, x, r, source_type) for m in result['mappings'] for r, x in enumerate(m['matches'], 1) if x['linked']]
+    maps = [_map(m, x, x['rank'], source_type) for m in result['mappings'] for x in m['matches'] if x['linked']]
     if not maps: raise ValueError('the crosswalk has no linked matches to write (see the CSV or JSON for the candidates)')
     return mapping_collection(maps, source, target, title or f"Crosswalk from {source['href']} to {target['href']}",
                               'Links decided by ai_standards crosswalk (sentence embeddings, title, BM25, a calibrated '

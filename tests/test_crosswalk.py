@@ -33,15 +33,16 @@ def test_json_csv_oscal(files):
     res = json.loads(r.stdout)
     assert set(res) >= {'mappings', 'metrics'}
     m = res['mappings'][0]
-    assert set(m) == {'source_id', 'source_title', 'matches'} and len(m['matches']) == 2
-    assert set(m['matches'][0]) == {'target_id', 'target_label', 'target_title', 'score', 'probability', 'linked', 'evidence'}
+    assert set(m) == {'source_id', 'source_title', 'matches'} and [x['rank'] for x in m['matches'][:2]] == [1, 2]
+    assert all(x['linked'] and x['rank'] > 2 for x in m['matches'][2:])  # past k: only the linked ones, with their rank
+    assert set(m['matches'][0]) == {'rank', 'target_id', 'target_label', 'target_title', 'score', 'probability', 'linked', 'evidence'}
     assert set(m['matches'][0]['evidence']) >= {'source', 'target'}
     assert [x['matches'][0]['target_id'] for x in res['mappings']] == ['ac-2', 'mp-6', 'pe-3']
     assert res['mappings'][1]['matches'][0]['evidence']['target'].startswith('Sanitize system media')
     assert (res['metrics']['recall@1'], res['metrics']['mrr'], res['metrics']['links_not_in_targets']) == (1.0, 1.0, 1)
     assert (files/'x.csv').read_bytes().startswith(b'"source_id"')  # no byte-order mark
     rows = list(csv.DictReader(open(files/'x.csv', encoding='utf-8', newline='')))
-    assert len(rows) == 6 and [r['rank'] for r in rows[:2]] == ['1', '2'] and rows[0]['known_link'] == 'yes'
+    assert [r['rank'] for r in rows] == [str(x['rank']) for m in res['mappings'] for x in m['matches']] and rows[0]['known_link'] == 'yes'
     doc = json.loads((files/'x.oscal.json').read_text())
     assert validate_oscal(doc).startswith('compliance-trestle') and res['oscal_validated_by'].startswith('compliance-trestle')
     from trestle.oscal.mapping import Model
