@@ -104,7 +104,7 @@ def collection_items(store) -> list[dict]:
         key = (str(m['doc_id']).split(':', 1)[1] if rec else
                f"{m.get('file')}§{m.get('clause')}" if m.get('clause') else cid)
         g = groups.setdefault(key, item(key, '', str(m.get('clause') or ''), m.get('heading') or m.get('title') or '',
-                                        file=m.get('file'), page=m.get('page_start'), clause=m.get('clause'),
+                                        file=m.get('file'), page=None if rec else m.get('page_start'), clause=m.get('clause'),
                                         group=_group(m.get('label'))))
         g['text'] = (g['text'] + '\n' + text).strip()
     for g in groups.values():
@@ -464,10 +464,10 @@ def decision_metrics(called:np.ndarray, y:np.ndarray, p:np.ndarray|None=None, # 
 # %% ../nbs/07a_crosswalk.ipynb #k013u
 def title_sets(targets:list[dict], # target items
                min_size:int=3) -> list[np.ndarray]: # fewest targets that make a set
-    "Index arrays of the targets that share one title, for each title held by at least `min_size` targets."
+    "Index arrays of the records that share one title, for each title held by at least `min_size` (document chunks excepted)."
     by = {}
     for j, t in enumerate(targets):
-        if t.get('title'): by.setdefault(' '.join(t['title'].lower().split()), []).append(j)
+        if t.get('title') and t.get('page') is None: by.setdefault(' '.join(t['title'].lower().split()), []).append(j)
     return [np.array(v) for v in by.values() if len(v) >= min_size]
 
 # %% ../nbs/07a_crosswalk.ipynb #k014
