@@ -96,7 +96,7 @@ def load_items(paths:list, # JSONL, PDF, text files, OSCAL catalog JSON files, a
 def collection_items(store) -> list[dict]:
     "The items stored in a `VectorStore` collection: one per JSONL record, one per chunk otherwise."
     got = store.get(include=['documents', 'metadatas'])
-    groups = {}
+    groups, ends = {}, {}  # ends: where each item's last chunk ended in its document
     rows = sorted(zip(got['ids'], got['documents'], got['metadatas']),
                   key=lambda x: (str(x[2].get('doc_id')), x[2].get('chunk_index', 0)))
     for cid, text, m in rows:
@@ -106,10 +106,15 @@ def collection_items(store) -> list[dict]:
         g = groups.setdefault(key, item(key, '', str(m.get('clause') or ''), m.get('heading') or m.get('title') or '',
                                         file=m.get('file'), page=None if rec else m.get('page_start'), clause=m.get('clause'),
                                         group=_group(m.get('label'))))
-        g['text'] = (g['text'] + '\n' + text).strip()
+        cut = ends.get(key, m.get('char_start', 0)) - m.get('char_start', 0)  # chunks of one record overlap
+        g['text'] = g['text'] + text[cut:] if 0 < cut < len(text) else (g['text'] + '\n' + text).strip()
+        ends[key] = m.get('char_end', 0)
+    oscal = all(re.fullmatch(r'[a-z]{2}-\d+(\.\d+)?', k) for k in groups)
+    alone = len({g['group'] for g in groups.values()}) == len(groups)  # each its own label: no groups
     for g in groups.values():
         p = g['id'].rsplit('.', 1)[0]
         if '.' in g['id'] and p in groups and re.fullmatch(r'[a-z]{2}-\d+\.\d+', g['id']): g['parent'] = p
+        if oscal and alone and len(groups) > 1: g['group'] = g['id'].split('-')[0].upper()  # the family, as `ac` in `ac-2.1`
     return list(groups.values())
 
 # %% ../nbs/07a_crosswalk.ipynb #x014
