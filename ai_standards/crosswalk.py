@@ -109,11 +109,12 @@ def collection_items(store) -> list[dict]:
         cut = ends.get(key, m.get('char_start', 0)) - m.get('char_start', 0)  # chunks of one record overlap
         g['text'] = g['text'] + text[cut:] if 0 < cut < len(text) else (g['text'] + '\n' + text).strip()
         ends[key] = m.get('char_end', 0)
-    oscal = all(re.fullmatch(r'[a-z]{2}-\d+(\.\d+)?', k) for k in groups)
+    oscal_id = re.compile(r'[a-z]{2}-\d+(\.\d+)?').fullmatch  # ac-2, ac-2.1
+    oscal = all(map(oscal_id, groups))
     alone = len({g['group'] for g in groups.values()}) == len(groups)  # each its own label: no groups
     for g in groups.values():
         p = g['id'].rsplit('.', 1)[0]
-        if '.' in g['id'] and p in groups and re.fullmatch(r'[a-z]{2}-\d+\.\d+', g['id']): g['parent'] = p
+        if '.' in g['id'] and p in groups and oscal_id(g['id']): g['parent'] = p
         if oscal and alone and len(groups) > 1: g['group'] = g['id'].split('-')[0].upper()  # the family, as `ac` in `ac-2.1`
     return list(groups.values())
 

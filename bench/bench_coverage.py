@@ -95,7 +95,7 @@ def coverage_tables(scope, csf, emb):
 def link_tables(csf, rev5, emb):
     from ai_standards.crosswalk import (Embedded, LINK_CALIBRATION, LINK_FEATURE_SETS, decision_metrics, fit_calibration,
                                         link_features, score_matrix, truth_links, source_context, context_keys, CONTEXT_WEIGHT,
-                                        title_sets)
+                                        title_sets, LINK_DEPTH)
     src, tgt = Embedded(csf, emb), Embedded(rev5, emb, 'target')
     S0 = score_matrix(src, tgt, csf, rev5); keys = context_keys(csf)
     pos = {t['id']: j for j, t in enumerate(rev5)}; enh = np.array([bool(t.get('parent')) for t in rev5])
@@ -107,7 +107,7 @@ def link_tables(csf, rev5, emb):
     ctext = [f"{t['label']} {t['title']}. {t['text']}" for t in rev5]
     cos = emb.generate_embeddings([s['text'] for s in csf]) @ emb.generate_embeddings(ctext).T
     corder = np.argsort(-cos, 1, kind='stable')
-    def rows(idx, names, K=20):
+    def rows(idx, names, K=LINK_DEPTH):
         X, y = [], []
         for i in idx:
             js = orders[i, :K]; X.append(link_features(S[i], js, enh, names, sets)); y += [j in known[i] for j in js]
@@ -118,10 +118,11 @@ def link_tables(csf, rev5, emb):
             npos += len(known[i]); js = order[i, :k]; y += [j in known[i] for j in js]; called += [True] * len(js)
         return decision_metrics(called, y, n_positive=npos)
     gv = np.flatnonzero(fn == 'GV')
-    selection = [dict(features=names, **grouped_cv(gv, names, rows, fit_calibration, decision_metrics)) for names in LINK_FEATURE_SETS]
+    selection = [dict(features=names, **grouped_cv(gv, names, rows, fit_calibration, decision_metrics, depth=LINK_DEPTH))
+                 for names in LINK_FEATURE_SETS]
     chosen = max(selection, key=lambda r: r['f1'])['features']  # the best mean over the repeats
     Xg, yg, ng = rows(gv, chosen)
-    refit = fit_calibration(Xg, yg, chosen, 'refit in this run on GV', n_positive=ng, groups=np.repeat(gv, 20))
+    refit = fit_calibration(Xg, yg, chosen, 'refit in this run on GV', n_positive=ng, groups=np.repeat(gv, LINK_DEPTH))
     out = []
     for name, cal in (('crosswalk linked (shipped calibration)', LINK_CALIBRATION), ('the same, refitted in this run on GV', refit)):
         r = {}
@@ -131,7 +132,7 @@ def link_tables(csf, rev5, emb):
             if cal is LINK_CALIBRATION and f == 'ID': RELIABILITY['links (crosswalk), ID'] = (p, y)
         out.append(dict(method=name, k='-', **r))
     S, orders = source_context(S0, keys, 0), np.argsort(-S0, 1, kind='stable')  # the same recipe without the context step
-    Xg0, yg0, _ = rows(gv, chosen); cal0 = fit_calibration(Xg0, yg0, chosen, 'GV, no context step', n_positive=ng, groups=np.repeat(gv, 20))
+    Xg0, yg0, _ = rows(gv, chosen); cal0 = fit_calibration(Xg0, yg0, chosen, 'GV, no context step', n_positive=ng, groups=np.repeat(gv, LINK_DEPTH))
     r = {}
     for f in ('GV', 'ID'):
         X, y, npos = rows(np.flatnonzero(fn == f), chosen); p = cal0.probability(X); r[f] = decision_metrics(p >= cal0.threshold, y, p, n_positive=npos)
@@ -174,15 +175,15 @@ def ranks(S, known, idx) -> dict:
 
 CV_REPEATS = 20  # one dealing of 31 sources into 5 folds moves F1 by a few hundredths: the selection takes the mean of 20
 
-def grouped_cv(idx, names, rows, fit_calibration, decision_metrics, folds=5, repeats=CV_REPEATS):
-    """Pair P/R/F1 of the link decision with `names` by 5-fold CV over GV sources (a source's candidates in one fold; P/R/F1
+def grouped_cv(idx, names, rows, fit_calibration, decision_metrics, depth, folds=5, repeats=CV_REPEATS):
+    """Pair P/R/F1 of the link decision with `names` by 5-fold CV over GV sources (a source's `depth` candidates in one fold; P/R/F1
     pooled over the held-out folds), each the mean of `repeats` dealings of the sources into folds at random, with F1's standard error."""
     runs = []
     for seed in range(repeats):
         perm, called, y, npos = np.random.default_rng(seed).permutation(idx), [], [], 0
         for f in range(folds):
             test, train = np.sort(perm[f::folds]), np.setdiff1d(idx, perm[f::folds])
-            X, yt, nt = rows(train, names); cal = fit_calibration(X, yt, names, n_positive=nt, groups=np.repeat(train, 20))
+            X, yt, nt = rows(train, names); cal = fit_calibration(X, yt, names, n_positive=nt, groups=np.repeat(train, depth))
             Xs, ys, ns = rows(test, names); called += list(cal.probability(Xs) >= cal.threshold); y += list(ys); npos += ns
         runs.append(decision_metrics(called, y, n_positive=npos))
     out = {k: round(float(np.mean([r[k] for r in runs])), 3) for k in ('precision', 'recall', 'f1')}
@@ -272,6 +273,7 @@ def fmt(m, keys=('precision', 'recall', 'f1', 'average_precision', 'roc_auc', 'e
 def main():
     if not DATA.exists(): sys.exit(f'NIST data not found at {DATA}: set AI_STANDARDS_DATA (see its README.md)')
     from ai_standards.models import Embedder
+    from ai_standards.crosswalk import LINK_DEPTH
     t0 = time.time(); emb = Embedder()
     scope, rp, csf, rev5 = setup()
     cov, cov_refit, n, status, cov_selection = coverage_tables(scope, csf, emb)
@@ -307,7 +309,7 @@ def main():
     md += ['', f"ID statuses with the shipped calibration: {status}.", '', f"Refitted coverage calibration: {cov_refit.__dict__}", '',
            '## Crosswalk decisions: CSF 2.0 -> 1,007 SP 800-53 Rev 5 records', '',
            'Pair precision / recall / F1 of the pairs called links (recall over all of NIST\'s links, 238 on GV, 204 on ID); AP, AUC and '
-           'ECE of the probability over the 20 best candidates of each subcategory. k of the top-k rows chosen on GV.', '',
+           f'ECE of the probability over the {LINK_DEPTH} best candidates of each subcategory. k of the top-k rows chosen on GV.', '',
            '| method | k | GV P | GV R | GV F1 | GV AP | GV AUC | GV ECE | ID P | ID R | ID F1 | ID AP | ID AUC | ID ECE |',
            '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     md += [f"| {r['method']} | {r['k']} | {fmt(r['GV'])} | {fmt(r['ID'])} |" for r in links]
