@@ -16,7 +16,7 @@ from .chunking import default_model_path
 # %% auto #0
 __all__ = ['INT8_ONNX', 'QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint',
            'default_cache_dir', 'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx', 'export_onnx_int8',
-           'OnnxEncoder', 'TorchEncoder', 'Embedder', 'load_classifier']
+           'length_batches', 'OnnxEncoder', 'TorchEncoder', 'Embedder', 'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c005p
 os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
@@ -190,6 +190,20 @@ def export_onnx_int8(model_path:str, # local sentence-transformers folder (Trans
                      extra_options={'DefaultTensorType': 1})
     return Path(out_dir)/INT8_ONNX
 
+# %% ../nbs/03_models.ipynb #lb02
+def length_batches(lengths:list[int], # token count of each text
+                   batch_size:int=32, # most texts in one batch
+                   slack:float=0.1, # padding a batch may add, as a share of its real tokens
+                  ) -> list[np.ndarray]:
+    "Indices into `lengths`, longest first, in batches of at most `batch_size` texts whose padding stays within `slack`."
+    order, out, start, real = np.argsort([-n for n in lengths], kind='stable'), [], 0, 0
+    for i, j in enumerate(order):
+        n = i - start  # texts in the open batch
+        if n and (n >= batch_size or (n + 1) * lengths[order[start]] > (1 + slack) * (real + lengths[j])):
+            out.append(order[start:i]); start, real = i, 0
+        real += lengths[j]
+    return out + [order[start:]] if len(order) else out
+
 # %% ../nbs/03_models.ipynb #c024
 class OnnxEncoder:
     "Mean-pooled, normalized sentence embeddings from an ONNX file with ONNX Runtime."
@@ -202,19 +216,19 @@ class OnnxEncoder:
         so.add_session_config_entry('session.intra_op.allow_spinning', '0')  # idle threads sleep: no core burnt spinning
         self.session = ort.InferenceSession(str(onnx_path), so, providers=['CPUExecutionProvider'])
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.tok = load_tokenizer(model_path); self.tok.enable_truncation(max_seq_length); self.tok.enable_padding()
+        self.tok = load_tokenizer(model_path); self.tok.enable_truncation(max_seq_length); self.tok.no_padding()
 
     def encode(self, texts:list[str], batch_size:int=32, progress:bool=False) -> np.ndarray:
         "Normalized float32 embeddings of `texts`, in order."
         dim = self.session.get_outputs()[0].shape[-1] or 0
         out = np.zeros((len(texts), dim), np.float32) if texts else np.zeros((0, 0), np.float32)
-        order = np.argsort([-len(t) for t in texts], kind='stable')
-        for i in tqdm(range(0, len(texts), batch_size), desc='embedding', unit='batch', disable=not progress):
-            idx = order[i:i+batch_size]
-            enc = self.tok.encode_batch([texts[j] for j in idx])
-            feed = {'input_ids': np.array([e.ids for e in enc], np.int64),
-                    'attention_mask': np.array([e.attention_mask for e in enc], np.int64),
-                    'token_type_ids': np.array([e.type_ids for e in enc], np.int64)}
+        encs = self.tok.encode_batch(texts)
+        for idx in tqdm(length_batches([len(e.ids) for e in encs], batch_size), desc='embedding', unit='batch', disable=not progress):
+            n = max(len(encs[j].ids) for j in idx)
+            feed = {k: np.zeros((len(idx), n), np.int64) for k in ('input_ids', 'attention_mask', 'token_type_ids')}
+            for r, j in enumerate(idx):
+                e = encs[j]; w = len(e.ids)
+                feed['input_ids'][r, :w], feed['attention_mask'][r, :w], feed['token_type_ids'][r, :w] = e.ids, 1, e.type_ids
             h = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
             m = feed['attention_mask'][..., None].astype(np.float32)
             v = (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
@@ -328,14 +342,14 @@ def _forward(self:TorchEncoder, encs:list) -> np.ndarray:
 # %% ../nbs/03_models.ipynb #t32e
 @patch
 def encode(self:TorchEncoder, texts:list[str], batch_size:int=32, progress:bool=False) -> np.ndarray:
-    "Normalized float32 embeddings of `texts`, in order (batched longest first)."
+    "Normalized float32 embeddings of `texts`, in order (in `length_batches`)."
     import torch
     encs = self.tok.encode_batch(texts)
-    order = np.argsort([-len(e.ids) for e in encs], kind='stable')
+    batches = length_batches([len(e.ids) for e in encs], batch_size)
     out = np.zeros((len(texts), self.model.config.hidden_size), np.float32)
     with torch.inference_mode():
-        for i in tqdm(range(0, len(texts), batch_size), desc='embedding', unit='batch', disable=not progress):
-            idx = order[i:i+batch_size]; out[idx] = self._forward([encs[j] for j in idx])
+        for idx in tqdm(batches, desc='embedding', unit='batch', disable=not progress):
+            out[idx] = self._forward([encs[j] for j in idx])
     return out
 
 # %% ../nbs/03_models.ipynb #t32s

@@ -6,8 +6,10 @@ in alternating turns (round-robin, the order rotated each round; best turn kept)
 slows all of them alike and the ratios to plain encode come from the same minutes. The machine's matmul ceiling (2048^2
 matrices, torch, fp32 and bf16) is measured in the same run, before and after the turns (best kept), and each variant's
 tokens/s is set against it: MiniLM's useful FLOPs per token (linear layers plus attention over each text's own length).
-Beside the 2048^2 ceilings: MiniLM's own linear shapes in bf16, and its attention alone (SDPA on the texts' own length-sorted
-batches), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable).
+Beside the 2048^2 ceilings: MiniLM's own linear shapes in bf16, and its attention alone (SDPA on the batches the default
+path forms), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable).
+Small calls: the same texts shuffled into calls of 48 (as a classification or crosswalk call sends them), the reference
+against the default path, timed in alternating turns.
 Where the time goes: one profiled pass (torch profiler) of the reference and of the default path, by part of the encoder.
 Run: python bench/bench_embeddings.py [--rounds 3]   -> bench/results/embeddings.{md,json}
 """
@@ -68,10 +70,10 @@ def minilm_gflops(tokens=4096, reps=10):
     return 2 * tokens * sum(k * o for k, o in shapes) / best / 1e9
 
 def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
-    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16) over the texts' own length-sorted batches, padding masks on, for every layer."
+    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16) over the batches the default path forms, padding masks on, for every layer."
     import torch
-    order = sorted(lengths, reverse=True)
-    batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+    from ai_standards.models import length_batches
+    batches = [[lengths[j] for j in b] for b in length_batches(lengths, batch)]
     args = []
     for b in batches:
         q, k, v = (torch.randn(len(b), b[0], heads, width).bfloat16().transpose(1, 2) for _ in range(3))
@@ -158,6 +160,11 @@ def main(rounds):
     attainable_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9 + attn_s  # linears at their shapes' rate
     ceiling['bf16_attainable'] = work / attainable_s / 1e9
     profiled = [names[0], next(n for n in names if 'default' in n)]  # before (plain encode) and after (the default path)
+    calls = [list(c) for c in np.array_split(np.random.default_rng(0).permutation(len(texts)), len(texts) // 48)]
+    small = {n: [] for n in profiled}
+    for r in range(rounds):  # small calls of mixed lengths: each call's batches span its lengths
+        for n in (profiled if r % 2 == 0 else profiled[::-1]):
+            t = time.perf_counter(); [encs[n][0]([texts[j] for j in c]) for c in calls]; small[n].append(time.perf_counter() - t)
     profiles = {n: where_time_goes(encs[n][0], texts) for n in profiled}
     load.append(os.getloadavg()[0])
     ref_e, ref_q = quality[names[0]]
@@ -186,13 +193,18 @@ def main(rounds):
             f"i.e. {tps['fp32']} and {tps['bf16']} tokens/s. MiniLM's own linear shapes (4096 tokens x 384/1152/1536, bf16) reach "
             f"{ceiling['bf16_minilm_shapes']:.0f} GFLOP/s here ({tps['bf16_minilm_shapes']} tokens/s): the most its matmuls can give on this machine. "
             f"Attention is {100 * flops(lengths, cfg, 'attention') / work:.0f}% of the FLOPs, and PyTorch's fused attention alone (SDPA, bf16, "
-            f"{cfg.num_attention_heads} heads {cfg.hidden_size // cfg.num_attention_heads} wide, {cfg.num_hidden_layers} layers, on the texts' own length-sorted batches of 32 with their padding masks) takes {attn_s:.2f} s, "
+            f"{cfg.num_attention_heads} heads {cfg.hidden_size // cfg.num_attention_heads} wide, {cfg.num_hidden_layers} layers, on the batches the default path forms, at most 32 texts and 10% padding each, with their padding masks) takes {attn_s:.2f} s, "
             f"{ceiling['bf16_attention']:.0f} GFLOP/s: "
             f"with the linear layers at their shapes' rate and attention at SDPA's, the encoder can reach {ceiling['bf16_attainable']:.0f} "
             f"GFLOP/s ({tps['bf16_attainable']} tokens/s, {100 * ceiling['bf16_attainable'] / ceiling['bf16']:.0f}% of the 2048² bf16 ceiling; "
             f"column pct_bf16_attainable). Each variant timed {rounds} times in alternating turns; best turn shown "
             '(all turns in embeddings.json). One warm-up call before timing; embedding cache off. '
             'nDCG@10: the control title as query, its own text as the one relevant passage.\n')
+    sm = {n: min(v) for n, v in small.items()}
+    note += (f'\n## Small calls\n\nThe same {len(texts)} texts shuffled (seed 0) into {len(calls)} calls of about 48 texts, as a classification, '
+             f"crosswalk or coverage call sends them, so each call's batches span short and long texts; best of {rounds} alternating turns.\n\n"
+             '| variant | seconds | tokens_per_s | x_plain |\n|---|---|---|---|\n'
+             + ''.join(f'| {n} | {sm[n]:.2f} | {sum(lengths) / sm[n]:.0f} | {sm[profiled[0]] / sm[n]:.2f} |\n' for n in profiled))
     note += ('\n## Where the time goes\n\nOne more pass of the reference and of the default path under the torch profiler (self CPU time '
              'of its ops, grouped by the part of the encoder they serve; the rest of the wall time is outside torch ops: tokenization, '
              'Python, batching). The profiler adds some overhead, so read the shares rather than the seconds.\n\n'
@@ -201,6 +213,7 @@ def main(rounds):
     (out/'embeddings.md').write_text('# Embedding benchmark\n\n' + table + note)
     (out/'embeddings.json').write_text(json.dumps(dict(rows=rows, ceiling_gflops={k: round(v, 1) for k, v in ceiling.items()},
                                                       ceiling_tokens_per_s=tps, tokens=sum(lengths), rounds=rounds,
+                                                      small_calls=dict(calls=len(calls), seconds_all={n: [round(x, 2) for x in v] for n, v in small.items()}),
                                                       load_average=load, where_time_goes={n: dict(wall=round(v['wall'], 3), parts={k: round(x, 3) for k, x in v['parts'].items()}) for n, v in profiles.items()}), indent=1))
     print(table + note)
 
