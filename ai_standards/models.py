@@ -195,7 +195,7 @@ def length_batches(lengths:list[int], # token count of each text
                    batch_size:int=32, # most texts in one batch
                    slack:float=0.1, # padding a batch may add, as a share of its real tokens
                   ) -> list[np.ndarray]:
-    "Indices into `lengths`, longest first, in batches of at most `batch_size` texts whose padding stays within `slack`."
+    "Indices into `lengths`, longest first, in batches of at most `batch_size` texts, padding within `slack`."
     order, out, start, real = np.argsort([-n for n in lengths], kind='stable'), [], 0, 0
     for i, j in enumerate(order):
         n = i - start  # texts in the open batch
@@ -223,12 +223,14 @@ class OnnxEncoder:
         dim = self.session.get_outputs()[0].shape[-1] or 0
         out = np.zeros((len(texts), dim), np.float32) if texts else np.zeros((0, 0), np.float32)
         encs = self.tok.encode_batch(texts)
-        for idx in tqdm(length_batches([len(e.ids) for e in encs], batch_size), desc='embedding', unit='batch', disable=not progress):
+        batches = length_batches([len(e.ids) for e in encs], batch_size)
+        for idx in tqdm(batches, desc='embedding', unit='batch', disable=not progress):
             n = max(len(encs[j].ids) for j in idx)
             feed = {k: np.zeros((len(idx), n), np.int64) for k in ('input_ids', 'attention_mask', 'token_type_ids')}
             for r, j in enumerate(idx):
                 e = encs[j]; w = len(e.ids)
-                feed['input_ids'][r, :w], feed['attention_mask'][r, :w], feed['token_type_ids'][r, :w] = e.ids, 1, e.type_ids
+                feed['input_ids'][r, :w], feed['token_type_ids'][r, :w] = e.ids, e.type_ids
+                feed['attention_mask'][r, :w] = 1
             h = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
             m = feed['attention_mask'][..., None].astype(np.float32)
             v = (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
