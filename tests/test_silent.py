@@ -227,11 +227,16 @@ def many_pdfs(sample_pdfs, tmp_path_factory):
         for f in sample_pdfs.rglob('*.pdf'): shutil.copy(f, d/f'{i}-{f.name}')
     return d
 
+def _sigint_default():
+    "In the child: Ctrl-C's default action, which a shell's background job (`pytest ... &`) would otherwise pass down ignored."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def _start_reading(folder:Path):
     "`ai-standards chunk FOLDER` in its own session, returned once its reader processes are running."
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     proc = subprocess.Popen([sys.executable, '-m', 'ai_standards.cli', 'chunk', str(folder), '--json'], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     deadline = time.time() + 120
     while len(_children(proc.pid)) < 2 and proc.poll() is None and time.time() < deadline: time.sleep(0.05)
     time.sleep(0.5)  # the workers import their modules and take jobs
