@@ -204,6 +204,15 @@ def length_batches(lengths:list[int], # token count of each text
         real += lengths[j]
     return out + [order[start:]] if len(order) else out
 
+# %% ../nbs/03_models.ipynb #lb05
+def _padded(encs:list, # tokenizer encodings of one batch
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Token ids, attention mask and token type ids of `encs`, each (batch, longest) int64, zeros past each text's end."
+    n = max(len(e.ids) for e in encs)
+    ids, mask, types = (np.zeros((len(encs), n), np.int64) for _ in range(3))
+    for r, e in enumerate(encs): w = len(e.ids); ids[r, :w], mask[r, :w], types[r, :w] = e.ids, 1, e.type_ids
+    return ids, mask, types
+
 # %% ../nbs/03_models.ipynb #c024
 class OnnxEncoder:
     "Mean-pooled, normalized sentence embeddings from an ONNX file with ONNX Runtime."
@@ -225,14 +234,10 @@ class OnnxEncoder:
         encs = self.tok.encode_batch(texts)
         batches = length_batches([len(e.ids) for e in encs], batch_size)
         for idx in tqdm(batches, desc='embedding', unit='batch', disable=not progress):
-            n = max(len(encs[j].ids) for j in idx)
-            feed = {k: np.zeros((len(idx), n), np.int64) for k in ('input_ids', 'attention_mask', 'token_type_ids')}
-            for r, j in enumerate(idx):
-                e = encs[j]; w = len(e.ids)
-                feed['input_ids'][r, :w], feed['token_type_ids'][r, :w] = e.ids, e.type_ids
-                feed['attention_mask'][r, :w] = 1
+            ids, mask, types = _padded([encs[j] for j in idx])
+            feed = dict(input_ids=ids, attention_mask=mask, token_type_ids=types)
             h = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
-            m = feed['attention_mask'][..., None].astype(np.float32)
+            m = mask[..., None].astype(np.float32)
             v = (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
             out[idx] = v / np.clip(np.linalg.norm(v, axis=1, keepdims=True), 1e-12, None)
         return out
@@ -330,11 +335,8 @@ class TorchEncoder:
 def _forward(self:TorchEncoder, encs:list) -> np.ndarray:
     "Normalized float32 embeddings of one batch of tokenizer encodings."
     import torch
-    lens = [len(e.ids) for e in encs]; n = max(lens)
-    ids, mask = np.zeros((len(encs), n), np.int64), np.zeros((len(encs), n), np.int64)
-    for r, e in enumerate(encs): ids[r, :lens[r]] = e.ids; mask[r, :lens[r]] = 1
-    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
-    types, pad = torch.zeros_like(ids) if self.types else None, None if min(lens) == n else mask
+    ids, mask = (torch.from_numpy(a) for a in _padded(encs)[:2])
+    types, pad = torch.zeros_like(ids) if self.types else None, None if bool(mask.all()) else mask
     if self.fused: h = self.fused(ids, pad, types)
     else: h = self.model(input_ids=ids, attention_mask=pad, **dict(token_type_ids=types) if self.types else {}).last_hidden_state
     m = mask.unsqueeze(-1).float()
