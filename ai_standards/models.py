@@ -16,7 +16,7 @@ from .chunking import default_model_path
 # %% auto #0
 __all__ = ['INT8_ONNX', 'QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint',
            'default_cache_dir', 'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx', 'export_onnx_int8',
-           'length_batches', 'OnnxEncoder', 'TorchEncoder', 'Embedder', 'load_classifier']
+           'length_batches', 'OnnxEncoder', 'TorchEncoder', 'batch_plan', 'Embedder', 'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c005p
 os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
@@ -343,18 +343,52 @@ def _forward(self:TorchEncoder, encs:list) -> np.ndarray:
     v = (h.float() * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(v, dim=1).numpy()
 
+# %% ../nbs/03_models.ipynb #st02
+def _one_thread_map(fn, # called on each item, from a worker thread
+                    items:list, # work, taken in order by whichever worker is free
+                    workers:int, # worker threads, each running torch ops on one thread
+                   ) -> list:
+    "`[fn(x) for x in items]` on `workers` threads that each run torch on one thread; a worker's error is raised here."
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+    prev = torch.get_num_threads()
+    def one(x):
+        if torch.get_num_threads() != 1: torch.set_num_threads(1)  # this thread's own OpenMP pool
+        return fn(x)
+    try:
+        with ThreadPoolExecutor(workers) as ex: return list(ex.map(one, items))
+    finally: torch.set_num_threads(prev)  # the process-wide count, which threads started later take
+
+
+# %% ../nbs/03_models.ipynb #bp01
+def batch_plan(lengths:list[int], # token count of each text of one call
+               batch_size:int=32, # most texts in one batch
+               workers:int=1, # one-thread workers available (torch's thread count)
+              ) -> tuple[list[np.ndarray], int]:
+    "The call's `length_batches` and the one-thread workers that run them (1: one worker on torch's own threads)."
+    if workers < 2 or len(lengths) < 8 * workers: return length_batches(lengths, batch_size), 1
+    return length_batches(lengths, max(1, min(batch_size // 2, 16, len(lengths) // (2 * workers)))), workers
+
+
 # %% ../nbs/03_models.ipynb #t32e
 @patch
-def encode(self:TorchEncoder, texts:list[str], batch_size:int=32, progress:bool=False) -> np.ndarray:
-    "Normalized float32 embeddings of `texts`, in order (in `length_batches`)."
+def encode(self:TorchEncoder, texts:list[str], batch_size:int=32, progress:bool=False,
+           workers:int|None=None, # one-thread workers; default: torch's thread count
+          ) -> np.ndarray:
+    "Normalized float32 embeddings of `texts`, in order, in the batches and on the workers of `batch_plan`."
     import torch
     encs = self.tok.encode_batch(texts)
-    batches = length_batches([len(e.ids) for e in encs], batch_size)
+    batches, workers = batch_plan([len(e.ids) for e in encs], batch_size, workers or torch.get_num_threads())
     out = np.zeros((len(texts), self.model.config.hidden_size), np.float32)
-    with torch.inference_mode():
-        for idx in tqdm(batches, desc='embedding', unit='batch', disable=not progress):
-            out[idx] = self._forward([encs[j] for j in idx])
+    bar = tqdm(total=len(batches), desc='embedding', unit='batch', disable=not progress)
+    def run(idx):
+        with torch.inference_mode(): out[idx] = self._forward([encs[j] for j in idx])
+        bar.update()
+    if workers > 1: _one_thread_map(run, batches, workers)
+    else: [run(idx) for idx in batches]
+    bar.close()
     return out
+
 
 # %% ../nbs/03_models.ipynb #t32s
 _PLAIN_ST_KEYS = {'max_seq_length', 'do_lower_case', 'transformer_task', 'modality_config', 'module_output_name'}
@@ -461,7 +495,7 @@ def _probe_bf16(self:Embedder) -> dict:
     "Time the fp32 and bf16 paths on the quality sentences in alternating turns (best of 3); cached per model and CPU."
     import platform, torch
     cpu = hashlib.sha256(f'{platform.processor()}{os.cpu_count()}{torch.get_num_threads()}'.encode()).hexdigest()[:8]
-    f = default_cache_dir()/'probes'/f'fused-{self.fingerprint}-{cpu}.json'  # renamed when either path changes
+    f = default_cache_dir()/'probes'/f'workers-{self.fingerprint}-{cpu}.json'  # renamed when either path changes
     if f.exists(): return json.loads(f.read_text())
     texts, best = QUALITY_TEXTS * 4, {False: float('inf'), True: float('inf')}
     for turn in range(3):  # alternating turns: a noisy neighbour slows both, not one

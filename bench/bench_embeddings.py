@@ -56,24 +56,27 @@ def matmul_gflops(dtype, n=2048, reps=10):
         t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
-def minilm_gflops(tokens=4096, reps=10):
-    "Best bf16 GFLOP/s of MiniLM's own linear shapes (tokens x 384 -> 1152, 384, 1536 and 1536 -> 384), summed as a layer runs them."
+def minilm_gflops(tokens=4096, reps=10, workers=1):
+    "Best bf16 GFLOP/s of MiniLM's own linear shapes (tokens x 384 -> 1152, 384, 1536 and 1536 -> 384), summed as a layer runs them, on `workers` one-thread workers (1: torch's threads)."
     import torch
+    from ai_standards.models import _one_thread_map
     F = torch.nn.functional
     shapes = [(384, 1152), (384, 384), (384, 1536), (1536, 384)]
     xs = {k: torch.randn(tokens, k).bfloat16() for k, _ in shapes}
     ws = [torch.randn(o, k).bfloat16() for k, o in shapes]
-    run = lambda: [F.linear(xs[w.shape[1]], w) for w in ws]
+    one = lambda _=None: [F.linear(xs[w.shape[1]], w) for w in ws]
+    run = (lambda: _one_thread_map(one, range(workers), workers)) if workers > 1 else one
     run(); best = float('inf')
     for _ in range(reps):
         t = time.perf_counter(); run(); best = min(best, time.perf_counter() - t)
-    return 2 * tokens * sum(k * o for k, o in shapes) / best / 1e9
+    return 2 * tokens * workers * sum(k * o for k, o in shapes) / best / 1e9
 
 def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
-    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16) over the batches the default path forms, padding masks on, for every layer."
+    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16) over the batches the default path forms, on its workers, padding masks on, for every layer."
     import torch
-    from ai_standards.models import length_batches
-    batches = [[lengths[j] for j in b] for b in length_batches(lengths, batch)]
+    from ai_standards.models import batch_plan, _one_thread_map
+    plan, workers = batch_plan(lengths, batch, torch.get_num_threads())
+    batches = [[lengths[j] for j in b] for b in plan]
     args = []
     for b in batches:
         q, k, v = (torch.randn(len(b), b[0], heads, width).bfloat16().transpose(1, 2) for _ in range(3))
@@ -81,11 +84,14 @@ def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
         args.append((q, k, v, None if min(b) == b[0] else mask))
     best = float('inf')
     with torch.inference_mode():
+        def sdpa(a):
+            with torch.inference_mode(): return torch.nn.functional.scaled_dot_product_attention(a[0], a[1], a[2], attn_mask=a[3])
         for _ in range(reps):
             t = time.perf_counter()
-            for q, k, v, m in args: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+            if workers > 1: _one_thread_map(sdpa, args, workers)
+            else: [sdpa(a) for a in args]
             best = min(best, time.perf_counter() - t)
-    return best * layers
+    return best * layers, len(batches), workers
 
 def flops(lengths, cfg, part='all'):
     "Useful FLOPs of the encoder over texts of these token lengths: linear layers, attention, or 'all' (no padding)."
@@ -105,22 +111,24 @@ def op_group(op:str) -> str:
     "The part of the encoder a profiled torch op belongs to."
     return next((g for g, keys in OP_GROUPS if any(k in op for k in keys)), OTHER_OPS)
 
-def where_time_goes(fn, texts) -> dict:
-    "Seconds of one pass of `fn` over `texts` by part of the encoder (torch profiler, self CPU time), and the rest outside torch ops."
+def where_time_goes(fn, texts, threads=1) -> dict:
+    "Thread-seconds of one pass of `fn` over `texts` by part of the encoder (torch profiler on all threads, self CPU time), and the rest of `threads` x wall outside torch ops."
     from torch.profiler import profile, ProfilerActivity
+    from torch._C._profiler import _ExperimentalConfig
     t = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]) as p: fn(texts)
+    with profile(activities=[ProfilerActivity.CPU], experimental_config=_ExperimentalConfig(profile_all_threads=True)) as p: fn(texts)
     wall, parts = time.perf_counter() - t, {}
     for e in p.key_averages(): parts[op_group(e.key)] = parts.get(op_group(e.key), 0) + e.self_cpu_time_total / 1e6
-    parts[OUTSIDE_OPS] = max(wall - sum(parts.values()), 0)
-    return dict(wall=wall, parts=parts)
+    parts[OUTSIDE_OPS] = max(threads * wall - sum(parts.values()), 0)
+    return dict(wall=wall, threads=threads, parts=parts)
 
 def breakdown_table(profiles:dict) -> str:
     "Markdown: seconds and share of each part, one column pair per profiled variant."
     names = list(profiles)
     head = '| part | ' + ' | '.join(f'{n}: s | %' for n in names) + ' |'
-    rows = [f"| {g} | " + ' | '.join(f"{profiles[n]['parts'].get(g, 0):.2f} | {100 * profiles[n]['parts'].get(g, 0) / profiles[n]['wall']:.0f}" for n in names) + ' |' for g in PARTS]
-    total = '| whole pass (profiler on) | ' + ' | '.join(f"{profiles[n]['wall']:.2f} | 100" for n in names) + ' |'
+    whole = {n: profiles[n]['wall'] * profiles[n]['threads'] for n in names}
+    rows = [f"| {g} | " + ' | '.join(f"{profiles[n]['parts'].get(g, 0):.2f} | {100 * profiles[n]['parts'].get(g, 0) / whole[n]:.0f}" for n in names) + ' |' for g in PARTS]
+    total = '| whole pass (profiler on): wall x calling threads | ' + ' | '.join(f"{whole[n]:.2f} | 100" for n in names) + ' |'
     return '\n'.join([head, '|---|' + '---|---|' * len(names)] + rows + [total])
 
 def ndcg10(q, e):
@@ -140,8 +148,11 @@ def main(rounds):
     work = flops(lengths, cfg)
     attention = lambda: attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads,
                                           width=cfg.hidden_size // cfg.num_attention_heads)
-    ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16), 'bf16_minilm_shapes': minilm_gflops()}
-    attn_s = attention()
+    from ai_standards.models import batch_plan
+    workers = batch_plan(lengths, 32, torch.get_num_threads())[1]  # the default path's one-thread workers on this call
+    shapes = lambda: max(minilm_gflops(), minilm_gflops(workers=workers))  # the linear layers' best, either way
+    ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16), 'bf16_minilm_shapes': shapes()}
+    attn_s, n_batches, _ = attention()
     load = [os.getloadavg()[0]]
     encs, quality = {}, {}
     for name in VARIANTS:  # load, warm up, and embed once for quality (texts, then titles as queries)
@@ -154,8 +165,8 @@ def main(rounds):
             t = time.perf_counter(); encs[name][0](texts); times[name].append(time.perf_counter() - t)
         print(f'round {r + 1}:', {n[:30]: round(times[n][-1], 2) for n in names}, flush=True)
     for k, dt in (('fp32', torch.float32), ('bf16', torch.bfloat16)): ceiling[k] = max(ceiling[k], matmul_gflops(dt))
-    ceiling['bf16_minilm_shapes'] = max(ceiling['bf16_minilm_shapes'], minilm_gflops())
-    attn_s = min(attn_s, attention())
+    ceiling['bf16_minilm_shapes'] = max(ceiling['bf16_minilm_shapes'], shapes())
+    attn_s = min(attn_s, attention()[0])
     ceiling['bf16_attention'] = flops(lengths, cfg, 'attention') / attn_s / 1e9
     attainable_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9 + attn_s  # linears at their shapes' rate
     ceiling['bf16_attainable'] = work / attainable_s / 1e9
@@ -165,7 +176,7 @@ def main(rounds):
     for r in range(rounds):  # small calls of mixed lengths: each call's batches span its lengths
         for n in (profiled if r % 2 == 0 else profiled[::-1]):
             t = time.perf_counter(); [encs[n][0]([texts[j] for j in c]) for c in calls]; small[n].append(time.perf_counter() - t)
-    profiles = {n: where_time_goes(encs[n][0], texts) for n in profiled}
+    profiles = {n: where_time_goes(encs[n][0], texts, workers if n == profiled[1] else 1) for n in profiled}
     load.append(os.getloadavg()[0])
     ref_e, ref_q = quality[names[0]]
     rows = []
@@ -191,9 +202,9 @@ def main(rounds):
             f'load average {load[0]:.1f} before the turns and {load[1]:.1f} after (other processes share the cores). '
             f"Matmul ceiling measured in this run (2048², torch): {ceiling['fp32']:.0f} GFLOP/s fp32, {ceiling['bf16']:.0f} bf16, "
             f"i.e. {tps['fp32']} and {tps['bf16']} tokens/s. MiniLM's own linear shapes (4096 tokens x 384/1152/1536, bf16) reach "
-            f"{ceiling['bf16_minilm_shapes']:.0f} GFLOP/s here ({tps['bf16_minilm_shapes']} tokens/s): the most its matmuls can give on this machine. "
+            f"{ceiling['bf16_minilm_shapes']:.0f} GFLOP/s here ({tps['bf16_minilm_shapes']} tokens/s; the better of torch's {torch.get_num_threads()} threads on one batch and {workers} one-thread workers side by side): the most its matmuls can give on this machine. "
             f"Attention is {100 * flops(lengths, cfg, 'attention') / work:.0f}% of the FLOPs, and PyTorch's fused attention alone (SDPA, bf16, "
-            f"{cfg.num_attention_heads} heads {cfg.hidden_size // cfg.num_attention_heads} wide, {cfg.num_hidden_layers} layers, on the batches the default path forms, at most 32 texts and 10% padding each, with their padding masks) takes {attn_s:.2f} s, "
+            f"{cfg.num_attention_heads} heads {cfg.hidden_size // cfg.num_attention_heads} wide, {cfg.num_hidden_layers} layers, on the {n_batches} batches the default path forms, on its {workers} one-thread workers, with their padding masks) takes {attn_s:.2f} s, "
             f"{ceiling['bf16_attention']:.0f} GFLOP/s: "
             f"with the linear layers at their shapes' rate and attention at SDPA's, the encoder can reach {ceiling['bf16_attainable']:.0f} "
             f"GFLOP/s ({tps['bf16_attainable']} tokens/s, {100 * ceiling['bf16_attainable'] / ceiling['bf16']:.0f}% of the 2048² bf16 ceiling; "
@@ -207,7 +218,8 @@ def main(rounds):
              + ''.join(f'| {n} | {sm[n]:.2f} | {sum(lengths) / sm[n]:.0f} | {sm[profiled[0]] / sm[n]:.2f} |\n' for n in profiled))
     note += ('\n## Where the time goes\n\nOne more pass of the reference and of the default path under the torch profiler (self CPU time '
              'of its ops, grouped by the part of the encoder they serve; the rest of the wall time is outside torch ops: tokenization, '
-             'Python, batching). The profiler adds some overhead, so read the shares rather than the seconds.\n\n'
+             f'Python, batching, and workers waiting). The default path runs on {workers} one-thread workers: its seconds are thread-seconds, its '
+             'shares of wall time x workers. The profiler adds some overhead, so read the shares rather than the seconds.\n\n'
              + breakdown_table({n.split(' (')[0].split(',')[0]: profiles[n] for n in profiled}) + '\n')
     out = Path(__file__).parent/'results'
     (out/'embeddings.md').write_text('# Embedding benchmark\n\n' + table + note)
