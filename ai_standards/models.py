@@ -351,13 +351,14 @@ def _one_thread_map(fn, # called on each item, from a worker thread
     "`[fn(x) for x in items]` on `workers` threads that each run torch on one thread; a worker's error is raised here."
     import torch
     from concurrent.futures import ThreadPoolExecutor
-    prev = torch.get_num_threads()
+    prev, ex = torch.get_num_threads(), ThreadPoolExecutor(workers)
     def one(x):
         if torch.get_num_threads() != 1: torch.set_num_threads(1)  # this thread's own OpenMP pool
         return fn(x)
-    try:
-        with ThreadPoolExecutor(workers) as ex: return list(ex.map(one, items))
-    finally: torch.set_num_threads(prev)  # the process-wide count, which threads started later take
+    try: return list(ex.map(one, items))
+    finally:
+        ex.shutdown(cancel_futures=True)  # an error or Ctrl-C: the items not started are dropped, not run to the end
+        torch.set_num_threads(prev)  # the process-wide count, which threads started later take
 
 
 # %% ../nbs/03_models.ipynb #bp01
