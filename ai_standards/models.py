@@ -360,7 +360,6 @@ def _one_thread_map(fn, # called on each item, from a worker thread
         ex.shutdown(cancel_futures=True)  # an error or Ctrl-C: the items not started are dropped, not run to the end
         torch.set_num_threads(prev)  # the process-wide count, which threads started later take
 
-
 # %% ../nbs/03_models.ipynb #bp01
 def batch_plan(lengths:list[int], # token count of each text of one call
                batch_size:int=32, # most texts in one batch
@@ -369,7 +368,6 @@ def batch_plan(lengths:list[int], # token count of each text of one call
     "The call's `length_batches` and the one-thread workers that run them (1: one worker on torch's own threads)."
     if workers < 2 or len(lengths) < 8 * workers: return length_batches(lengths, batch_size), 1
     return length_batches(lengths, max(1, min(batch_size // 2, 16, len(lengths) // (2 * workers)))), workers
-
 
 # %% ../nbs/03_models.ipynb #t32e
 @patch
@@ -381,15 +379,14 @@ def encode(self:TorchEncoder, texts:list[str], batch_size:int=32, progress:bool=
     encs = self.tok.encode_batch(texts)
     batches, workers = batch_plan([len(e.ids) for e in encs], batch_size, workers or torch.get_num_threads())
     out = np.zeros((len(texts), self.model.config.hidden_size), np.float32)
-    bar = tqdm(total=len(batches), desc='embedding', unit='batch', disable=not progress)
-    def run(idx):
-        with torch.inference_mode(): out[idx] = self._forward([encs[j] for j in idx])
-        bar.update()
-    if workers > 1: _one_thread_map(run, batches, workers)
-    else: [run(idx) for idx in batches]
-    bar.close()
+    with tqdm(total=len(batches), desc='embedding', unit='batch', disable=not progress) as bar:
+        def run(idx):
+            with torch.inference_mode(): out[idx] = self._forward([encs[j] for j in idx])
+            bar.update()
+        if workers > 1: _one_thread_map(run, batches, workers)
+        else:
+            for idx in batches: run(idx)
     return out
-
 
 # %% ../nbs/03_models.ipynb #t32s
 _PLAIN_ST_KEYS = {'max_seq_length', 'do_lower_case', 'transformer_task', 'modality_config', 'module_output_name'}
