@@ -82,15 +82,14 @@ def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
         q, k, v = (torch.randn(len(b), b[0], heads, width).bfloat16().transpose(1, 2) for _ in range(3))
         mask = (torch.arange(b[0])[None, :] < torch.tensor(b)[:, None])[:, None, None, :]
         args.append((q, k, v, None if min(b) == b[0] else mask))
+    def sdpa(a):  # inference mode is per thread: entered in whichever thread runs the batch
+        with torch.inference_mode(): return torch.nn.functional.scaled_dot_product_attention(a[0], a[1], a[2], attn_mask=a[3])
     best = float('inf')
-    with torch.inference_mode():
-        def sdpa(a):
-            with torch.inference_mode(): return torch.nn.functional.scaled_dot_product_attention(a[0], a[1], a[2], attn_mask=a[3])
-        for _ in range(reps):
-            t = time.perf_counter()
-            if workers > 1: _one_thread_map(sdpa, args, workers)
-            else: [sdpa(a) for a in args]
-            best = min(best, time.perf_counter() - t)
+    for _ in range(reps):
+        t = time.perf_counter()
+        if workers > 1: _one_thread_map(sdpa, args, workers)
+        else: [sdpa(a) for a in args]
+        best = min(best, time.perf_counter() - t)
     return best * layers, len(batches), workers
 
 def flops(lengths, cfg, part='all'):
@@ -148,11 +147,9 @@ def main(rounds):
     work = flops(lengths, cfg)
     attention = lambda: attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads,
                                           width=cfg.hidden_size // cfg.num_attention_heads)
-    from ai_standards.models import batch_plan
-    workers = batch_plan(lengths, 32, torch.get_num_threads())[1]  # the default path's one-thread workers on this call
+    attn_s, n_batches, workers = attention()  # workers: the default path's one-thread workers on this call
     shapes = lambda: max(minilm_gflops(), minilm_gflops(workers=workers))  # the linear layers' best, either way
     ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16), 'bf16_minilm_shapes': shapes()}
-    attn_s, n_batches, _ = attention()
     load = [os.getloadavg()[0]]
     encs, quality = {}, {}
     for name in VARIANTS:  # load, warm up, and embed once for quality (texts, then titles as queries)
