@@ -16,7 +16,8 @@ from .chunking import default_model_path
 # %% auto #0
 __all__ = ['INT8_ONNX', 'QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint',
            'default_cache_dir', 'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx', 'export_onnx_int8',
-           'length_batches', 'OnnxEncoder', 'TorchEncoder', 'batch_plan', 'Embedder', 'load_classifier']
+           'length_batches', 'OnnxEncoder', 'CpuAttention', 'attention_kernel', 'TorchEncoder', 'batch_plan',
+           'Embedder', 'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c005p
 os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
@@ -257,19 +258,260 @@ QUALITY_TEXTS = [
     'Personal data breaches shall be notified to the supervisory authority within 72 hours.',
 ]
 
+# %% ../nbs/03_models.ipynb #ak02
+_ATTENTION_C = r'''
+/* Self-attention over a padded batch of bf16 BERT activations, for CPUs with AVX512-BF16.
+   qkv: (B, L, 3, H, HD) contiguous, as one fused projection writes it; out: (B, L, H, HD); lens[b]: the tokens of
+   sequence b, its padding after them. Scores and softmax in fp32, products in bf16 pairs (vdpbf16ps); rows past a
+   sequence's length are zeroed. HD, a head's width, is set at compile time (a multiple of 32). */
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#define NB (HD / 16) /* 16-lane fp32 blocks across a head */
+#define NP (HD / 2)  /* bf16 pairs across a head */
+#define RB 4         /* query rows per block */
+typedef uint16_t bf16;
+
+static inline __mmask16 upto(int k) { return k >= 16 ? 0xFFFF : k <= 0 ? 0 : (__mmask16)((1u << k) - 1); }
+
+static inline __m512 exp2_ps(__m512 t) { /* 2^t for t <= 0: degree-4 Taylor on the fraction, rel. error < 5e-5 */
+  t = _mm512_max_ps(t, _mm512_set1_ps(-126.0f));
+  __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(9.6181291e-3f), f, _mm512_set1_ps(5.5504109e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
+  return _mm512_scalef_ps(_mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f)), n);
+}
+
+typedef struct { const bf16 *qkv; bf16 *out; const int32_t *lens; int B, L, H; float scale; int t, T, err; } job_t;
+
+/* keys as Kp[p][j] (pair p of key j), values as Vp[j/2][d] (values j and j+1 at width d), zero past n */
+static void pack(const bf16 *K, const bf16 *V, size_t tok, int n, int N, uint32_t *Kp, uint32_t *Vp) {
+  __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                    _mm512_set1_epi32((int)(tok / 2)));
+  for (int c = 0; c < N; c += 16)
+    for (int p = 0; p < NP; p++)
+      _mm512_storeu_si512(Kp + p * N + c, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), upto(n - c), rows,
+                                                                      (const uint32_t *)(K + c * tok) + p, 4));
+  const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                      39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+  const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+  for (int c = 0; c < N; c += 2)
+    for (int d = 0; d < HD; d += 32) {
+      __m512i v0 = c < n ? _mm512_loadu_si512(V + c * tok + d) : _mm512_setzero_si512();
+      __m512i v1 = c + 1 < n ? _mm512_loadu_si512(V + (c + 1) * tok + d) : _mm512_setzero_si512();
+      _mm512_storeu_si512(Vp + (c / 2) * HD + d, _mm512_permutex2var_epi16(v0, lo, v1));
+      _mm512_storeu_si512(Vp + (c / 2) * HD + d + 16, _mm512_permutex2var_epi16(v0, hi, v1));
+    }
+}
+
+/* scores of RB query rows against all keys into S, with each row's running maximum over the first n */
+static void scores(const uint32_t *q[RB], const uint32_t *Kp, int n, int N, float *S, __m512 mx[RB]) {
+  for (int c = 0; c < N; c += 32) { /* two 16-key blocks at a time; N is a multiple of 16 */
+    const int two = c + 16 < N;
+    __m512 a0[RB], a1[RB];
+    for (int r = 0; r < RB; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    for (int p = 0; p < NP; p++) {
+      __m512bh k0 = (__m512bh)_mm512_loadu_si512(Kp + p * N + c);
+      __m512bh k1 = two ? (__m512bh)_mm512_loadu_si512(Kp + p * N + c + 16) : k0;
+      for (int r = 0; r < RB; r++) {
+        __m512bh qb = (__m512bh)_mm512_set1_epi32((int)q[r][p]);
+        a0[r] = _mm512_dpbf16_ps(a0[r], qb, k0);
+        a1[r] = _mm512_dpbf16_ps(a1[r], qb, k1);
+      }
+    }
+    for (int r = 0; r < RB; r++) {
+      mx[r] = _mm512_mask_max_ps(mx[r], upto(n - c), mx[r], a0[r]);
+      mx[r] = _mm512_mask_max_ps(mx[r], upto(n - c - 16), mx[r], a1[r]);
+      _mm512_storeu_ps(S + r * N + c, a0[r]);
+      if (two) _mm512_storeu_ps(S + r * N + c + 16, a1[r]);
+    }
+  }
+}
+
+/* softmax numerators of one row as bf16 (zero past n); returns 1 / their sum */
+static float softmax_row(const float *s, __m512 mx, float scale, int n, int N, bf16 *P) {
+  const float k = scale * 1.44269504f; /* e^(x scale) = 2^(x scale log2 e) */
+  __m512 sc = _mm512_set1_ps(k), sub = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * k), sum = _mm512_setzero_ps();
+  for (int c = 0; c < N; c += 16) {
+    __m512 e = _mm512_maskz_mov_ps(upto(n - c), exp2_ps(_mm512_fmsub_ps(_mm512_loadu_ps(s + c), sc, sub)));
+    sum = _mm512_add_ps(sum, e);
+    _mm256_storeu_si256((__m256i *)(P + c), (__m256i)_mm512_cvtneps_pbh(e));
+  }
+  return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+/* one (sequence, head) */
+static void head(const job_t *j, int b, int h, uint32_t *Kp, uint32_t *Vp, float *S, bf16 *P) {
+  const int L = j->L, H = j->H, n = j->lens[b] < 0 ? 0 : j->lens[b] < L ? j->lens[b] : L, N = (n + 15) & ~15;
+  const size_t tok = (size_t)3 * H * HD;
+  const bf16 *Q = j->qkv + (size_t)b * L * tok + h * HD, *K = Q + H * HD, *V = K + H * HD;
+  bf16 *O = j->out + (size_t)b * L * H * HD + h * HD;
+  pack(K, V, tok, n, N, Kp, Vp);
+  for (int i0 = 0; i0 < n; i0 += RB) {
+    const uint32_t *q[RB];
+    __m512 mx[RB], acc[RB][NB];
+    float inv[RB];
+    for (int r = 0; r < RB; r++) {
+      q[r] = (const uint32_t *)(Q + (size_t)(i0 + r < n ? i0 + r : n - 1) * tok); /* past n: a repeat, not stored */
+      mx[r] = _mm512_set1_ps(-3.0e38f);
+      for (int d = 0; d < NB; d++) acc[r][d] = _mm512_setzero_ps();
+    }
+    scores(q, Kp, n, N, S, mx);
+    for (int r = 0; r < RB; r++) inv[r] = softmax_row(S + r * N, mx[r], j->scale, n, N, P + r * N);
+    for (int c = 0; c < N; c += 2) {
+      __m512bh v[NB];
+      for (int d = 0; d < NB; d++) v[d] = (__m512bh)_mm512_loadu_si512(Vp + (c / 2) * HD + 16 * d);
+      for (int r = 0; r < RB; r++) {
+        __m512bh pb = (__m512bh)_mm512_set1_epi32(*(const int32_t *)(P + r * N + c));
+        for (int d = 0; d < NB; d++) acc[r][d] = _mm512_dpbf16_ps(acc[r][d], pb, v[d]);
+      }
+    }
+    for (int r = 0; r < RB && i0 + r < n; r++)
+      for (int d = 0; d < NB; d++)
+        _mm256_storeu_si256((__m256i *)(O + (size_t)(i0 + r) * H * HD + 16 * d),
+                            (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][d], _mm512_set1_ps(inv[r]))));
+  }
+  for (int i = n; i < L; i++) memset(O + (size_t)i * H * HD, 0, HD * sizeof(bf16));
+}
+
+static void *run(void *arg) {
+  job_t *j = (job_t *)arg;
+  const size_t N = (size_t)(j->L + 15) & ~(size_t)15;
+  uint32_t *Kp = malloc(NP * N * 4), *Vp = malloc(N / 2 * HD * 4);
+  float *S = malloc(RB * N * 4);
+  bf16 *P = malloc(RB * N * 2);
+  if (Kp && Vp && S && P)
+    for (int w = j->t; w < j->B * j->H; w += j->T) head(j, w / j->H, w % j->H, Kp, Vp, S, P);
+  else j->err = 1;
+  free(Kp); free(Vp); free(S); free(P);
+  return NULL;
+}
+
+/* the batch on `threads` threads (the caller's and threads - 1 more); 0 when done, -1 when memory ran out */
+int attention(const bf16 *qkv, bf16 *out, const int32_t *lens, int B, int L, int H, float scale, int threads) {
+  threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  job_t jobs[64];
+  pthread_t tid[64];
+  int started = 1, err = 0;
+  for (int t = 0; t < threads; t++) jobs[t] = (job_t){qkv, out, lens, B, L, H, scale, t, threads, 0};
+  while (started < threads && !pthread_create(&tid[started], NULL, run, &jobs[started])) started++;
+  for (int t = started; t < threads; t++) run(&jobs[t]); /* threads that could not start run here */
+  run(&jobs[0]);
+  for (int t = 1; t < started; t++) pthread_join(tid[t], NULL);
+  for (int t = 0; t < threads; t++) err |= jobs[t].err;
+  return err ? -1 : 0;
+}
+
+int head_width(void) { return HD; }
+'''
+
+# %% ../nbs/03_models.ipynb #ak04
+_KERNEL_CPU_FLAGS = {'avx512f', 'avx512bw', 'avx512vl', 'avx512_bf16'}
+_KERNEL_CFLAGS = ['-O3', '-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512bf16', '-mfma', '-shared', '-fPIC']
+
+# %% ../nbs/03_models.ipynb #ak04b
+def _cpu_flags() -> set[str]:
+    "The CPU's feature flags as Linux lists them (empty where there is no /proc/cpuinfo)."
+    try: lines = Path('/proc/cpuinfo').read_text().splitlines()
+    except OSError: return set()
+    return set(next((l.split(':', 1)[1].split() for l in lines if l.startswith('flags')), []))
+
+# %% ../nbs/03_models.ipynb #ak05
+def _build_attention(width:int, # a head's width, a multiple of 32
+                    ) -> Path|None:
+    "The kernel for heads `width` wide, compiled once into the cache folder; None without a compiler that takes its flags."
+    import shlex, shutil, subprocess, tempfile
+    key = hashlib.sha256(f'{_ATTENTION_C}{_KERNEL_CFLAGS}'.encode()).hexdigest()[:12]
+    out = default_cache_dir()/'kernels'/f'attention-{width}-{key}.so'
+    cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
+    if out.exists() or not cc: return out if out.exists() else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as d:
+        (src := Path(d)/'attention.c').write_text(_ATTENTION_C)
+        cmd = [*shlex.split(cc), *_KERNEL_CFLAGS, f'-DHD={width}', str(src), '-o', str(Path(d)/'a.so'), '-lpthread']
+        try: ok = subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
+        except (OSError, subprocess.TimeoutExpired): ok = False
+        if not ok: return None
+        os.replace(Path(d)/'a.so', out)  # two processes may build at once: each renames a whole file
+    return out
+
+# %% ../nbs/03_models.ipynb #ak08
+class CpuAttention:
+    "Self-attention of a padded bf16 batch in one C call (the kernel above); ctypes releases the GIL, so workers overlap."
+    def __init__(self, lib:Path): # the compiled kernel
+        import ctypes
+        so = ctypes.CDLL(str(lib))
+        self.fn, self.width = so.attention, so.head_width()
+        self.fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3 + [ctypes.c_float, ctypes.c_int]
+
+    def __call__(self, qkv, # (batch * length, 3 * hidden) bf16: query, key and value projections, as one linear writes them
+                 lens, # (batch,) tokens of each sequence, its padding after them
+                 batch:int, heads:int):
+        "(batch * length, hidden) bf16 attention output; rows past a sequence's length are zero."
+        import torch
+        rows, h = qkv.shape[0], heads * self.width
+        if qkv.dtype != torch.bfloat16 or qkv.shape[1] != 3 * h or rows % batch or len(lens) != batch:
+            raise ValueError(f'CpuAttention: {tuple(qkv.shape)} {qkv.dtype} does not fit {batch} texts of {heads} heads')
+        qkv, lens = qkv.contiguous(), lens.to(torch.int32).contiguous()
+        out = torch.empty(rows, h, dtype=torch.bfloat16)
+        with torch.profiler.record_function('ai_standards::cpu_attention'):  # named in a profile, beside torch's ops
+            err = self.fn(qkv.data_ptr(), out.data_ptr(), lens.data_ptr(), batch, rows // batch, heads, self.width ** -0.5,
+                          torch.get_num_threads())
+        if err: raise MemoryError('CpuAttention: out of memory for its buffers')
+        return out
+
+# %% ../nbs/03_models.ipynb #ak10
+def _matches_sdpa(k:CpuAttention, # a loaded kernel
+                  seed:int=0) -> bool:
+    "True when `k` gives SDPA's output (fp32, same bf16 inputs) to 0.999 cosine on every token, and zeros on padding."
+    import torch
+    F, (B, L, H, w) = torch.nn.functional, (3, 37, 2, k.width)
+    qkv = (2 * torch.randn(B * L, 3 * H * w, generator=torch.Generator().manual_seed(seed))).bfloat16()
+    lens = torch.tensor([L, 5, 1], dtype=torch.int32)
+    with torch.inference_mode(): out = k(qkv, lens, B, H).view(B, L, H * w)
+    q, kk, v = (t.transpose(1, 2) for t in qkv.float().view(B, L, 3, H, w).unbind(2))
+    valid = torch.arange(L)[None] < lens[:, None]
+    ref = F.scaled_dot_product_attention(q, kk, v, attn_mask=valid[:, None, None]).transpose(1, 2).reshape(B, L, H * w)
+    cos = F.cosine_similarity(out[valid].float(), ref[valid], dim=-1)
+    return bool(cos.min() >= 0.999) and bool((out[~valid] == 0).all())
+
+# %% ../nbs/03_models.ipynb #ak11
+_ATTENTION_KERNELS = {}
+
+# %% ../nbs/03_models.ipynb #ak11b
+def attention_kernel(width:int=32, # a head's width
+                    ) -> CpuAttention|None:
+    "The attention kernel for bf16 heads `width` wide where this machine runs it and it matches SDPA; else None (SDPA runs)."
+    if os.environ.get('AI_STANDARDS_ATTENTION', '').lower() == 'sdpa': return None
+    if width not in _ATTENTION_KERNELS:
+        fits = width % 32 == 0 and _KERNEL_CPU_FLAGS <= _cpu_flags()
+        lib = _build_attention(width) if fits else None
+        k = CpuAttention(lib) if lib else None
+        _ATTENTION_KERNELS[width] = k if k and _matches_sdpa(k) else None
+    return _ATTENTION_KERNELS[width]
+
 # %% ../nbs/03_models.ipynb #t32k
 class _FusedBert:
     "A BERT encoder's forward (fp32 or bf16) on packed oneDNN weights with fused bias, GELU and residual add."
+
     def __init__(self, model, # a HF BertModel in eval mode
                  rows:int=4096, # typical tokens a call: the size oneDNN packs the weights for
                 ):
         import torch
         c, self.m = model.config, model
         self.h, self.nh = c.hidden_size, c.num_attention_heads
+        self.attn = attention_kernel(self.h // self.nh) if model.dtype == torch.bfloat16 else None  # None: SDPA
         pack = lambda lin: (torch.ops.mkldnn._reorder_linear_weight(lin.weight.detach(), rows), lin.bias.detach())
         self.layers = [dict(qkv=self._qkv(l.attention.self, rows), o=pack(l.attention.output.dense),
                             ln1=l.attention.output.LayerNorm, i=pack(l.intermediate.dense), o2=pack(l.output.dense),
                             ln2=l.output.LayerNorm) for l in model.encoder.layer]
+
+    @property
+    def attention(self) -> str: return 'avx512-bf16 kernel' if self.attn else 'sdpa'
 
     @staticmethod
     def _qkv(s, rows):
@@ -299,10 +541,13 @@ def __call__(self:_FusedBert, ids, # (batch, length) token ids
     (B, L), h, nh = ids.shape, self.h, self.nh
     x = self.m.embeddings(input_ids=ids, token_type_ids=types).reshape(B*L, h)
     am = None if mask is None else mask.bool()[:, None, None, :]
+    lens = torch.full((B,), L, dtype=torch.int32) if mask is None else mask.sum(1, dtype=torch.int32)
     for p in self.layers:
-        qkv = lin(x, *p['qkv'], 'none', [], '').view(B, L, 3, nh, h//nh)
-        q, k, v = (qkv[:, :, j].transpose(1, 2) for j in range(3))
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=am).transpose(1, 2).reshape(B*L, h)
+        qkv = lin(x, *p['qkv'], 'none', [], '')
+        if self.attn: ctx = self.attn(qkv, lens, B, nh)
+        else:
+            q, k, v = (qkv.view(B, L, 3, nh, h//nh)[:, :, j].transpose(1, 2) for j in range(3))
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=am).transpose(1, 2).reshape(B*L, h)
         x = F.layer_norm(lin.binary(ctx, x, *p['o'], 'add'), (h,), p['ln1'].weight, p['ln1'].bias, p['ln1'].eps)
         t = lin(x, *p['i'], 'gelu', [], 'none')  # exact (erf) GELU, as BERT's config asks
         x = F.layer_norm(lin.binary(t, x, *p['o2'], 'add'), (h,), p['ln2'].weight, p['ln2'].bias, p['ln2'].eps)
@@ -329,6 +574,11 @@ class TorchEncoder:
         self.tok = Tokenizer.from_str(tokenizer_json)
         self.tok.no_padding(); self.tok.enable_truncation(max_seq_length)
         self.types, self.max_seq_length = types, max_seq_length
+
+    @property
+    def attention(self) -> str:
+        "The attention this encoder runs: the bf16 kernel, or SDPA."
+        return self.fused.attention if self.fused else 'sdpa'
 
 # %% ../nbs/03_models.ipynb #t32d
 @patch
@@ -493,7 +743,7 @@ def _probe_bf16(self:Embedder) -> dict:
     "Time the fp32 and bf16 paths on the quality sentences in alternating turns (best of 3); cached per model and CPU."
     import platform, torch
     cpu = hashlib.sha256(f'{platform.processor()}{os.cpu_count()}{torch.get_num_threads()}'.encode()).hexdigest()[:8]
-    f = default_cache_dir()/'probes'/f'workers-{self.fingerprint}-{cpu}.json'  # renamed when either path changes
+    f = default_cache_dir()/'probes'/f'attention-{self.fingerprint}-{cpu}.json'  # renamed when either path changes
     if f.exists(): return json.loads(f.read_text())
     texts, best = QUALITY_TEXTS * 4, {False: float('inf'), True: float('inf')}
     for turn in range(3):  # alternating turns: a noisy neighbour slows both, not one

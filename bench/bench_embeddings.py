@@ -7,7 +7,9 @@ slows all of them alike and the ratios to plain encode come from the same minute
 matrices, torch, fp32 and bf16) is measured in the same run, before and after the turns (best kept), and each variant's
 tokens/s is set against it: MiniLM's useful FLOPs per token (linear layers plus attention over each text's own length).
 Beside the 2048^2 ceilings: MiniLM's own linear shapes in bf16, and its attention alone (SDPA on the batches the default
-path forms), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable).
+path forms), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable); and the
+same bound with this package's attention kernel in place of SDPA (pct_bf16_attainable_kernel), where the CPU runs it.
+The default with SDPA attention (AI_STANDARDS_ATTENTION=sdpa) is timed beside it: where the time went before and after.
 Small calls: the same texts shuffled into calls of 48 (as a classification or crosswalk call sends them), the reference
 against the default path, timed in alternating turns.
 Where the time goes: one profiled pass (torch profiler) of the reference and of the default path, by part of the encoder.
@@ -22,6 +24,7 @@ VARIANTS = {
     'SentenceTransformer.encode, bf16 autocast on CPU': dict(kind='st', bf16=True),
     "Embedder(backend='torch') fp32": dict(kind='embedder', backend='torch'),
     "Embedder() default (auto: the probe's pick)": dict(kind='embedder', backend='auto'),
+    "Embedder() bf16 with SDPA attention (AI_STANDARDS_ATTENTION=sdpa)": dict(kind='embedder', backend='torch-bf16', attention='sdpa'),
     "Embedder(backend='onnx-int8')": dict(kind='embedder', backend='onnx-int8'),
 }
 
@@ -42,9 +45,12 @@ def make(name, st):
         def enc(xs):
             with torch.autocast('cpu', dtype=torch.bfloat16): return plain(xs)
         return enc, 'sentence-transformers bf16 autocast'
+    from unittest.mock import patch
     from ai_standards.models import Embedder
-    m = Embedder(backend=cfg['backend'], cache=False, batch_size=32, device='cpu')
-    return m.generate_embeddings, m.backend
+    with patch.dict(os.environ, AI_STANDARDS_ATTENTION=cfg.get('attention', '')):  # read when the encoder is built
+        m = Embedder(backend=cfg['backend'], cache=False, batch_size=32, device='cpu'); m.generate_embeddings(['warm up'])
+    fast = m._fast_encoder(m.backend == 'torch-bf16') if m.backend.startswith('torch') else None
+    return m.generate_embeddings, m.backend + (f' ({fast.attention} attention)' if fast else '')
 
 def matmul_gflops(dtype, n=2048, reps=10):
     "Best GFLOP/s of an n x n matmul in `dtype` (torch, its default threads)."
@@ -71,8 +77,8 @@ def minilm_gflops(tokens=4096, reps=10, workers=1):
         t = time.perf_counter(); run(); best = min(best, time.perf_counter() - t)
     return 2 * tokens * workers * sum(k * o for k, o in shapes) / best / 1e9
 
-def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
-    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16) over the batches the default path forms, on its workers, padding masks on, for every layer."
+def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3, kernel=None):
+    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16), or of `kernel` (CpuAttention), over the batches the default path forms, on its workers, padding masks on, for every layer."
     import torch
     from ai_standards.models import batch_plan, _one_thread_map
     plan, workers = batch_plan(lengths, batch, torch.get_num_threads())
@@ -82,8 +88,11 @@ def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3):
         q, k, v = (torch.randn(len(b), b[0], heads, width).bfloat16().transpose(1, 2) for _ in range(3))
         mask = (torch.arange(b[0])[None, :] < torch.tensor(b)[:, None])[:, None, None, :]
         args.append((q, k, v, None if min(b) == b[0] else mask))
+        if kernel: args[-1] = (torch.randn(len(b) * b[0], 3 * heads * width).bfloat16(), torch.tensor(b, dtype=torch.int32))
     def sdpa(a):  # inference mode is per thread: entered in whichever thread runs the batch
-        with torch.inference_mode(): return torch.nn.functional.scaled_dot_product_attention(a[0], a[1], a[2], attn_mask=a[3])
+        with torch.inference_mode():
+            if kernel: return kernel(a[0], a[1], len(a[1]), heads)
+            return torch.nn.functional.scaled_dot_product_attention(a[0], a[1], a[2], attn_mask=a[3])
     best = float('inf')
     for _ in range(reps):
         t = time.perf_counter()
@@ -100,7 +109,7 @@ def flops(lengths, cfg, part='all'):
     return float(dict(all=linear + attention, linear=linear, attention=attention)[part])
 
 OP_GROUPS = [('linear layers', ('linear', 'addmm', 'aten::mm', 'matmul')),
-             ('attention', ('scaled_dot_product', 'flash_attention', 'bmm', 'softmax')),
+             ('attention', ('scaled_dot_product', 'flash_attention', 'bmm', 'softmax', 'cpu_attention')),
              ('layer norm', ('layer_norm',)), ('GELU', ('gelu',)), ('embedding lookup', ('embedding', 'index_select')),
              ('casts and copies', ('copy_', '_to_copy', 'aten::to', 'clone', 'contiguous'))]
 OTHER_OPS, OUTSIDE_OPS = 'other tensor ops (adds, masks, pooling)', 'outside torch ops (tokenization, Python, batching)'
@@ -145,9 +154,12 @@ def main(rounds):
     st = SentenceTransformer(default_model_path(), device='cpu')
     cfg = st[0].auto_model.config
     work = flops(lengths, cfg)
-    attention = lambda: attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads,
-                                          width=cfg.hidden_size // cfg.num_attention_heads)
+    from ai_standards.models import attention_kernel
+    kernel = attention_kernel(cfg.hidden_size // cfg.num_attention_heads)
+    attention = lambda k=None: attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads,
+                                                 width=cfg.hidden_size // cfg.num_attention_heads, kernel=k)
     attn_s, n_batches, workers = attention()  # workers: the default path's one-thread workers on this call
+    kern_s = attention(kernel)[0] if kernel else None
     shapes = lambda: max(minilm_gflops(), minilm_gflops(workers=workers))  # the linear layers' best, either way
     ceiling = {'fp32': matmul_gflops(torch.float32), 'bf16': matmul_gflops(torch.bfloat16), 'bf16_minilm_shapes': shapes()}
     load = [os.getloadavg()[0]]
@@ -165,8 +177,12 @@ def main(rounds):
     ceiling['bf16_minilm_shapes'] = max(ceiling['bf16_minilm_shapes'], shapes())
     attn_s = min(attn_s, attention()[0])
     ceiling['bf16_attention'] = flops(lengths, cfg, 'attention') / attn_s / 1e9
-    attainable_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9 + attn_s  # linears at their shapes' rate
-    ceiling['bf16_attainable'] = work / attainable_s / 1e9
+    linear_s = flops(lengths, cfg, 'linear') / ceiling['bf16_minilm_shapes'] / 1e9  # linears at their shapes' rate
+    ceiling['bf16_attainable'] = work / (linear_s + attn_s) / 1e9
+    if kernel:  # the same bound with this package's attention kernel in place of SDPA
+        kern_s = min(kern_s, attention(kernel)[0])
+        ceiling['bf16_attention_kernel'] = flops(lengths, cfg, 'attention') / kern_s / 1e9
+        ceiling['bf16_attainable_kernel'] = work / (linear_s + kern_s) / 1e9
     profiled = [names[0], next(n for n in names if 'default' in n)]  # before (plain encode) and after (the default path)
     calls = [list(c) for c in np.array_split(np.random.default_rng(0).permutation(len(texts)), len(texts) // 48)]
     small = {n: [] for n in profiled}
@@ -185,13 +201,14 @@ def main(rounds):
                          pct_fp32_ceiling=round(100 * gflops / ceiling['fp32']), pct_bf16_ceiling=round(100 * gflops / ceiling['bf16']),
                          pct_bf16_minilm_shapes=round(100 * gflops / ceiling['bf16_minilm_shapes']),
                          pct_bf16_attainable=round(100 * gflops / ceiling['bf16_attainable']),
+                         pct_bf16_attainable_kernel=round(100 * gflops / ceiling['bf16_attainable_kernel']) if kernel else None,
                          cos_min=round(float(cos.min()), 4), cos_mean=round(float(cos.mean()), 4), ndcg10=round(ndcg10(q, e), 4)))
     base = rows[0]
     for r in rows:
         r['x_plain'] = round(base['seconds'] / r['seconds'], 2)
         r['ndcg10_vs_ref_pct'] = round(100 * (r['ndcg10'] - base['ndcg10']) / base['ndcg10'], 2)
     cols = ['variant', 'backend', 'seconds', 'tokens_per_s', 'x_plain', 'pct_fp32_ceiling', 'pct_bf16_ceiling', 'pct_bf16_minilm_shapes',
-            'pct_bf16_attainable', 'cos_min', 'cos_mean', 'ndcg10', 'ndcg10_vs_ref_pct']
+            'pct_bf16_attainable', 'pct_bf16_attainable_kernel', 'cos_min', 'cos_mean', 'ndcg10', 'ndcg10_vs_ref_pct']
     table = '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
     tps = {k: round(v * 1e9 / (work / sum(lengths))) for k, v in ceiling.items()}
     note = (f'\n\n{len(texts)} SP 800-53 Rev 5 control texts, {sum(lengths)} tokens after truncation to 256 '
@@ -205,7 +222,12 @@ def main(rounds):
             f"{ceiling['bf16_attention']:.0f} GFLOP/s: "
             f"with the linear layers at their shapes' rate and attention at SDPA's, the encoder can reach {ceiling['bf16_attainable']:.0f} "
             f"GFLOP/s ({tps['bf16_attainable']} tokens/s, {100 * ceiling['bf16_attainable'] / ceiling['bf16']:.0f}% of the 2048² bf16 ceiling; "
-            f"column pct_bf16_attainable). Each variant timed {rounds} times in alternating turns; best turn shown "
+            f"column pct_bf16_attainable). "
+            + (f"This package's attention kernel (ai_standards.models.attention_kernel: C, AVX512-BF16, compiled on first use) on the same batches and workers takes {kern_s:.2f} s, "
+               f"{ceiling['bf16_attention_kernel']:.0f} GFLOP/s: with it in place of SDPA the bound is {ceiling['bf16_attainable_kernel']:.0f} GFLOP/s, "
+               f"{100 * ceiling['bf16_attainable_kernel'] / ceiling['bf16']:.0f}% of the bf16 ceiling (column pct_bf16_attainable_kernel). "
+               if kernel else "This CPU does not run this package's attention kernel (AVX512-BF16 and a C compiler needed): the default uses SDPA. ")
+            + f"Each variant timed {rounds} times in alternating turns; best turn shown "
             '(all turns in embeddings.json). One warm-up call before timing; embedding cache off. '
             'nDCG@10: the control title as query, its own text as the one relevant passage.\n')
     sm = {n: min(v) for n, v in small.items()}
