@@ -332,16 +332,20 @@ static void scores(const uint32_t *q[RB], const uint32_t *Kp, int n, int N, floa
   }
 }
 
-/* softmax numerators of one row as bf16 (zero past n); returns 1 / their sum */
-static float softmax_row(const float *s, __m512 mx, float scale, int n, int N, bf16 *P) {
+/* softmax numerators of RB rows as bf16 (zero past n), the rows side by side; inv[r]: 1 / row r's sum */
+static void softmax_rows(const float *S, const __m512 mx[RB], float scale, int n, int N, bf16 *P, float inv[RB]) {
   const float k = scale * 1.44269504f; /* e^(x scale) = 2^(x scale log2 e) */
-  __m512 sc = _mm512_set1_ps(k), sub = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * k), sum = _mm512_setzero_ps();
+  __m512 sc = _mm512_set1_ps(k), sub[RB], sum[RB];
+  for (int r = 0; r < RB; r++) sub[r] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]) * k), sum[r] = _mm512_setzero_ps();
   for (int c = 0; c < N; c += 16) {
-    __m512 e = _mm512_maskz_mov_ps(upto(n - c), exp2_ps(_mm512_fmsub_ps(_mm512_loadu_ps(s + c), sc, sub)));
-    sum = _mm512_add_ps(sum, e);
-    _mm256_storeu_si256((__m256i *)(P + c), (__m256i)_mm512_cvtneps_pbh(e));
+    const __mmask16 m = upto(n - c);
+    for (int r = 0; r < RB; r++) {
+      __m512 e = _mm512_maskz_mov_ps(m, exp2_ps(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * N + c), sc, sub[r])));
+      sum[r] = _mm512_add_ps(sum[r], e);
+      _mm256_storeu_si256((__m256i *)(P + r * N + c), (__m256i)_mm512_cvtneps_pbh(e));
+    }
   }
-  return 1.0f / _mm512_reduce_add_ps(sum);
+  for (int r = 0; r < RB; r++) inv[r] = 1.0f / _mm512_reduce_add_ps(sum[r]);
 }
 
 /* one (sequence, head) */
@@ -361,7 +365,7 @@ static void head(const job_t *j, int b, int h, uint32_t *Kp, uint32_t *Vp, float
       for (int d = 0; d < NB; d++) acc[r][d] = _mm512_setzero_ps();
     }
     scores(q, Kp, n, N, S, mx);
-    for (int r = 0; r < RB; r++) inv[r] = softmax_row(S + r * N, mx[r], j->scale, n, N, P + r * N);
+    softmax_rows(S, mx, j->scale, n, N, P, inv);
     for (int c = 0; c < N; c += 2) {
       __m512bh v[NB];
       for (int d = 0; d < NB; d++) v[d] = (__m512bh)_mm512_loadu_si512(Vp + (c / 2) * HD + 16 * d);
@@ -437,6 +441,8 @@ def _build_attention(width:int, # a head's width, a multiple of 32
         except (OSError, subprocess.TimeoutExpired): ok = False
         if not ok: return None
         os.replace(Path(d)/'a.so', out)  # two processes may build at once: each renames a whole file
+    for old in out.parent.glob(f'attention-{width}-*.so'):  # builds of earlier versions (a loaded one stays mapped)
+        if old != out: old.unlink(missing_ok=True)
     return out
 
 # %% ../nbs/03_models.ipynb #ak08
