@@ -16,8 +16,8 @@ from .chunking import default_model_path
 # %% auto #0
 __all__ = ['INT8_ONNX', 'QUALITY_TEXTS', 'BACKENDS', 'pick_device', 'quiet_hf', 'resolve_model', 'model_fingerprint',
            'default_cache_dir', 'text_hash', 'write_atomic', 'EmbeddingCache', 'export_onnx', 'export_onnx_int8',
-           'length_batches', 'OnnxEncoder', 'CpuAttention', 'attention_kernel', 'TorchEncoder', 'batch_plan',
-           'Embedder', 'load_classifier']
+           'length_batches', 'OnnxEncoder', 'Bf16Kernels', 'bf16_kernels', 'TorchEncoder', 'batch_plan', 'Embedder',
+           'load_classifier']
 
 # %% ../nbs/03_models.ipynb #c005p
 os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')  # ONNX Runtime telemetry off: no device id, no queued events
@@ -259,16 +259,18 @@ QUALITY_TEXTS = [
 ]
 
 # %% ../nbs/03_models.ipynb #ak02
-_ATTENTION_C = r'''
-/* Self-attention over a padded batch of bf16 BERT activations, for CPUs with AVX512-BF16.
-   qkv: (B, L, 3, H, HD) contiguous, as one fused projection writes it; out: (B, L, H, HD); lens[b]: the tokens of
-   sequence b, its padding after them. Scores and softmax in fp32, products in bf16 pairs (vdpbf16ps); rows past a
-   sequence's length are zeroed. HD, a head's width, is set at compile time (a multiple of 32). */
+_KERNELS_C = r'''
+/* Two kernels of a bf16 BERT layer for CPUs with AVX512-BF16: self-attention over a padded batch, and the residual add
+   with LayerNorm. Attention: qkv (B, L, 3, H, HD) contiguous, as one fused projection writes it; out (B, L, H, HD);
+   lens[b]: the tokens of sequence b, its padding after them. Scores and softmax in fp32, products in bf16 pairs
+   (vdpbf16ps); rows past a sequence's length are zeroed. HD, a head's width, is set at compile time (a multiple of
+   32). */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <math.h>
 
 #define NB (HD / 16) /* 16-lane fp32 blocks across a head */
 #define NP (HD / 2)  /* bf16 pairs across a head */
@@ -395,22 +397,74 @@ static void *run(void *arg) {
   return NULL;
 }
 
-/* the batch on `threads` threads (the caller's and threads - 1 more); 0 when done, -1 when memory ran out */
-int attention(const bf16 *qkv, bf16 *out, const int32_t *lens, int B, int L, int H, float scale, int threads) {
-  threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
-  job_t jobs[64];
+/* fn on `threads` threads (the caller's and threads - 1 more), each with its own job; a thread that cannot start runs
+   its job here */
+static int parallel(void *(*fn)(void *), void *jobs, size_t size, int threads) {
   pthread_t tid[64];
-  int started = 1, err = 0;
-  for (int t = 0; t < threads; t++) jobs[t] = (job_t){qkv, out, lens, B, L, H, scale, t, threads, 0};
-  while (started < threads && !pthread_create(&tid[started], NULL, run, &jobs[started])) started++;
-  for (int t = started; t < threads; t++) run(&jobs[t]); /* threads that could not start run here */
-  run(&jobs[0]);
+  int started = 1;
+  while (started < threads && !pthread_create(&tid[started], NULL, fn, (char *)jobs + started * size)) started++;
+  for (int t = started; t < threads; t++) fn((char *)jobs + t * size);
+  fn(jobs);
   for (int t = 1; t < started; t++) pthread_join(tid[t], NULL);
+  return 0;
+}
+
+/* the batch's attention; 0 when done, -1 when memory ran out */
+int attention(const bf16 *qkv, bf16 *out, const int32_t *lens, int B, int L, int H, float scale, int threads) {
+  job_t jobs[64];
+  int err = 0;
+  threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  for (int t = 0; t < threads; t++) jobs[t] = (job_t){qkv, out, lens, B, L, H, scale, t, threads, 0};
+  parallel(run, jobs, sizeof(job_t), threads);
   for (int t = 0; t < threads; t++) err |= jobs[t].err;
   return err ? -1 : 0;
 }
 
 int head_width(void) { return HD; }
+
+static inline __m512 bf16x16(const bf16 *p) { /* 16 bf16 values as fp32 */
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+typedef struct { const bf16 *x, *res, *w, *b; bf16 *out; int rows, width, t, T; float eps; } ln_t;
+
+static void *ln_rows(void *arg) {
+  const ln_t *j = (const ln_t *)arg;
+  const int W = j->width;
+  float v[4096] __attribute__((aligned(64)));
+  for (int i = j->t; i < j->rows; i += j->T) {
+    const bf16 *x = j->x + (size_t)i * W, *r = j->res + (size_t)i * W;
+    __m512 s = _mm512_setzero_ps(), q = _mm512_setzero_ps();
+    for (int c = 0; c < W; c += 16) {
+      __m512 y = _mm512_add_ps(bf16x16(x + c), bf16x16(r + c));
+      _mm512_store_ps(v + c, y);
+      s = _mm512_add_ps(s, y);
+    }
+    const __m512 mean = _mm512_set1_ps(_mm512_reduce_add_ps(s) / W);
+    for (int c = 0; c < W; c += 16) {
+      __m512 d = _mm512_sub_ps(_mm512_load_ps(v + c), mean);
+      q = _mm512_fmadd_ps(d, d, q);
+    }
+    const __m512 rs = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(q) / W + j->eps));
+    bf16 *o = j->out + (size_t)i * W;
+    for (int c = 0; c < W; c += 16) {
+      __m512 y = _mm512_mul_ps(_mm512_sub_ps(_mm512_load_ps(v + c), mean), rs);
+      y = _mm512_fmadd_ps(y, bf16x16(j->w + c), bf16x16(j->b + c));
+      _mm256_storeu_si256((__m256i *)(o + c), (__m256i)_mm512_cvtneps_pbh(y));
+    }
+  }
+  return NULL;
+}
+
+/* out = LayerNorm(x + res) * w + b over rows `width` wide (a multiple of 16, at most 4096), in fp32; -1: width unfit */
+int add_layernorm(const bf16 *x, const bf16 *res, const bf16 *w, const bf16 *b, bf16 *out, int rows, int width,
+                  float eps, int threads) {
+  ln_t jobs[64];
+  if (width % 16 || width > 4096 || width < 16) return -1;
+  threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  for (int t = 0; t < threads; t++) jobs[t] = (ln_t){x, res, w, b, out, rows, width, t, threads, eps};
+  return parallel(ln_rows, jobs, sizeof(ln_t), threads);
+}
 '''
 
 # %% ../nbs/03_models.ipynb #ak04
@@ -425,80 +479,107 @@ def _cpu_flags() -> set[str]:
     return set(next((l.split(':', 1)[1].split() for l in lines if l.startswith('flags')), []))
 
 # %% ../nbs/03_models.ipynb #ak05
-def _build_attention(width:int, # a head's width, a multiple of 32
-                    ) -> Path|None:
-    "The kernel for heads `width` wide, compiled once into the cache folder; None without a compiler that takes its flags."
+def _build_kernels(width:int, # a head's width, a multiple of 32
+                  ) -> Path|None:
+    "The kernels for heads `width` wide, compiled once into the cache folder; None without a compiler that takes the flags."
     import shlex, shutil, subprocess, tempfile
-    key = hashlib.sha256(f'{_ATTENTION_C}{_KERNEL_CFLAGS}'.encode()).hexdigest()[:12]
-    out = default_cache_dir()/'kernels'/f'attention-{width}-{key}.so'
+    key = hashlib.sha256(f'{_KERNELS_C}{_KERNEL_CFLAGS}'.encode()).hexdigest()[:12]
+    out = default_cache_dir()/'kernels'/f'bf16-kernels-{width}-{key}.so'
     cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
     if out.exists() or not cc: return out if out.exists() else None
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as d:
-        (src := Path(d)/'attention.c').write_text(_ATTENTION_C)
-        cmd = [*shlex.split(cc), *_KERNEL_CFLAGS, f'-DHD={width}', str(src), '-o', str(Path(d)/'a.so'), '-lpthread']
+        (src := Path(d)/'kernels.c').write_text(_KERNELS_C)
+        cmd = [*shlex.split(cc), *_KERNEL_CFLAGS, f'-DHD={width}', str(src), '-o', str(Path(d)/'k.so'), '-lpthread', '-lm']
         try: ok = subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
         except (OSError, subprocess.TimeoutExpired): ok = False
         if not ok: return None
-        os.replace(Path(d)/'a.so', out)  # two processes may build at once: each renames a whole file
-    for old in out.parent.glob(f'attention-{width}-*.so'):  # builds of earlier versions (a loaded one stays mapped)
+        os.replace(Path(d)/'k.so', out)  # two processes may build at once: each renames a whole file
+    for old in out.parent.glob(f'bf16-kernels-{width}-*.so'):  # builds of earlier versions (a loaded one stays mapped)
         if old != out: old.unlink(missing_ok=True)
     return out
 
 # %% ../nbs/03_models.ipynb #ak08
-class CpuAttention:
-    "Self-attention of a padded bf16 batch in one C call (the kernel above); ctypes releases the GIL, so workers overlap."
-    def __init__(self, lib:Path): # the compiled kernel
+class Bf16Kernels:
+    "The compiled kernels, called on torch tensors; ctypes releases the GIL for each call, so workers overlap."
+    def __init__(self, lib:Path): # the compiled library
         import ctypes
         so = ctypes.CDLL(str(lib))
-        self.fn, self.width = so.attention, so.head_width()
-        self.fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3 + [ctypes.c_float, ctypes.c_int]
+        self._attention, self._add_ln, self.width = so.attention, so.add_layernorm, so.head_width()
+        self._attention.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3 + [ctypes.c_float, ctypes.c_int]
+        self._add_ln.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 2 + [ctypes.c_float, ctypes.c_int]
 
-    def __call__(self, qkv, # (batch * length, 3 * hidden) bf16: query, key and value projections, as one linear writes them
-                 lens, # (batch,) tokens of each sequence, its padding after them
-                 batch:int, heads:int):
-        "(batch * length, hidden) bf16 attention output; rows past a sequence's length are zero."
-        import torch
-        rows, h = qkv.shape[0], heads * self.width
-        if qkv.dtype != torch.bfloat16 or qkv.shape[1] != 3 * h or rows % batch or len(lens) != batch:
-            raise ValueError(f'CpuAttention: {tuple(qkv.shape)} {qkv.dtype} does not fit {batch} texts of {heads} heads')
-        qkv, lens = qkv.contiguous(), lens.to(torch.int32).contiguous()
-        out = torch.empty(rows, h, dtype=torch.bfloat16)
-        with torch.profiler.record_function('ai_standards::cpu_attention'):  # named in a profile, beside torch's ops
-            err = self.fn(qkv.data_ptr(), out.data_ptr(), lens.data_ptr(), batch, rows // batch, heads, self.width ** -0.5,
-                          torch.get_num_threads())
-        if err: raise MemoryError('CpuAttention: out of memory for its buffers')
-        return out
+# %% ../nbs/03_models.ipynb #ak08c
+@patch
+def attention(self:Bf16Kernels, qkv, # (batch * length, 3 * hidden) bf16: queries, keys and values from one linear
+              lens, # (batch,) tokens of each sequence, its padding after them
+              batch:int, heads:int):
+    "(batch * length, hidden) bf16 self-attention output; rows past a sequence's length are zero."
+    import torch
+    rows, h = qkv.shape[0], heads * self.width
+    if qkv.dtype != torch.bfloat16 or qkv.shape[1] != 3 * h or rows % batch or len(lens) != batch:
+        raise ValueError(f'Bf16Kernels.attention: {tuple(qkv.shape)} {qkv.dtype} does not fit {batch} texts, {heads} heads')
+    qkv, lens = qkv.contiguous(), lens.to(torch.int32).contiguous()
+    out = torch.empty(rows, h, dtype=torch.bfloat16)
+    with torch.profiler.record_function('ai_standards::cpu_attention'):  # named in a profile, beside torch's ops
+        err = self._attention(qkv.data_ptr(), out.data_ptr(), lens.data_ptr(), batch, rows // batch, heads,
+                              self.width ** -0.5, torch.get_num_threads())
+    if err: raise MemoryError('Bf16Kernels.attention: out of memory for its buffers')
+    return out
+
+# %% ../nbs/03_models.ipynb #ak08d
+@patch
+def add_layer_norm(self:Bf16Kernels, y, # (rows, width) bf16: a linear layer's output
+                   res, # (rows, width) bf16: the residual
+                   ln): # a bf16 torch LayerNorm over `width`
+    "`ln(y + res)` in one pass, in fp32, to bf16."
+    import torch
+    t = (y, res, ln.weight, ln.bias)
+    if any(x.dtype != torch.bfloat16 for x in t) or y.shape != res.shape or ln.normalized_shape != (y.shape[-1],):
+        raise ValueError(f'Bf16Kernels.add_layer_norm: {tuple(y.shape)} {y.dtype} does not fit {ln}')
+    y, res, w, b = (x.contiguous() for x in t)
+    out = torch.empty_like(y)
+    with torch.profiler.record_function('ai_standards::cpu_add_layer_norm'):
+        err = self._add_ln(y.data_ptr(), res.data_ptr(), w.data_ptr(), b.data_ptr(), out.data_ptr(), y.shape[0],
+                           y.shape[1], ln.eps, torch.get_num_threads())
+    if err: raise ValueError(f'Bf16Kernels.add_layer_norm: width {y.shape[1]} is not a multiple of 16 up to 4096')
+    return out
 
 # %% ../nbs/03_models.ipynb #ak10
-def _matches_sdpa(k:CpuAttention, # a loaded kernel
-                  seed:int=0) -> bool:
-    "True when `k` gives SDPA's output (fp32, same bf16 inputs) to 0.999 cosine on every token, and zeros on padding."
+def _matches_torch(k:Bf16Kernels, # loaded kernels
+                   seed:int=0) -> bool:
+    "True when `k` gives SDPA's and LayerNorm's output (fp32, same bf16 inputs) to 0.999 cosine a token, zeros on padding."
     import torch
-    F, (B, L, H, w) = torch.nn.functional, (3, 37, 2, k.width)
-    qkv = (2 * torch.randn(B * L, 3 * H * w, generator=torch.Generator().manual_seed(seed))).bfloat16()
-    lens = torch.tensor([L, 5, 1], dtype=torch.int32)
-    with torch.inference_mode(): out = k(qkv, lens, B, H).view(B, L, H * w)
+    F, (B, L, H, w), g = torch.nn.functional, (3, 37, 2, k.width), torch.Generator().manual_seed(seed)
+    qkv, lens = (2 * torch.randn(B * L, 3 * H * w, generator=g)).bfloat16(), torch.tensor([L, 5, 1], dtype=torch.int32)
+    ln = torch.nn.LayerNorm(H * w).bfloat16(); ln.weight.data.normal_(generator=g); ln.bias.data.normal_(generator=g)
+    with torch.inference_mode():
+        out, y = k.attention(qkv, lens, B, H).view(B, L, H * w), k.add_layer_norm(qkv[:, :H * w], qkv[:, -H * w:], ln)
+        y_ref = F.layer_norm(qkv[:, :H * w].float() + qkv[:, -H * w:].float(), (H * w,), ln.weight.float(), ln.bias.float())
     q, kk, v = (t.transpose(1, 2) for t in qkv.float().view(B, L, 3, H, w).unbind(2))
     valid = torch.arange(L)[None] < lens[:, None]
     ref = F.scaled_dot_product_attention(q, kk, v, attn_mask=valid[:, None, None]).transpose(1, 2).reshape(B, L, H * w)
-    cos = F.cosine_similarity(out[valid].float(), ref[valid], dim=-1)
+    cos = torch.cat([F.cosine_similarity(out[valid].float(), ref[valid], dim=-1),
+                     F.cosine_similarity(y.float(), y_ref, dim=-1)])
     return bool(cos.min() >= 0.999) and bool((out[~valid] == 0).all())
 
 # %% ../nbs/03_models.ipynb #ak11
-_ATTENTION_KERNELS = {}
+_BF16_KERNELS = {}
 
 # %% ../nbs/03_models.ipynb #ak11b
-def attention_kernel(width:int=32, # a head's width
-                    ) -> CpuAttention|None:
-    "The attention kernel for bf16 heads `width` wide where this machine runs it and it matches SDPA; else None (SDPA runs)."
-    if os.environ.get('AI_STANDARDS_ATTENTION', '').lower() == 'sdpa': return None
-    if width not in _ATTENTION_KERNELS:
-        fits = width % 32 == 0 and _KERNEL_CPU_FLAGS <= _cpu_flags()
-        lib = _build_attention(width) if fits else None
-        k = CpuAttention(lib) if lib else None
-        _ATTENTION_KERNELS[width] = k if k and _matches_sdpa(k) else None
-    return _ATTENTION_KERNELS[width]
+def bf16_kernels(width:int=32, # a head's width
+                ) -> Bf16Kernels|None:
+    "The bf16 kernels for heads `width` wide where this machine runs them and they match torch; else None (torch's ops run)."
+    if os.environ.get('AI_STANDARDS_KERNELS', '').lower() == 'torch': return None
+    if width not in _BF16_KERNELS:
+        try:
+            lib = _build_kernels(width) if width % 32 == 0 and _KERNEL_CPU_FLAGS <= _cpu_flags() else None
+            k = Bf16Kernels(lib) if lib else None
+            if k and not _matches_torch(k): logger.warning(f'bf16 kernels {lib} do not match torch: torch runs'); k = None
+        except OSError as e:  # the cache folder or the library
+            logger.warning(f'bf16 kernels not built or loaded ({e}): torch runs'); k = None
+        _BF16_KERNELS[width] = k
+    return _BF16_KERNELS[width]
 
 # %% ../nbs/03_models.ipynb #t32k
 class _FusedBert:
@@ -510,14 +591,14 @@ class _FusedBert:
         import torch
         c, self.m = model.config, model
         self.h, self.nh = c.hidden_size, c.num_attention_heads
-        self.attn = attention_kernel(self.h // self.nh) if model.dtype == torch.bfloat16 else None  # None: SDPA
+        self.kern = bf16_kernels(self.h // self.nh) if model.dtype == torch.bfloat16 else None  # None: torch's ops
         pack = lambda lin: (torch.ops.mkldnn._reorder_linear_weight(lin.weight.detach(), rows), lin.bias.detach())
         self.layers = [dict(qkv=self._qkv(l.attention.self, rows), o=pack(l.attention.output.dense),
                             ln1=l.attention.output.LayerNorm, i=pack(l.intermediate.dense), o2=pack(l.output.dense),
                             ln2=l.output.LayerNorm) for l in model.encoder.layer]
 
     @property
-    def attention(self) -> str: return 'avx512-bf16 kernel' if self.attn else 'sdpa'
+    def kernels(self) -> str: return 'avx512-bf16 kernels' if self.kern else 'torch'
 
     @staticmethod
     def _qkv(s, rows):
@@ -535,6 +616,18 @@ class _FusedBert:
         try: return cls(model) if torch.backends.mkldnn.is_available() else None
         except (RuntimeError, AttributeError): return None
 
+# %% ../nbs/03_models.ipynb #t32l0
+@patch
+def _add_ln(self:_FusedBert, y, # a layer's input to the linear `o`
+            res, # the residual
+            o:tuple, # packed weight and bias of the linear
+            ln): # the LayerNorm after it
+    "`ln(linear(y) + res)`: the bf16 kernel's add and LayerNorm, else oneDNN's fused add and torch's LayerNorm."
+    import torch
+    lin = torch.ops.mkldnn._linear_pointwise
+    if self.kern: return self.kern.add_layer_norm(lin(y, *o, 'none', [], ''), res, ln)
+    return torch.nn.functional.layer_norm(lin.binary(y, res, *o, 'add'), (self.h,), ln.weight, ln.bias, ln.eps)
+
 # %% ../nbs/03_models.ipynb #t32l
 @patch
 def __call__(self:_FusedBert, ids, # (batch, length) token ids
@@ -550,13 +643,12 @@ def __call__(self:_FusedBert, ids, # (batch, length) token ids
     lens = torch.full((B,), L, dtype=torch.int32) if mask is None else mask.sum(1, dtype=torch.int32)
     for p in self.layers:
         qkv = lin(x, *p['qkv'], 'none', [], '')
-        if self.attn: ctx = self.attn(qkv, lens, B, nh)
+        if self.kern: ctx = self.kern.attention(qkv, lens, B, nh)
         else:
             q, k, v = (qkv.view(B, L, 3, nh, h//nh)[:, :, j].transpose(1, 2) for j in range(3))
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=am).transpose(1, 2).reshape(B*L, h)
-        x = F.layer_norm(lin.binary(ctx, x, *p['o'], 'add'), (h,), p['ln1'].weight, p['ln1'].bias, p['ln1'].eps)
-        t = lin(x, *p['i'], 'gelu', [], 'none')  # exact (erf) GELU, as BERT's config asks
-        x = F.layer_norm(lin.binary(t, x, *p['o2'], 'add'), (h,), p['ln2'].weight, p['ln2'].bias, p['ln2'].eps)
+        x = self._add_ln(ctx, x, p['o'], p['ln1'])
+        x = self._add_ln(lin(x, *p['i'], 'gelu', [], 'none'), x, p['o2'], p['ln2'])  # exact (erf) GELU, as BERT asks
     return x.view(B, L, h)
 
 # %% ../nbs/03_models.ipynb #t32b
@@ -582,9 +674,9 @@ class TorchEncoder:
         self.types, self.max_seq_length = types, max_seq_length
 
     @property
-    def attention(self) -> str:
-        "The attention this encoder runs: the bf16 kernel, or SDPA."
-        return self.fused.attention if self.fused else 'sdpa'
+    def kernels(self) -> str:
+        "What runs attention and LayerNorm: the bf16 kernels, or torch's ops."
+        return self.fused.kernels if self.fused else 'torch'
 
 # %% ../nbs/03_models.ipynb #t32d
 @patch

@@ -9,7 +9,7 @@ tokens/s is set against it: MiniLM's useful FLOPs per token (linear layers plus 
 Beside the 2048^2 ceilings: MiniLM's own linear shapes in bf16, and its attention alone (SDPA on the batches the default
 path forms), which together bound what any path built on PyTorch's kernels can reach here (pct_bf16_attainable); and the
 same bound with this package's attention kernel in place of SDPA (pct_bf16_attainable_kernel), where the CPU runs it.
-The default with SDPA attention (AI_STANDARDS_ATTENTION=sdpa) is timed beside it: where the time went before and after.
+The default with torch's own attention and LayerNorm (AI_STANDARDS_KERNELS=torch) is timed beside it: before and after.
 Small calls: the same texts shuffled into calls of 48 (as a classification or crosswalk call sends them), the reference
 against the default path, timed in alternating turns.
 Where the time goes: one profiled pass (torch profiler) of the reference and of the default path, by part of the encoder.
@@ -24,7 +24,7 @@ VARIANTS = {
     'SentenceTransformer.encode, bf16 autocast on CPU': dict(kind='st', bf16=True),
     "Embedder(backend='torch') fp32": dict(kind='embedder', backend='torch'),
     "Embedder() default (auto: the probe's pick)": dict(kind='embedder', backend='auto'),
-    "Embedder() bf16 with SDPA attention (AI_STANDARDS_ATTENTION=sdpa)": dict(kind='embedder', backend='torch-bf16', attention='sdpa'),
+    "Embedder() bf16 with torch's SDPA and LayerNorm (AI_STANDARDS_KERNELS=torch)": dict(kind='embedder', backend='torch-bf16', kernels='torch'),
     "Embedder(backend='onnx-int8')": dict(kind='embedder', backend='onnx-int8'),
 }
 
@@ -47,10 +47,10 @@ def make(name, st):
         return enc, 'sentence-transformers bf16 autocast'
     from unittest.mock import patch
     from ai_standards.models import Embedder
-    with patch.dict(os.environ, AI_STANDARDS_ATTENTION=cfg.get('attention', '')):  # read when the encoder is built
+    with patch.dict(os.environ, AI_STANDARDS_KERNELS=cfg.get('kernels', '')):  # read when the encoder is built
         m = Embedder(backend=cfg['backend'], cache=False, batch_size=32, device='cpu'); m.generate_embeddings(['warm up'])
     fast = m._fast_encoder(m.backend == 'torch-bf16') if m.backend.startswith('torch') else None
-    return m.generate_embeddings, m.backend + (f' ({fast.attention} attention)' if fast else '')
+    return m.generate_embeddings, m.backend + (f' ({fast.kernels})' if fast else '')
 
 def matmul_gflops(dtype, n=2048, reps=10):
     "Best GFLOP/s of an n x n matmul in `dtype` (torch, its default threads)."
@@ -78,7 +78,7 @@ def minilm_gflops(tokens=4096, reps=10, workers=1):
     return 2 * tokens * workers * sum(k * o for k, o in shapes) / best / 1e9
 
 def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3, kernel=None):
-    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16), or of `kernel` (CpuAttention), over the batches the default path forms, on its workers, padding masks on, for every layer."
+    "Best seconds of SDPA (PyTorch's fused CPU attention, bf16), or of `kernel` (Bf16Kernels.attention), over the batches the default path forms, on its workers, padding masks on, for every layer."
     import torch
     from ai_standards.models import batch_plan, _one_thread_map
     plan, workers = batch_plan(lengths, batch, torch.get_num_threads())
@@ -91,7 +91,7 @@ def attention_seconds(lengths, layers=6, batch=32, heads=12, width=32, reps=3, k
         if kernel: args[-1] = (torch.randn(len(b) * b[0], 3 * heads * width).bfloat16(), torch.tensor(b, dtype=torch.int32))
     def sdpa(a):  # inference mode is per thread: entered in whichever thread runs the batch
         with torch.inference_mode():
-            if kernel: return kernel(a[0], a[1], len(a[1]), heads)
+            if kernel: return kernel.attention(a[0], a[1], len(a[1]), heads)
             return torch.nn.functional.scaled_dot_product_attention(a[0], a[1], a[2], attn_mask=a[3])
     best = float('inf')
     for _ in range(reps):
@@ -154,8 +154,8 @@ def main(rounds):
     st = SentenceTransformer(default_model_path(), device='cpu')
     cfg = st[0].auto_model.config
     work = flops(lengths, cfg)
-    from ai_standards.models import attention_kernel
-    kernel = attention_kernel(cfg.hidden_size // cfg.num_attention_heads)
+    from ai_standards.models import bf16_kernels
+    kernel = bf16_kernels(cfg.hidden_size // cfg.num_attention_heads)
     attention = lambda k=None: attention_seconds(lengths, cfg.num_hidden_layers, heads=cfg.num_attention_heads,
                                                  width=cfg.hidden_size // cfg.num_attention_heads, kernel=k)
     attn_s, n_batches, workers = attention()  # workers: the default path's one-thread workers on this call
@@ -223,10 +223,10 @@ def main(rounds):
             f"with the linear layers at their shapes' rate and attention at SDPA's, the encoder can reach {ceiling['bf16_attainable']:.0f} "
             f"GFLOP/s ({tps['bf16_attainable']} tokens/s, {100 * ceiling['bf16_attainable'] / ceiling['bf16']:.0f}% of the 2048² bf16 ceiling; "
             f"column pct_bf16_attainable). "
-            + (f"This package's attention kernel (ai_standards.models.attention_kernel: C, AVX512-BF16, compiled on first use) on the same batches and workers takes {kern_s:.2f} s, "
+            + (f"This package's attention kernel (ai_standards.models.bf16_kernels: C, AVX512-BF16, compiled on first use) on the same batches and workers takes {kern_s:.2f} s, "
                f"{ceiling['bf16_attention_kernel']:.0f} GFLOP/s: with it in place of SDPA the bound is {ceiling['bf16_attainable_kernel']:.0f} GFLOP/s, "
                f"{100 * ceiling['bf16_attainable_kernel'] / ceiling['bf16']:.0f}% of the bf16 ceiling (column pct_bf16_attainable_kernel). "
-               if kernel else "This CPU does not run this package's attention kernel (AVX512-BF16 and a C compiler needed): the default uses SDPA. ")
+               if kernel else "This CPU does not run this package's bf16 kernels (AVX512-BF16 and a C compiler needed): the default uses SDPA. ")
             + f"Each variant timed {rounds} times in alternating turns; best turn shown "
             '(all turns in embeddings.json). One warm-up call before timing; embedding cache off. '
             'nDCG@10: the control title as query, its own text as the one relevant passage.\n')

@@ -114,22 +114,22 @@ def test_embedder_methods_are_methods_not_module_api():
     assert 'generate_embeddings' not in models.__all__ and callable(models.Embedder.generate_embeddings)
     assert isinstance(models.Embedder.__dict__['dimension'], property)
 
-def test_attention_kernel_runs_where_the_cpu_has_it_and_sdpa_elsewhere(monkeypatch, tmp_path):
+def test_bf16_kernels_run_where_the_cpu_has_them_and_torch_elsewhere(monkeypatch, tmp_path):
     import torch
     from ai_standards import models
     from ai_standards.models import Embedder, TorchEncoder, QUALITY_TEXTS
     st = Embedder(backend='torch', cache=False, device='cpu').sentence_transformer
-    runs_here = models._KERNEL_CPU_FLAGS <= models._cpu_flags() and models._build_attention(32) is not None
+    runs_here = models._KERNEL_CPU_FLAGS <= models._cpu_flags() and models._build_kernels(32) is not None
     enc = TorchEncoder(st)  # bf16
-    assert enc.attention == ('avx512-bf16 kernel' if runs_here else 'sdpa')
-    assert TorchEncoder(st, dtype=torch.float32).attention == 'sdpa'  # the kernel is bf16 only
-    monkeypatch.setenv('AI_STANDARDS_ATTENTION', 'sdpa')
+    assert enc.kernels == ('avx512-bf16 kernels' if runs_here else 'torch')
+    assert TorchEncoder(st, dtype=torch.float32).kernels == 'torch'  # the kernels are bf16 only
+    monkeypatch.setenv('AI_STANDARDS_KERNELS', 'torch')
     off = TorchEncoder(st)
-    assert off.attention == 'sdpa'
+    assert off.kernels == 'torch'
     assert (enc.encode(QUALITY_TEXTS) * off.encode(QUALITY_TEXTS)).sum(1).min() >= 0.999
-    monkeypatch.delenv('AI_STANDARDS_ATTENTION')
-    monkeypatch.setattr(models, '_ATTENTION_KERNELS', {})  # a fresh process on a machine whose compiler refuses the flags
+    monkeypatch.delenv('AI_STANDARDS_KERNELS')
+    monkeypatch.setattr(models, '_BF16_KERNELS', {})  # a fresh process on a machine whose compiler refuses the flags
     monkeypatch.setenv('AI_STANDARDS_CACHE', str(tmp_path)); monkeypatch.setenv('CC', 'false')
     broken = TorchEncoder(st)
-    assert broken.attention == 'sdpa' and not list(tmp_path.rglob('*.so'))
+    assert broken.kernels == 'torch' and not list(tmp_path.rglob('*.so'))
     assert (broken.encode(QUALITY_TEXTS) * off.encode(QUALITY_TEXTS)).sum(1).min() >= 0.9999
