@@ -505,9 +505,9 @@ class Bf16Kernels:
     def __init__(self, lib:Path): # the compiled library
         import ctypes
         so = ctypes.CDLL(str(lib))
-        self._attention, self._add_ln, self.width = so.attention, so.add_layernorm, so.head_width()
-        self._attention.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3 + [ctypes.c_float, ctypes.c_int]
-        self._add_ln.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 2 + [ctypes.c_float, ctypes.c_int]
+        self._c_attention, self._c_add_ln, self.width = so.attention, so.add_layernorm, so.head_width()
+        self._c_attention.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] * 3 + [ctypes.c_float, ctypes.c_int]
+        self._c_add_ln.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 2 + [ctypes.c_float, ctypes.c_int]
 
 # %% ../nbs/03_models.ipynb #ak08c
 @patch
@@ -522,8 +522,8 @@ def attention(self:Bf16Kernels, qkv, # (batch * length, 3 * hidden) bf16: querie
     qkv, lens = qkv.contiguous(), lens.to(torch.int32).contiguous()
     out = torch.empty(rows, h, dtype=torch.bfloat16)
     with torch.profiler.record_function('ai_standards::cpu_attention'):  # named in a profile, beside torch's ops
-        err = self._attention(qkv.data_ptr(), out.data_ptr(), lens.data_ptr(), batch, rows // batch, heads,
-                              self.width ** -0.5, torch.get_num_threads())
+        err = self._c_attention(qkv.data_ptr(), out.data_ptr(), lens.data_ptr(), batch, rows // batch, heads,
+                                self.width ** -0.5, torch.get_num_threads())
     if err: raise MemoryError('Bf16Kernels.attention: out of memory for its buffers')
     return out
 
@@ -540,8 +540,8 @@ def add_layer_norm(self:Bf16Kernels, y, # (rows, width) bf16: a linear layer's o
     y, res, w, b = (x.contiguous() for x in t)
     out = torch.empty_like(y)
     with torch.profiler.record_function('ai_standards::cpu_add_layer_norm'):
-        err = self._add_ln(y.data_ptr(), res.data_ptr(), w.data_ptr(), b.data_ptr(), out.data_ptr(), y.shape[0],
-                           y.shape[1], ln.eps, torch.get_num_threads())
+        err = self._c_add_ln(y.data_ptr(), res.data_ptr(), w.data_ptr(), b.data_ptr(), out.data_ptr(), y.shape[0],
+                             y.shape[1], ln.eps, torch.get_num_threads())
     if err: raise ValueError(f'Bf16Kernels.add_layer_norm: width {y.shape[1]} is not a multiple of 16 up to 4096')
     return out
 
