@@ -397,6 +397,8 @@ static void *run(void *arg) {
   return NULL;
 }
 
+static int nthreads(int threads) { return threads < 1 ? 1 : threads > 64 ? 64 : threads; } /* jobs arrays hold 64 */
+
 /* fn on `threads` threads (the caller's and threads - 1 more), each with its own job; a thread that cannot start runs
    its job here */
 static int parallel(void *(*fn)(void *), void *jobs, size_t size, int threads) {
@@ -413,7 +415,7 @@ static int parallel(void *(*fn)(void *), void *jobs, size_t size, int threads) {
 int attention(const bf16 *qkv, bf16 *out, const int32_t *lens, int B, int L, int H, float scale, int threads) {
   job_t jobs[64];
   int err = 0;
-  threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  threads = nthreads(threads);
   for (int t = 0; t < threads; t++) jobs[t] = (job_t){qkv, out, lens, B, L, H, scale, t, threads, 0};
   parallel(run, jobs, sizeof(job_t), threads);
   for (int t = 0; t < threads; t++) err |= jobs[t].err;
@@ -461,7 +463,7 @@ int add_layernorm(const bf16 *x, const bf16 *res, const bf16 *w, const bf16 *b, 
                   float eps, int threads) {
   ln_t jobs[64];
   if (width % 16 || width > 4096 || width < 16) return -1;
-  threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+  threads = nthreads(threads);
   for (int t = 0; t < threads; t++) jobs[t] = (ln_t){x, res, w, b, out, rows, width, t, threads, eps};
   return parallel(ln_rows, jobs, sizeof(ln_t), threads);
 }
@@ -486,7 +488,8 @@ def _build_kernels(width:int, # a head's width, a multiple of 32
     key = hashlib.sha256(f'{_KERNELS_C}{_KERNEL_CFLAGS}'.encode()).hexdigest()[:12]
     out = default_cache_dir()/'kernels'/f'bf16-kernels-{width}-{key}.so'
     cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc') or shutil.which('clang')
-    if out.exists() or not cc: return out if out.exists() else None
+    if out.exists(): return out
+    if not cc: return None
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as d:
         (src := Path(d)/'kernels.c').write_text(_KERNELS_C)
